@@ -1,0 +1,337 @@
+//! One typed configuration for every llmflow process: defaults in code, then an optional TOML
+//! file (`LLMFLOW_CONFIG`), then environment variables with the names the service has always used.
+//! This is the only module that reads the environment.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+/// Every setting, with its environment variable in upper case (`database_url` ← `DATABASE_URL`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// PostgreSQL, the record of every job.
+    pub database_url: SecretString,
+    /// Redis for dispatch and events; a `/N` suffix selects database N.
+    pub redis_url: SecretString,
+    /// Prefix of every Redis key this deployment uses (lets tests and tenants share one Redis).
+    pub redis_namespace: String,
+    /// HTTP port of the API.
+    pub port: u16,
+    /// Address the API binds to.
+    pub host: String,
+
+    /// Clients send this in `X-API-Key`.
+    pub llm_microservice_api_key: Option<SecretString>,
+    /// Admin routes require this in `X-API-Key`.
+    pub admin_api_key: Option<SecretString>,
+    /// Default webhook signing secret (`whsec_…` is base64, anything else raw bytes).
+    pub llm_webhook_secret: Option<SecretString>,
+    /// The previous signing secret during key rotation: both signatures are sent.
+    pub llm_webhook_secret_previous: Option<SecretString>,
+
+    pub openrouter_api_key: Option<SecretString>,
+    pub openai_api_key: Option<SecretString>,
+    pub anthropic_api_key: Option<SecretString>,
+    pub google_places_api_key: Option<SecretString>,
+    /// Ends in `/v1`; `/chat/completions` is appended.
+    pub openrouter_base_url: String,
+    /// Ends in `/v1`; `/chat/completions` is appended.
+    pub openai_base_url: String,
+    /// The host root; `/v1/messages` is appended.
+    pub anthropic_base_url: String,
+    /// The host root.
+    pub google_places_base_url: String,
+    /// Provider used by `llm` steps that name none.
+    pub default_provider: String,
+    /// Whole-request timeout of one LLM call, in seconds.
+    pub llm_timeout_secs: u64,
+
+    /// Workflow definitions (`*.json`).
+    pub workflows_dir: PathBuf,
+    /// Prompt templates referenced by `prompt_file`.
+    pub prompts_dir: PathBuf,
+    /// Model prices; the table compiled into the binary when unset.
+    pub pricing_file: Option<PathBuf>,
+
+    /// CIDRs webhook delivery may reach despite the SSRF rules (comma-separated).
+    pub webhook_allowed_cidrs: String,
+    /// Seconds between webhook attempts after each failure (comma-separated).
+    pub webhook_retry_schedule: String,
+
+    /// Jobs one worker process runs at once (LLM calls are waits, not CPU).
+    pub worker_concurrency: usize,
+    /// Webhook deliveries one process sends at once.
+    pub webhook_concurrency: usize,
+    /// How often an idle consumer asks Redis for work, in milliseconds.
+    pub queue_poll_ms: u64,
+    /// How often the reconciler re-pushes jobs and deliveries missing from Redis, in seconds.
+    pub reconcile_interval_secs: u64,
+    /// A claim whose heartbeat is older than this many seconds is taken as abandoned.
+    pub claim_timeout_secs: u64,
+    /// Jobs stuck in a non-terminal state longer than this are marked stale.
+    pub stale_job_hours: u64,
+    /// PostgreSQL connections per process.
+    pub database_pool_size: usize,
+
+    pub log_format: LogFormat,
+}
+
+/// Defaults in code; serialised into the first figment layer.
+#[derive(Serialize)]
+struct Defaults {
+    redis_namespace: &'static str,
+    port: u16,
+    host: &'static str,
+    openrouter_base_url: &'static str,
+    openai_base_url: &'static str,
+    anthropic_base_url: &'static str,
+    google_places_base_url: &'static str,
+    default_provider: &'static str,
+    llm_timeout_secs: u64,
+    workflows_dir: &'static str,
+    prompts_dir: &'static str,
+    webhook_allowed_cidrs: &'static str,
+    webhook_retry_schedule: &'static str,
+    worker_concurrency: usize,
+    webhook_concurrency: usize,
+    queue_poll_ms: u64,
+    reconcile_interval_secs: u64,
+    claim_timeout_secs: u64,
+    stale_job_hours: u64,
+    database_pool_size: usize,
+    log_format: LogFormat,
+}
+
+const DEFAULTS: Defaults = Defaults {
+    redis_namespace: "llmflow",
+    port: 8000,
+    host: "0.0.0.0",
+    openrouter_base_url: "https://openrouter.ai/api/v1",
+    openai_base_url: "https://api.openai.com/v1",
+    anthropic_base_url: "https://api.anthropic.com",
+    google_places_base_url: "https://places.googleapis.com",
+    default_provider: "openrouter",
+    llm_timeout_secs: 120,
+    workflows_dir: "./workflows",
+    prompts_dir: "./prompts",
+    webhook_allowed_cidrs: "",
+    webhook_retry_schedule: "5,15,45",
+    worker_concurrency: 1000,
+    webhook_concurrency: 200,
+    queue_poll_ms: 100,
+    reconcile_interval_secs: 5,
+    claim_timeout_secs: 60,
+    stale_job_hours: 72,
+    database_pool_size: 16,
+    log_format: LogFormat::Json,
+};
+
+/// Environment variables read, each mapped to the field of the same name in lower case.
+const ENV_KEYS: &[&str] = &[
+    "DATABASE_URL",
+    "REDIS_URL",
+    "REDIS_NAMESPACE",
+    "PORT",
+    "HOST",
+    "LLM_MICROSERVICE_API_KEY",
+    "ADMIN_API_KEY",
+    "LLM_WEBHOOK_SECRET",
+    "LLM_WEBHOOK_SECRET_PREVIOUS",
+    "OPENROUTER_API_KEY",
+    "OPENAI_API_KEY",
+    "ANTHROPIC_API_KEY",
+    "GOOGLE_PLACES_API_KEY",
+    "OPENROUTER_BASE_URL",
+    "OPENAI_BASE_URL",
+    "ANTHROPIC_BASE_URL",
+    "GOOGLE_PLACES_BASE_URL",
+    "DEFAULT_PROVIDER",
+    "LLM_TIMEOUT_SECS",
+    "WORKFLOWS_DIR",
+    "PROMPTS_DIR",
+    "PRICING_FILE",
+    "WEBHOOK_ALLOWED_CIDRS",
+    "WEBHOOK_RETRY_SCHEDULE",
+    "WORKER_CONCURRENCY",
+    "WEBHOOK_CONCURRENCY",
+    "QUEUE_POLL_MS",
+    "RECONCILE_INTERVAL_SECS",
+    "CLAIM_TIMEOUT_SECS",
+    "STALE_JOB_HOURS",
+    "DATABASE_POOL_SIZE",
+    "LOG_FORMAT",
+];
+
+/// Settings that could not be read; the message names the variable or file key at fault.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {0}")]
+pub struct ConfigError(#[source] Box<figment::Error>);
+
+impl Config {
+    /// Defaults, then the TOML file named by `LLMFLOW_CONFIG` (if set), then the environment.
+    pub fn load() -> Result<Config, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(DEFAULTS));
+        if let Ok(path) = std::env::var("LLMFLOW_CONFIG") {
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        Self::from_figment(figment.merge(Self::env()))
+    }
+
+    /// Defaults overlaid with the given figment (used by tests and tools that build settings in code).
+    pub fn from_overrides(overrides: Figment) -> Result<Config, ConfigError> {
+        Self::from_figment(Figment::from(Serialized::defaults(DEFAULTS)).merge(overrides))
+    }
+
+    fn from_figment(figment: Figment) -> Result<Config, ConfigError> {
+        let config: Config = figment.extract().map_err(|e| ConfigError(Box::new(e)))?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Environment variables are taken as plain strings: an API key of digits stays a string.
+    fn env() -> Env {
+        Env::raw()
+            .only(ENV_KEYS)
+            .map(|key| key.as_str().to_lowercase().into())
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: String| {
+            ConfigError(Box::new(figment::Error::from(format!(
+                "{}: {message}",
+                key.to_uppercase()
+            ))))
+        };
+        for (key, url) in [
+            ("database_url", self.database_url.expose_secret()),
+            ("redis_url", self.redis_url.expose_secret()),
+        ] {
+            if url.trim().is_empty() {
+                return Err(invalid(key, "must not be empty".into()));
+            }
+        }
+        if !self.redis_url.expose_secret().starts_with("redis://")
+            && !self.redis_url.expose_secret().starts_with("rediss://")
+        {
+            return Err(invalid(
+                "redis_url",
+                "must start with redis:// or rediss://".into(),
+            ));
+        }
+        if self.worker_concurrency == 0 {
+            return Err(invalid("worker_concurrency", "must be at least 1".into()));
+        }
+        if self.webhook_concurrency == 0 {
+            return Err(invalid("webhook_concurrency", "must be at least 1".into()));
+        }
+        if self.database_pool_size == 0 {
+            return Err(invalid("database_pool_size", "must be at least 1".into()));
+        }
+        for (key, value) in [("default_provider", self.default_provider.as_str())] {
+            if !matches!(value, "openrouter" | "openai" | "anthropic") {
+                return Err(invalid(key, format!("unknown provider `{value}`")));
+            }
+        }
+        Ok(())
+    }
+
+    /// The pool timeout and the like are derived, not configured.
+    pub fn llm_timeout(&self) -> Duration {
+        Duration::from_secs(self.llm_timeout_secs)
+    }
+
+    pub fn claim_timeout(&self) -> Duration {
+        Duration::from_secs(self.claim_timeout_secs)
+    }
+
+    pub fn reconcile_interval(&self) -> Duration {
+        Duration::from_secs(self.reconcile_interval_secs.max(1))
+    }
+
+    pub fn queue_poll_interval(&self) -> Duration {
+        Duration::from_millis(self.queue_poll_ms.max(1))
+    }
+
+    /// A secret that is set and not blank.
+    pub fn secret(value: &Option<SecretString>) -> Option<&str> {
+        value
+            .as_ref()
+            .map(|s| s.expose_secret())
+            .filter(|s| !s.trim().is_empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::providers::Serialized;
+    use serde_json::json;
+
+    fn with(values: serde_json::Value) -> Result<Config, ConfigError> {
+        Config::from_overrides(Figment::from(Serialized::defaults(values)))
+    }
+
+    #[test]
+    fn defaults_fill_everything_but_the_urls() {
+        let config = with(json!({
+            "database_url": "postgres://localhost/llmflow",
+            "redis_url": "redis://127.0.0.1:6379/2",
+        }))
+        .expect("valid config");
+        assert_eq!(config.port, 8000);
+        assert_eq!(config.worker_concurrency, 1000);
+        assert_eq!(config.webhook_retry_schedule, "5,15,45");
+    }
+
+    #[test]
+    fn missing_database_url_names_the_field() {
+        let err = with(json!({"redis_url": "redis://127.0.0.1"})).expect_err("must fail");
+        assert!(err.to_string().contains("database_url"), "{err}");
+    }
+
+    #[test]
+    fn malformed_number_names_the_field() {
+        let err = with(json!({
+            "database_url": "postgres://x", "redis_url": "redis://x", "port": "eighty"
+        }))
+        .expect_err("must fail");
+        assert!(err.to_string().contains("port"), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let err = with(json!({
+            "database_url": "postgres://x", "redis_url": "redis://x", "prot": 1
+        }))
+        .expect_err("must fail");
+        assert!(err.to_string().contains("prot"), "{err}");
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let config = with(json!({
+            "database_url": "postgres://user:hunter2@db/x",
+            "redis_url": "redis://x",
+            "admin_api_key": "sekrit-admin"
+        }))
+        .expect("valid config");
+        let printed = format!("{config:?}");
+        assert!(
+            !printed.contains("hunter2") && !printed.contains("sekrit-admin"),
+            "{printed}"
+        );
+    }
+}

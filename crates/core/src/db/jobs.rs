@@ -1,0 +1,420 @@
+//! Job queries. Every state change is a conditional UPDATE from an allowed set of states, so two
+//! workers racing for one job, or a late writer, change nothing: exactly one claim wins.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use diesel::dsl::now;
+use diesel::prelude::*;
+use diesel::upsert::on_constraint;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use rust_decimal::Decimal;
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::models::{DeliveryRow, JobRow, NewJob, StepRow, UsageRow};
+use super::schema::{
+    llm_job_steps, llm_provider_usage, llm_webhook_deliveries, llm_workflow_definitions,
+    llm_workflow_jobs as jobs,
+};
+use super::DbError;
+use crate::JobStatus;
+
+/// Stores a workflow definition under its hash, once.
+pub async fn store_definition(
+    conn: &mut AsyncPgConnection,
+    hash: &str,
+    name: &str,
+    version: &str,
+    definition: &Value,
+) -> Result<(), DbError> {
+    diesel::insert_into(llm_workflow_definitions::table)
+        .values((
+            llm_workflow_definitions::hash.eq(hash),
+            llm_workflow_definitions::name.eq(name),
+            llm_workflow_definitions::version.eq(version),
+            llm_workflow_definitions::definition.eq(definition),
+        ))
+        .on_conflict_do_nothing()
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// The definition a job was pinned to.
+pub async fn load_definition(
+    conn: &mut AsyncPgConnection,
+    hash: &str,
+) -> Result<Option<Value>, DbError> {
+    Ok(llm_workflow_definitions::table
+        .find(hash)
+        .select(llm_workflow_definitions::definition)
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+pub async fn insert_job(conn: &mut AsyncPgConnection, job: &NewJob) -> Result<(), DbError> {
+    diesel::insert_into(jobs::table)
+        .values(job)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn find_job(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<JobRow>, DbError> {
+    Ok(jobs::table
+        .find(id)
+        .select(JobRow::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// Steps recorded for a job, in execution order.
+pub async fn job_steps(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Vec<StepRow>, DbError> {
+    Ok(llm_job_steps::table
+        .filter(llm_job_steps::job_id.eq(id))
+        .order((
+            llm_job_steps::position.asc(),
+            llm_job_steps::completed_at.asc(),
+        ))
+        .select(StepRow::as_select())
+        .load(conn)
+        .await?)
+}
+
+/// Records that the job's id was pushed to the queue as `task_id`. A job the worker already
+/// claimed stays as it is.
+pub async fn mark_queued(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    task_id: &str,
+) -> Result<bool, DbError> {
+    let updated = diesel::update(jobs::table.find(id))
+        .filter(jobs::status.eq_any([JobStatus::Pending.as_str(), JobStatus::Queued.as_str()]))
+        .set((
+            jobs::status.eq(JobStatus::Queued.as_str()),
+            jobs::queue_task_id.eq(task_id),
+            jobs::queued_at.eq(now),
+            jobs::updated_at.eq(now),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(updated == 1)
+}
+
+/// Records the task id of a re-push of a job that is still running elsewhere or abandoned.
+pub async fn set_task_id(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    task_id: &str,
+) -> Result<(), DbError> {
+    diesel::update(jobs::table.find(id))
+        .set((jobs::queue_task_id.eq(task_id), jobs::updated_at.eq(now)))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// What a claim attempt found.
+#[derive(Debug)]
+pub enum Claim {
+    /// This worker now owns the job.
+    Claimed(Box<JobRow>),
+    /// The job was cancelled before it started; it is now `cancelled`.
+    Cancelled,
+    /// Someone else owns it, or it is finished: nothing to do.
+    NotClaimable,
+}
+
+/// Claims a job for `worker`: a queued or pending job, or a processing one whose owner stopped
+/// sending heartbeats more than `claim_timeout` ago. A job cancelled while queued becomes
+/// `cancelled` here and never runs.
+pub async fn claim(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    worker: &str,
+    claim_timeout: Duration,
+) -> Result<Claim, DbError> {
+    let abandoned_before = Utc::now() - claim_timeout;
+    let claimable = jobs::status
+        .eq_any([JobStatus::Pending.as_str(), JobStatus::Queued.as_str()])
+        .or(jobs::status
+            .eq(JobStatus::Processing.as_str())
+            .and(jobs::heartbeat_at.lt(abandoned_before)));
+    let claimed = diesel::update(jobs::table.find(id))
+        .filter(claimable.clone())
+        .filter(jobs::cancel_requested.eq(false))
+        .set((
+            jobs::status.eq(JobStatus::Processing.as_str()),
+            jobs::claimed_by.eq(worker),
+            jobs::claimed_at.eq(now),
+            jobs::heartbeat_at.eq(now),
+            jobs::attempts.eq(jobs::attempts + 1),
+            jobs::started_at.eq(diesel::dsl::sql::<
+                diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>,
+            >("COALESCE(started_at, now())")),
+            jobs::updated_at.eq(now),
+        ))
+        .returning(JobRow::as_returning())
+        .get_result(conn)
+        .await
+        .optional()?;
+    if let Some(job) = claimed {
+        return Ok(Claim::Claimed(Box::new(job)));
+    }
+    let cancelled = diesel::update(jobs::table.find(id))
+        .filter(claimable)
+        .filter(jobs::cancel_requested.eq(true))
+        .set((
+            jobs::status.eq(JobStatus::Cancelled.as_str()),
+            jobs::error_message.eq("cancelled before it started"),
+            jobs::completed_at.eq(now),
+            jobs::updated_at.eq(now),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(if cancelled == 1 {
+        Claim::Cancelled
+    } else {
+        Claim::NotClaimable
+    })
+}
+
+/// Keeps a long-running claim alive. Returns whether the job still belongs to `worker`, and
+/// whether cancellation was requested.
+pub async fn heartbeat(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    worker: &str,
+) -> Result<Option<bool>, DbError> {
+    Ok(diesel::update(jobs::table.find(id))
+        .filter(jobs::status.eq(JobStatus::Processing.as_str()))
+        .filter(jobs::claimed_by.eq(worker))
+        .set(jobs::heartbeat_at.eq(now))
+        .returning(jobs::cancel_requested)
+        .get_result(conn)
+        .await
+        .optional()?)
+}
+
+/// Finished steps and the LLM calls they made, written in one transaction.
+#[derive(Debug, Default)]
+pub struct StepBatch {
+    pub steps: Vec<StepRow>,
+    pub usage: Vec<UsageRow>,
+}
+
+impl StepBatch {
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty() && self.usage.is_empty()
+    }
+
+    fn totals(&self) -> (i64, i64, Decimal) {
+        self.usage
+            .iter()
+            .fold((0, 0, Decimal::ZERO), |(i, o, c), u| {
+                (
+                    i + i64::from(u.input_tokens),
+                    o + i64::from(u.output_tokens),
+                    c + u.cost_usd,
+                )
+            })
+    }
+}
+
+/// How a commit of finished work ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum CommitOutcome {
+    /// Written; the flag says whether cancellation has been requested since.
+    Committed { cancel_requested: bool },
+    /// The job is no longer ours (claimed by another worker after our heartbeat lapsed, or
+    /// finished): nothing was written, and the caller must stop.
+    LostClaim,
+}
+
+/// Writes finished steps and their usage rows, and moves the job's progress and totals, as one
+/// transaction. A step recorded before (by an earlier owner) aborts the whole write, so an LLM
+/// call is never recorded twice.
+pub async fn commit_steps(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    worker: &str,
+    batch: StepBatch,
+    current_step: Option<&str>,
+) -> Result<CommitOutcome, DbError> {
+    let worker = worker.to_owned();
+    let current_step = current_step.map(str::to_owned);
+    conn.transaction(async |conn| {
+        if !insert_batch(conn, &batch).await? {
+            return Err(Rollback::LostClaim);
+        }
+        let (input_tokens, output_tokens, cost) = batch.totals();
+        let completed = i32::try_from(batch.steps.len()).unwrap_or(i32::MAX);
+        let cancel_requested: Option<bool> = diesel::update(jobs::table.find(id))
+            .filter(jobs::status.eq(JobStatus::Processing.as_str()))
+            .filter(jobs::claimed_by.eq(&worker))
+            .set((
+                jobs::current_step.eq(&current_step),
+                jobs::steps_completed.eq(jobs::steps_completed + completed),
+                jobs::total_input_tokens.eq(jobs::total_input_tokens + input_tokens),
+                jobs::total_output_tokens.eq(jobs::total_output_tokens + output_tokens),
+                jobs::total_cost_usd.eq(jobs::total_cost_usd + cost),
+                jobs::heartbeat_at.eq(now),
+                jobs::updated_at.eq(now),
+            ))
+            .returning(jobs::cancel_requested)
+            .get_result(conn)
+            .await
+            .optional()?;
+        match cancel_requested {
+            Some(cancel_requested) => Ok(CommitOutcome::Committed { cancel_requested }),
+            None => Err(Rollback::LostClaim),
+        }
+    })
+    .await
+    .or_else(Rollback::into_outcome)
+}
+
+/// The end of a job: its last steps, its terminal state and result, and the webhook deliveries
+/// it owes, in one transaction.
+#[derive(Debug)]
+pub struct Finish {
+    pub status: JobStatus,
+    pub result: Option<Value>,
+    pub error_message: Option<String>,
+    pub batch: StepBatch,
+    pub deliveries: Vec<DeliveryRow>,
+}
+
+/// Finishes a job this worker owns. Returns `LostClaim` (and writes nothing) when it no longer does.
+pub async fn finish(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    worker: &str,
+    finish: Finish,
+) -> Result<CommitOutcome, DbError> {
+    let worker = worker.to_owned();
+    conn.transaction(async |conn| {
+        if !insert_batch(conn, &finish.batch).await? {
+            return Err(Rollback::LostClaim);
+        }
+        let (input_tokens, output_tokens, cost) = finish.batch.totals();
+        let completed = i32::try_from(finish.batch.steps.len()).unwrap_or(i32::MAX);
+        let updated = diesel::update(jobs::table.find(id))
+            .filter(jobs::status.eq(JobStatus::Processing.as_str()))
+            .filter(jobs::claimed_by.eq(&worker))
+            .set((
+                jobs::status.eq(finish.status.as_str()),
+                jobs::result.eq(&finish.result),
+                jobs::error_message.eq(&finish.error_message),
+                jobs::steps_completed.eq(jobs::steps_completed + completed),
+                jobs::total_input_tokens.eq(jobs::total_input_tokens + input_tokens),
+                jobs::total_output_tokens.eq(jobs::total_output_tokens + output_tokens),
+                jobs::total_cost_usd.eq(jobs::total_cost_usd + cost),
+                jobs::current_step.eq(None::<String>),
+                jobs::completed_at.eq(now),
+                jobs::updated_at.eq(now),
+            ))
+            .execute(conn)
+            .await?;
+        if updated != 1 {
+            return Err(Rollback::LostClaim);
+        }
+        if !finish.deliveries.is_empty() {
+            diesel::insert_into(llm_webhook_deliveries::table)
+                .values(&finish.deliveries)
+                .on_conflict_do_nothing()
+                .execute(conn)
+                .await?;
+        }
+        Ok(CommitOutcome::Committed {
+            cancel_requested: false,
+        })
+    })
+    .await
+    .or_else(Rollback::into_outcome)
+}
+
+/// Inserts steps (refusing any already recorded) and usage rows. False when a step was
+/// recorded before: the caller rolls back.
+async fn insert_batch(conn: &mut AsyncPgConnection, batch: &StepBatch) -> Result<bool, Rollback> {
+    if !batch.steps.is_empty() {
+        let inserted = diesel::insert_into(llm_job_steps::table)
+            .values(&batch.steps)
+            .on_conflict(on_constraint("llm_job_steps_job_id_step_id_key"))
+            .do_nothing()
+            .execute(conn)
+            .await?;
+        if inserted != batch.steps.len() {
+            return Ok(false);
+        }
+    }
+    if !batch.usage.is_empty() {
+        diesel::insert_into(llm_provider_usage::table)
+            .values(&batch.usage)
+            .execute(conn)
+            .await?;
+    }
+    Ok(true)
+}
+
+/// Why a transaction was rolled back.
+enum Rollback {
+    LostClaim,
+    Db(diesel::result::Error),
+}
+
+impl From<diesel::result::Error> for Rollback {
+    fn from(e: diesel::result::Error) -> Self {
+        Rollback::Db(e)
+    }
+}
+
+impl Rollback {
+    fn into_outcome(self) -> Result<CommitOutcome, DbError> {
+        match self {
+            Rollback::LostClaim => Ok(CommitOutcome::LostClaim),
+            Rollback::Db(e) => Err(DbError::Query(e)),
+        }
+    }
+}
+
+/// A job the reconciler looks at: unfinished and not touched for a while.
+#[derive(Debug, Queryable)]
+pub struct DispatchCandidate {
+    pub id: Uuid,
+    pub status: String,
+    pub queue_task_id: Option<String>,
+    pub priority: i16,
+}
+
+/// Unfinished jobs that may have fallen out of Redis: `pending`/`queued` ones not updated for
+/// `min_age`, and `processing` ones whose heartbeat is older than `claim_timeout`. Paged by id
+/// (`after`), so a long backlog is walked through whole rather than its oldest page forever.
+pub async fn dispatch_candidates(
+    conn: &mut AsyncPgConnection,
+    min_age: Duration,
+    claim_timeout: Duration,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<DispatchCandidate>, DbError> {
+    let waiting_since: DateTime<Utc> = Utc::now() - min_age;
+    let abandoned_before: DateTime<Utc> = Utc::now() - claim_timeout;
+    Ok(jobs::table
+        .filter(jobs::id.gt(after.unwrap_or(Uuid::nil())))
+        .filter(
+            jobs::status
+                .eq_any([JobStatus::Pending.as_str(), JobStatus::Queued.as_str()])
+                .and(jobs::updated_at.lt(waiting_since))
+                .or(jobs::status
+                    .eq(JobStatus::Processing.as_str())
+                    .and(jobs::heartbeat_at.lt(abandoned_before))),
+        )
+        .order(jobs::id.asc())
+        .limit(limit)
+        .select((jobs::id, jobs::status, jobs::queue_task_id, jobs::priority))
+        .load(conn)
+        .await?)
+}

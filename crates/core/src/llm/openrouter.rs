@@ -1,0 +1,10 @@
+//! OpenRouter: the OpenAI chat-completions wire format, with `usage.cost` (USD) asked for and
+//! recorded as the call's cost.
+
+use secrecy::SecretString;
+
+use super::openai::{Flavor, OpenAiCompatible};
+
+pub fn new(http: reqwest::Client, base_url: &str, api_key: SecretString) -> OpenAiCompatible {
+    OpenAiCompatible::new(http, base_url, api_key, Flavor::OpenRouter)
+}

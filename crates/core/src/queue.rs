@@ -1,0 +1,173 @@
+//! Queue messages and their Redis (apalis) plumbing. Messages carry ids only: the payloads live in
+//! PostgreSQL, and Redis may lose everything at any time — the reconciler re-pushes by id.
+
+use std::time::Duration;
+
+use apalis::prelude::{TaskBuilder, TaskId, TaskSink};
+use apalis_redis::{Config as QueueConfig, ConnectionManager, RedisStorage};
+use redis::aio::ConnectionManagerConfig;
+use serde::{Deserialize, Serialize};
+
+use crate::{DeliveryId, JobId};
+
+/// Run this job.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobMessage {
+    pub job_id: JobId,
+}
+
+/// Send attempt `attempt` (1-based) of this webhook delivery.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryMessage {
+    pub delivery_id: DeliveryId,
+    pub attempt: i32,
+}
+
+pub type JobStorage = RedisStorage<JobMessage>;
+pub type DeliveryStorage = RedisStorage<DeliveryMessage>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("cannot connect to Redis")]
+    Connect(#[source] redis::RedisError),
+    #[error("Redis command failed")]
+    Redis(#[from] redis::RedisError),
+    #[error("cannot push to the queue: {0}")]
+    Push(String),
+}
+
+/// Queue names under one namespace (`REDIS_NAMESPACE`), so deployments and tests can share a Redis.
+#[derive(Clone, Debug)]
+pub struct Queues {
+    namespace: String,
+}
+
+impl Queues {
+    pub fn new(namespace: impl Into<String>) -> Self {
+        Self {
+            namespace: namespace.into(),
+        }
+    }
+
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// The queue of job ids.
+    pub fn jobs(&self) -> String {
+        format!("{}:jobs", self.namespace)
+    }
+
+    /// The queue of webhook deliveries.
+    pub fn webhooks(&self) -> String {
+        format!("{}:webhooks", self.namespace)
+    }
+
+    /// apalis settings of one queue. Workers heartbeat every 5 s and are taken as dead after
+    /// 6 missed beats, so a crashed worker's prefetched tasks return within about 30 s (the
+    /// reconciler usually re-pushes them sooner).
+    pub fn config(&self, queue: &str, batch_size: usize) -> QueueConfig {
+        QueueConfig::default()
+            .queue(queue)
+            .batch_size(batch_size.max(1))
+            .heartbeat_interval(Duration::from_secs(5))
+            .missed_heartbeats(6)
+    }
+
+    pub fn job_storage(&self, conn: ConnectionManager, batch_size: usize) -> JobStorage {
+        RedisStorage::new(conn).with_config(self.config(&self.jobs(), batch_size))
+    }
+
+    pub fn delivery_storage(&self, conn: ConnectionManager, batch_size: usize) -> DeliveryStorage {
+        RedisStorage::new(conn).with_config(self.config(&self.webhooks(), batch_size))
+    }
+}
+
+/// A Redis connection that reconnects by itself, with timeouts suited to a server under load
+/// (apalis's own `connect` gives up after 500 ms).
+pub async fn connect(url: &str) -> Result<ConnectionManager, QueueError> {
+    let client = redis::Client::open(url).map_err(QueueError::Connect)?;
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(5)))
+        .set_response_timeout(Some(Duration::from_secs(10)))
+        .set_number_of_retries(2);
+    let mut conn = ConnectionManager::new_with_config(client, config)
+        .await
+        .map_err(QueueError::Connect)?;
+    redis::cmd("PING")
+        .query_async::<String>(&mut conn)
+        .await
+        .map_err(QueueError::Connect)?;
+    Ok(conn)
+}
+
+/// Pushes a job id as task `task_id` (the job id itself on first push). A task id already in
+/// Redis is ignored by apalis, so pushing twice is harmless.
+pub async fn push_job(
+    storage: &mut JobStorage,
+    job_id: JobId,
+    task_id: &str,
+) -> Result<(), QueueError> {
+    let task = TaskBuilder::new(JobMessage { job_id })
+        .task_id(TaskId::from_string(task_id))
+        .build();
+    storage
+        .push_task(task)
+        .await
+        .map_err(|e| QueueError::Push(e.to_string()))
+}
+
+/// Pushes a delivery attempt, to run after `delay` (1-second resolution).
+pub async fn push_delivery(
+    storage: &mut DeliveryStorage,
+    message: DeliveryMessage,
+    delay: Duration,
+) -> Result<(), QueueError> {
+    let task_id = delivery_task_id(message.delivery_id, message.attempt);
+    let mut builder = TaskBuilder::new(message).task_id(TaskId::from_string(task_id));
+    if !delay.is_zero() {
+        builder = builder.run_after(delay);
+    }
+    storage
+        .push_task(builder.build())
+        .await
+        .map_err(|e| QueueError::Push(e.to_string()))
+}
+
+/// One task per (delivery, attempt): a second push of the same attempt is ignored by apalis.
+pub fn delivery_task_id(delivery_id: DeliveryId, attempt: i32) -> String {
+    format!("{delivery_id}:{attempt}")
+}
+
+/// A re-push of a job under a fresh task id: used when the earlier task is gone from Redis or
+/// stuck in a dead worker's in-flight set (apalis would ignore the old id).
+pub fn repush_task_id(job_id: JobId) -> String {
+    format!("{job_id}:{}", uuid::Uuid::now_v7().simple())
+}
+
+/// Whether apalis still holds `task_id` on `queue` waiting or running (not finished, not lost).
+pub async fn task_alive(
+    conn: &mut ConnectionManager,
+    queue: &str,
+    task_ids: &[String],
+) -> Result<Vec<bool>, QueueError> {
+    if task_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut pipe = redis::pipe();
+    for task_id in task_ids {
+        pipe.cmd("HGET")
+            .arg(format!("{queue}:meta:{task_id}"))
+            .arg("status");
+    }
+    let statuses: Vec<Option<String>> = pipe.query_async(conn).await?;
+    Ok(statuses
+        .into_iter()
+        .map(|status| {
+            matches!(
+                status.as_deref(),
+                Some("Pending" | "Queued" | "Running" | "Failed")
+            )
+        })
+        .collect())
+}

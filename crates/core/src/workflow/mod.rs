@@ -1,0 +1,488 @@
+//! Workflows as data: parse (`raw`), then validate into a `Workflow` that reports every problem
+//! at once, each with its JSON path (`steps[3].model: not in the pricing table`).
+
+mod catalog;
+mod condition;
+pub mod raw;
+mod value;
+
+use std::collections::HashSet;
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use regex::Regex;
+use serde::Serialize;
+use serde_json::Value;
+
+pub use catalog::{definition_hash, resolve_prompts, Catalog, CatalogError, LoadedWorkflow};
+pub use condition::Condition;
+pub use raw::{OnError, RawResponseFormat, RawStep, RawWorkflow};
+pub use value::ValueTemplate;
+
+use crate::llm::{OutputFormat, PROVIDER_NAMES};
+use crate::pricing::PriceTable;
+use crate::template::Template;
+use crate::transform::Transform;
+
+/// Longest a single step may be given.
+pub const MAX_TIMEOUT_MS: u64 = 3_600_000;
+/// Most attempts `on_error: retry` may ask for.
+pub const MAX_RETRY_ATTEMPTS: u32 = 10;
+
+/// One problem in a definition or an input, with the JSON path where it is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    pub field: String,
+    pub message: String,
+}
+
+impl Problem {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+/// A validated workflow, ready to run.
+#[derive(Clone, Debug)]
+pub struct Workflow {
+    pub name: String,
+    pub version: String,
+    pub description: String,
+    pub input_schema: Option<Arc<jsonschema::Validator>>,
+    pub input_schema_source: Option<Value>,
+    pub steps: Vec<Step>,
+    pub output: Option<ValueTemplate>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Step {
+    pub id: String,
+    pub timeout: Option<Duration>,
+    pub on_error: OnError,
+    pub kind: StepKind,
+}
+
+#[derive(Clone, Debug)]
+pub enum StepKind {
+    Llm(Box<LlmStep>),
+    Transform {
+        input: Option<ValueTemplate>,
+        operation: &'static str,
+        transform: Transform,
+    },
+    Conditional {
+        condition: Condition,
+        then: Vec<Step>,
+        otherwise: Vec<Step>,
+    },
+}
+
+impl StepKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            StepKind::Llm(_) => "llm",
+            StepKind::Transform { .. } => "transform",
+            StepKind::Conditional { .. } => "conditional",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct LlmStep {
+    /// `None` means the configured default provider.
+    pub provider: Option<String>,
+    pub model: String,
+    pub system: Option<Template>,
+    pub prompt: Template,
+    pub temperature: Option<f32>,
+    pub max_tokens: Option<u32>,
+    pub format: OutputFormat,
+    pub stream: bool,
+}
+
+/// Step ids are identifiers so that `steps.<id>.output` works in templates and CEL.
+static STEP_ID: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+        .unwrap_or_else(|e| unreachable!("static regex: {e}"))
+});
+
+/// `steps.<id>` mentioned in a template, value or condition.
+static STEP_REFERENCE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\bsteps\.([A-Za-z_][A-Za-z0-9_]*)")
+        .unwrap_or_else(|e| unreachable!("static regex: {e}"))
+});
+
+impl Workflow {
+    /// Validates a parsed definition whose prompt files are already inlined.
+    pub fn compile(raw: &RawWorkflow, pricing: &PriceTable) -> Result<Workflow, Vec<Problem>> {
+        let mut all_ids = HashSet::new();
+        collect_ids(&raw.steps, &mut all_ids);
+        let mut cx = Checker {
+            pricing,
+            problems: Vec::new(),
+            seen_ids: HashSet::new(),
+            all_ids,
+        };
+        if raw.name.trim().is_empty() {
+            cx.problem("name", "must not be empty");
+        }
+        if raw.steps.is_empty() {
+            cx.problem("steps", "must have at least one step");
+        }
+        let input_schema = raw.input_schema.as_ref().and_then(|schema| {
+            jsonschema::validator_for(schema)
+                .map_err(|e| cx.problem("input_schema", format!("invalid JSON Schema: {e}")))
+                .ok()
+                .map(Arc::new)
+        });
+        let mut visible = HashSet::new();
+        let steps = cx.steps(&raw.steps, "steps", &mut visible);
+        let output = raw.output.as_ref().and_then(|output| {
+            let compiled = cx.value(output, "output");
+            if let Some(compiled) = &compiled {
+                cx.references(compiled_sources(compiled), "output", &visible);
+            }
+            compiled
+        });
+        if cx.problems.is_empty() {
+            Ok(Workflow {
+                name: raw.name.clone(),
+                version: raw.version.clone(),
+                description: raw.description.clone(),
+                input_schema,
+                input_schema_source: raw.input_schema.clone(),
+                steps,
+                output,
+            })
+        } else {
+            Err(cx.problems)
+        }
+    }
+
+    /// Problems of `input` against the workflow's input schema, each with its path.
+    pub fn check_input(&self, input: &Value) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        if !input.is_object() {
+            problems.push(Problem::new("input_data", "must be a JSON object"));
+            return problems;
+        }
+        if let Some(schema) = &self.input_schema {
+            for error in schema.iter_errors(input) {
+                let pointer = error.instance_path().to_string();
+                let field = if pointer.is_empty() {
+                    "input_data".to_owned()
+                } else {
+                    format!("input_data{}", pointer.replace('/', "."))
+                };
+                problems.push(Problem::new(field, error.to_string()));
+            }
+        }
+        problems
+    }
+
+    /// Steps on the main path before any branch is taken (what progress starts counting).
+    pub fn planned_steps(&self) -> usize {
+        self.steps.len()
+    }
+}
+
+fn compiled_sources(value: &ValueTemplate) -> Vec<String> {
+    let mut out = Vec::new();
+    value.sources(&mut out);
+    out
+}
+
+struct Checker<'a> {
+    pricing: &'a PriceTable,
+    problems: Vec<Problem>,
+    seen_ids: HashSet<String>,
+    /// Every id in the definition, to tell a forward reference from an unknown one.
+    all_ids: HashSet<String>,
+}
+
+fn collect_ids(steps: &[RawStep], out: &mut HashSet<String>) {
+    for step in steps {
+        out.insert(step.id().to_owned());
+        if let RawStep::Conditional(c) = step {
+            collect_ids(&c.then, out);
+            collect_ids(&c.otherwise, out);
+        }
+    }
+}
+
+impl Checker<'_> {
+    fn problem(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.problems.push(Problem::new(field, message));
+    }
+
+    /// Compiles a list of steps. `visible` holds the ids a step may reference: those that run
+    /// before it. Steps inside a conditional's branches become visible after the conditional
+    /// (a reference to a step on the branch not taken reads as absent).
+    fn steps(&mut self, raw: &[RawStep], path: &str, visible: &mut HashSet<String>) -> Vec<Step> {
+        raw.iter()
+            .enumerate()
+            .filter_map(|(i, step)| {
+                let path = format!("{path}[{i}]");
+                let compiled = self.step(step, &path, visible);
+                visible.insert(step.id().to_owned());
+                compiled
+            })
+            .collect()
+    }
+
+    fn step(&mut self, raw: &RawStep, path: &str, visible: &mut HashSet<String>) -> Option<Step> {
+        let id = raw.id();
+        if !STEP_ID.is_match(id) {
+            self.problem(
+                format!("{path}.id"),
+                format!(
+                    "`{id}` is not a valid id (letters, digits and _, starting with a letter or _)"
+                ),
+            );
+        } else if !self.seen_ids.insert(id.to_owned()) {
+            self.problem(format!("{path}.id"), format!("duplicate step id `{id}`"));
+        }
+        let before = self.problems.len();
+        let (timeout_ms, on_error) = match raw {
+            RawStep::Llm(s) => (s.timeout_ms, s.on_error.clone()),
+            RawStep::Transform(s) => (s.timeout_ms, s.on_error.clone()),
+            RawStep::Conditional(s) => (s.timeout_ms, s.on_error.clone()),
+        };
+        if let Some(ms) = timeout_ms {
+            if ms == 0 || ms > MAX_TIMEOUT_MS {
+                self.problem(
+                    format!("{path}.timeout_ms"),
+                    format!("must be between 1 and {MAX_TIMEOUT_MS}"),
+                );
+            }
+        }
+        let on_error = on_error.unwrap_or_default();
+        if let OnError::Retry { attempts, .. } = &on_error {
+            if *attempts < 1 || *attempts > MAX_RETRY_ATTEMPTS {
+                self.problem(
+                    format!("{path}.on_error.attempts"),
+                    format!("must be between 1 and {MAX_RETRY_ATTEMPTS}"),
+                );
+            }
+        }
+        let kind = match raw {
+            RawStep::Llm(s) => self
+                .llm(s, path, visible)
+                .map(|l| StepKind::Llm(Box::new(l))),
+            RawStep::Transform(s) => {
+                let input = s.input.as_ref().and_then(|input| {
+                    let compiled = self.value(input, &format!("{path}.input"));
+                    if let Some(c) = &compiled {
+                        self.references(compiled_sources(c), &format!("{path}.input"), visible);
+                    }
+                    compiled
+                });
+                let transform = match s.spec.compile() {
+                    Ok(t) => Some(t),
+                    Err(problems) => {
+                        for p in problems {
+                            self.problem(format!("{path}.{}", p.field), p.message);
+                        }
+                        None
+                    }
+                };
+                if let crate::transform::TransformSpec::Template { template, .. } = &s.spec {
+                    if s.input.is_none() {
+                        self.references(
+                            vec![template.clone()],
+                            &format!("{path}.template"),
+                            visible,
+                        );
+                    }
+                }
+                transform.map(|transform| StepKind::Transform {
+                    input,
+                    operation: s.spec.operation(),
+                    transform,
+                })
+            }
+            RawStep::Conditional(s) => {
+                let condition = Condition::compile(&s.condition)
+                    .map_err(|e| self.problem(format!("{path}.condition"), e))
+                    .ok();
+                self.references(
+                    vec![s.condition.clone()],
+                    &format!("{path}.condition"),
+                    visible,
+                );
+                let mut then_visible = visible.clone();
+                let then = self.steps(&s.then, &format!("{path}.then"), &mut then_visible);
+                let mut else_visible = visible.clone();
+                let otherwise =
+                    self.steps(&s.otherwise, &format!("{path}.else"), &mut else_visible);
+                visible.extend(then_visible);
+                visible.extend(else_visible);
+                condition.map(|condition| StepKind::Conditional {
+                    condition,
+                    then,
+                    otherwise,
+                })
+            }
+        };
+        if self.problems.len() > before {
+            return None;
+        }
+        Some(Step {
+            id: id.to_owned(),
+            timeout: timeout_ms.map(Duration::from_millis),
+            on_error,
+            kind: kind?,
+        })
+    }
+
+    fn llm(
+        &mut self,
+        s: &raw::RawLlmStep,
+        path: &str,
+        visible: &HashSet<String>,
+    ) -> Option<LlmStep> {
+        if let Some(provider) = &s.provider {
+            if !PROVIDER_NAMES.contains(&provider.as_str()) {
+                self.problem(
+                    format!("{path}.provider"),
+                    format!(
+                        "unknown provider `{provider}` (one of {})",
+                        PROVIDER_NAMES.join(", ")
+                    ),
+                );
+            }
+        }
+        if !self.pricing.contains(&s.model) {
+            self.problem(
+                format!("{path}.model"),
+                format!("model `{}` is not in the pricing table", s.model),
+            );
+        }
+        if let Some(t) = s.temperature {
+            if !(0.0..=2.0).contains(&t) {
+                self.problem(format!("{path}.temperature"), "must be between 0 and 2");
+            }
+        }
+        if let Some(m) = s.max_tokens {
+            if m == 0 || m > 200_000 {
+                self.problem(format!("{path}.max_tokens"), "must be between 1 and 200000");
+            }
+        }
+        if s.json_schema.is_some() && s.response_format != RawResponseFormat::Json {
+            self.problem(
+                format!("{path}.json_schema"),
+                "needs `response_format: json`",
+            );
+        }
+        if let Some(schema) = &s.json_schema {
+            if let Err(e) = jsonschema::validator_for(schema) {
+                self.problem(
+                    format!("{path}.json_schema"),
+                    format!("invalid JSON Schema: {e}"),
+                );
+            }
+        }
+        let prompt_source = match (&s.prompt, &s.prompt_file) {
+            (Some(prompt), None) => Some(prompt),
+            (None, Some(file)) => {
+                self.problem(
+                    format!("{path}.prompt_file"),
+                    format!("prompt file `{file}` was not loaded"),
+                );
+                None
+            }
+            (Some(_), Some(_)) => {
+                self.problem(
+                    format!("{path}.prompt"),
+                    "give either `prompt` or `prompt_file`, not both",
+                );
+                None
+            }
+            (None, None) => {
+                self.problem(
+                    format!("{path}.prompt"),
+                    "`prompt` or `prompt_file` is required",
+                );
+                None
+            }
+        };
+        let prompt = prompt_source.and_then(|source| {
+            self.references(vec![source.clone()], &format!("{path}.prompt"), visible);
+            Template::compile(source)
+                .map_err(|e| self.problem(format!("{path}.prompt"), e.to_string()))
+                .ok()
+        });
+        let system = s.system.as_ref().and_then(|source| {
+            self.references(vec![source.clone()], &format!("{path}.system"), visible);
+            Template::compile(source)
+                .map_err(|e| self.problem(format!("{path}.system"), e.to_string()))
+                .ok()
+        });
+        Some(LlmStep {
+            provider: s.provider.clone(),
+            model: s.model.clone(),
+            system,
+            prompt: prompt?,
+            temperature: s.temperature,
+            max_tokens: s.max_tokens,
+            format: match s.response_format {
+                RawResponseFormat::Text => OutputFormat::Text,
+                RawResponseFormat::Json => OutputFormat::Json {
+                    schema: s.json_schema.clone(),
+                },
+            },
+            stream: s.stream,
+        })
+    }
+
+    fn value(&mut self, value: &Value, path: &str) -> Option<ValueTemplate> {
+        match ValueTemplate::compile(value, path) {
+            Ok(v) => Some(v),
+            Err(problems) => {
+                for (field, message) in problems {
+                    self.problem(field, message);
+                }
+                None
+            }
+        }
+    }
+
+    /// Every `steps.<id>` in `sources` must name a step that runs earlier.
+    fn references(&mut self, sources: Vec<String>, path: &str, visible: &HashSet<String>) {
+        for source in sources {
+            for captures in STEP_REFERENCE.captures_iter(&source) {
+                let Some(id) = captures.get(1).map(|m| m.as_str()) else {
+                    continue;
+                };
+                if visible.contains(id) {
+                    continue;
+                }
+                let message = if self.all_ids.contains(id) {
+                    format!("step `{id}` does not run before this point")
+                } else {
+                    format!("unknown step `{id}`")
+                };
+                self.problem(path, message);
+            }
+        }
+    }
+}
+
+/// Delay before retry number `attempt` (1 = the first retry) of a step with
+/// `on_error: retry`: `backoff_ms` doubled each time, at most 60 s.
+pub fn retry_delay(backoff_ms: u64, attempt: u32) -> Duration {
+    let factor = 1u64 << attempt.saturating_sub(1).min(16);
+    Duration::from_millis(backoff_ms.saturating_mul(factor).min(60_000))
+}
+
+#[cfg(test)]
+mod tests;
