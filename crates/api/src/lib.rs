@@ -1,1 +1,121 @@
+//! llmflow-api: the HTTP face of llmflow. It records each submitted job in PostgreSQL, pushes its
+//! id to Redis and answers `202` at once; status comes from PostgreSQL.
 
+pub mod auth;
+pub mod error;
+mod routes;
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::{web, App, HttpResponse, HttpServer};
+use anyhow::Context;
+use secrecy::ExposeSecret;
+
+use llmflow_core::config::Config;
+use llmflow_core::db::{self, PgPool};
+use llmflow_core::pricing::PriceTable;
+use llmflow_core::queue::{self, JobStorage, Queues};
+use llmflow_core::workflow::Catalog;
+
+use crate::error::ApiError;
+
+/// Largest request body accepted.
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+/// What every handler shares.
+pub struct AppState {
+    pub config: Config,
+    pub pool: PgPool,
+    pub redis: apalis_redis::ConnectionManager,
+    pub jobs: JobStorage,
+    pub queues: Queues,
+    pub catalog: Catalog,
+    pub pricing: PriceTable,
+    client_key: String,
+    admin_key: Option<String>,
+}
+
+impl AppState {
+    pub fn require_client(&self, req: &actix_web::HttpRequest) -> Result<(), ApiError> {
+        auth::require_client(req, &self.client_key, self.admin_key.as_deref())
+    }
+
+    pub fn require_admin(&self, req: &actix_web::HttpRequest) -> Result<(), ApiError> {
+        auth::require_admin(req, &self.client_key, self.admin_key.as_deref())
+    }
+}
+
+/// Connects to PostgreSQL and Redis, loads the workflows, and builds the shared state.
+/// Fails with a message naming what is wrong (unreachable database, invalid workflow, …).
+pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
+    let client_key = Config::secret(&config.llm_microservice_api_key)
+        .context("LLM_MICROSERVICE_API_KEY must be set: clients authenticate with it")?
+        .to_owned();
+    let admin_key = Config::secret(&config.admin_api_key).map(str::to_owned);
+    let pricing =
+        PriceTable::load(config.pricing_file.as_deref()).context("loading the pricing table")?;
+    let catalog =
+        Catalog::load(&config.workflows_dir, &config.prompts_dir, &pricing).map_err(|errors| {
+            let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            anyhow::anyhow!("invalid workflows:\n{}", text.join("\n"))
+        })?;
+    let pool = db::connect(
+        config.database_url.expose_secret(),
+        config.database_pool_size,
+    )
+    .await
+    .context("cannot reach PostgreSQL (DATABASE_URL)")?;
+    let redis = queue::connect(config.redis_url.expose_secret())
+        .await
+        .context("cannot reach Redis (REDIS_URL)")?;
+    {
+        let mut conn = pool.get().await.context("database connection")?;
+        for loaded in catalog.iter() {
+            db::jobs::store_definition(
+                &mut conn,
+                &loaded.hash,
+                &loaded.workflow.name,
+                &loaded.workflow.version,
+                &loaded.definition,
+            )
+            .await
+            .with_context(|| format!("storing workflow `{}`", loaded.workflow.name))?;
+        }
+    }
+    let queues = Queues::new(config.redis_namespace.clone());
+    let jobs = queues.job_storage(redis.clone(), 1);
+    Ok(AppState {
+        config,
+        pool,
+        redis,
+        jobs,
+        queues,
+        catalog,
+        pricing,
+        client_key,
+        admin_key,
+    })
+}
+
+/// Serves the API on `listener` (port 0 in tests).
+pub fn run(state: AppState, listener: TcpListener) -> std::io::Result<Server> {
+    let state = web::Data::new(Arc::new(state));
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .app_data(routes::json_config())
+            .app_data(routes::path_config())
+            .app_data(web::PayloadConfig::new(BODY_LIMIT))
+            .service(web::scope("/api/v1").configure(routes::configure))
+            .default_service(web::to(not_found))
+    })
+    .listen(listener)?
+    .run();
+    Ok(server)
+}
+
+async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound("no such route".to_owned()))
+}

@@ -1,1 +1,108 @@
-fn main() {}
+//! `llmflow`: the operator's command line — database migrations and workflow validation.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use secrecy::ExposeSecret;
+
+use llmflow_core::config::Config;
+use llmflow_core::pricing::PriceTable;
+use llmflow_core::workflow::Catalog;
+
+#[derive(Parser)]
+#[command(name = "llmflow", version, about = "llmflow operator tools")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Apply pending database migrations (DATABASE_URL); `--down` reverts the latest one.
+    Migrate {
+        #[arg(long)]
+        down: bool,
+    },
+    /// Load and validate every workflow, reporting all problems with their paths.
+    Validate {
+        /// Folder of workflow definitions (default WORKFLOWS_DIR or ./workflows).
+        #[arg(long)]
+        workflows: Option<PathBuf>,
+        /// Folder of prompt templates (default PROMPTS_DIR or ./prompts).
+        #[arg(long)]
+        prompts: Option<PathBuf>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("llmflow: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Migrate { down } => {
+            let url = database_url()?;
+            if down {
+                let version = llmflow_core::db::revert_last_migration(&url).await?;
+                println!("reverted {version}");
+            } else {
+                let applied = llmflow_core::db::run_migrations(&url).await?;
+                if applied.is_empty() {
+                    println!("database is up to date");
+                }
+                for version in applied {
+                    println!("applied {version}");
+                }
+            }
+            Ok(())
+        }
+        Command::Validate { workflows, prompts } => {
+            let workflows = workflows
+                .or_else(|| std::env::var_os("WORKFLOWS_DIR").map(PathBuf::from))
+                .unwrap_or_else(|| PathBuf::from("./workflows"));
+            let prompts = prompts
+                .or_else(|| std::env::var_os("PROMPTS_DIR").map(PathBuf::from))
+                .unwrap_or_else(|| PathBuf::from("./prompts"));
+            let pricing_file = std::env::var_os("PRICING_FILE").map(PathBuf::from);
+            let pricing = PriceTable::load(pricing_file.as_deref())?;
+            match Catalog::load(&workflows, &prompts, &pricing) {
+                Ok(catalog) => {
+                    for loaded in catalog.iter() {
+                        println!(
+                            "ok  {} v{} ({})",
+                            loaded.workflow.name,
+                            loaded.workflow.version,
+                            &loaded.hash[..12]
+                        );
+                    }
+                    Ok(())
+                }
+                Err(errors) => {
+                    for error in &errors {
+                        eprintln!("{error}");
+                    }
+                    anyhow::bail!("{} invalid workflow file(s)", errors.len())
+                }
+            }
+        }
+    }
+}
+
+/// Only the database URL is needed here; the full service configuration is not required.
+fn database_url() -> anyhow::Result<String> {
+    match Config::load() {
+        Ok(config) => Ok(config.database_url.expose_secret().to_owned()),
+        Err(_) => {
+            std::env::var("DATABASE_URL").map_err(|_| anyhow::anyhow!("DATABASE_URL must be set"))
+        }
+    }
+}

@@ -8,6 +8,7 @@ pub mod ids;
 pub mod llm;
 pub mod pricing;
 pub mod queue;
+pub mod signal;
 pub mod status;
 pub mod telemetry;
 pub mod template;

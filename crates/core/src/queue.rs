@@ -134,6 +134,21 @@ pub async fn push_delivery(
         .map_err(|e| QueueError::Push(e.to_string()))
 }
 
+/// Pushes a delivery attempt due now under an explicit task id (re-pushes by the reconciler).
+pub async fn push_delivery_as(
+    storage: &mut DeliveryStorage,
+    message: DeliveryMessage,
+    task_id: &str,
+) -> Result<(), QueueError> {
+    let task = TaskBuilder::new(message)
+        .task_id(TaskId::from_string(task_id))
+        .build();
+    storage
+        .push_task(task)
+        .await
+        .map_err(|e| QueueError::Push(e.to_string()))
+}
+
 /// One task per (delivery, attempt): a second push of the same attempt is ignored by apalis.
 pub fn delivery_task_id(delivery_id: DeliveryId, attempt: i32) -> String {
     format!("{delivery_id}:{attempt}")
@@ -170,4 +185,49 @@ pub async fn task_alive(
             )
         })
         .collect())
+}
+
+/// Runs a queue consumer forever, rebuilding it whenever it stops: apalis ends a worker's `run`
+/// on any Redis error (a restart, a failover, a FLUSHALL), and a fresh worker under a new name
+/// reconnects. Waits between rebuilds grow from 250 ms to 10 s while failures repeat. Returns
+/// when `shutdown` resolves.
+pub async fn supervise<F, Fut>(
+    what: &str,
+    shutdown: tokio_util::sync::CancellationToken,
+    mut run: F,
+) where
+    F: FnMut(u32) -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let mut generation = 0u32;
+    let mut backoff = Duration::from_millis(250);
+    loop {
+        let started = std::time::Instant::now();
+        let outcome = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            outcome = run(generation) => outcome,
+        };
+        if shutdown.is_cancelled() {
+            return;
+        }
+        match outcome {
+            Ok(()) => tracing::warn!(
+                consumer = what,
+                generation,
+                "queue consumer stopped; restarting"
+            ),
+            Err(e) => {
+                tracing::error!(consumer = what, generation, error = %e, "queue consumer failed; restarting")
+            }
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            backoff = Duration::from_millis(250);
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(10));
+        generation += 1;
+    }
 }

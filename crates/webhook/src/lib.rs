@@ -1,6 +1,163 @@
 //! Signed webhook delivery: Standard Webhooks signatures, an SSRF-safe HTTP client, the retry
 //! schedule, and the apalis consumer that records every attempt in PostgreSQL.
 
+pub mod delivery;
 pub mod schedule;
 pub mod signing;
 pub mod ssrf;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use apalis::prelude::*;
+use secrecy::ExposeSecret;
+use tokio_util::sync::CancellationToken;
+
+use llmflow_core::config::Config;
+use llmflow_core::db::{self, PgPool};
+use llmflow_core::queue::{self, DeliveryMessage, DeliveryStorage, Queues};
+
+use crate::schedule::RetrySchedule;
+use crate::signing::SigningKey;
+use crate::ssrf::AddressPolicy;
+
+/// Connect timeout of a delivery.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Whole-request timeout of a delivery.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// What every delivery shares inside one process.
+pub struct WebhookState {
+    pub config: Config,
+    pub pool: PgPool,
+    pub redis: apalis_redis::ConnectionManager,
+    pub queues: Queues,
+    pub client: reqwest::Client,
+    pub policy: AddressPolicy,
+    pub schedule: RetrySchedule,
+    /// `LLM_WEBHOOK_SECRET`, then `LLM_WEBHOOK_SECRET_PREVIOUS` during rotation.
+    pub default_keys: Vec<SigningKey>,
+    pub claim_timeout: Duration,
+    pub worker_name: String,
+    deliveries: DeliveryStorage,
+}
+
+impl WebhookState {
+    pub async fn connect(config: Config) -> anyhow::Result<WebhookState> {
+        let policy = AddressPolicy::parse_cidrs(&config.webhook_allowed_cidrs)
+            .context("WEBHOOK_ALLOWED_CIDRS")?;
+        let schedule = RetrySchedule::parse(&config.webhook_retry_schedule)
+            .context("WEBHOOK_RETRY_SCHEDULE")?;
+        let mut default_keys = Vec::new();
+        for (name, secret) in [
+            ("LLM_WEBHOOK_SECRET", &config.llm_webhook_secret),
+            (
+                "LLM_WEBHOOK_SECRET_PREVIOUS",
+                &config.llm_webhook_secret_previous,
+            ),
+        ] {
+            if let Some(secret) = Config::secret(secret) {
+                default_keys.push(
+                    SigningKey::parse(secret)
+                        .with_context(|| format!("{name} is not a usable secret"))?,
+                );
+            }
+        }
+        let client = ssrf::build_client(policy.clone(), CONNECT_TIMEOUT, REQUEST_TIMEOUT)
+            .context("building the webhook HTTP client")?;
+        let pool = db::connect(
+            config.database_url.expose_secret(),
+            config.database_pool_size,
+        )
+        .await
+        .context("cannot reach PostgreSQL (DATABASE_URL)")?;
+        let redis = queue::connect(config.redis_url.expose_secret())
+            .await
+            .context("cannot reach Redis (REDIS_URL)")?;
+        let queues = Queues::new(config.redis_namespace.clone());
+        let deliveries = queues.delivery_storage(redis.clone(), 1);
+        let worker_name = format!(
+            "webhook-{}-{}",
+            std::process::id(),
+            uuid::Uuid::now_v7().simple()
+        );
+        Ok(WebhookState {
+            claim_timeout: config.claim_timeout(),
+            config,
+            pool,
+            redis,
+            queues,
+            client,
+            policy,
+            schedule,
+            default_keys,
+            worker_name,
+            deliveries,
+        })
+    }
+}
+
+/// A running delivery consumer.
+pub struct WebhookHandle {
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl WebhookHandle {
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        let _ = self.task.await;
+    }
+
+    /// Stops at once, as a crash would.
+    pub fn abort(self) {
+        self.shutdown.cancel();
+        self.task.abort();
+    }
+}
+
+pub fn start(state: WebhookState) -> WebhookHandle {
+    let state = Arc::new(state);
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(consume(state, shutdown.clone()));
+    WebhookHandle { shutdown, task }
+}
+
+async fn handle(
+    message: DeliveryMessage,
+    state: Data<Arc<WebhookState>>,
+) -> Result<(), BoxDynError> {
+    if let Err(e) = delivery::handle(&state, &message).await {
+        // The delivery row keeps its state; the reconciler re-pushes it when due.
+        tracing::error!(delivery_id = %message.delivery_id, error = format!("{e:#}"), "delivery interrupted");
+    }
+    Ok(())
+}
+
+async fn consume(state: Arc<WebhookState>, shutdown: CancellationToken) {
+    let concurrency = state.config.webhook_concurrency;
+    let poll = state.config.queue_poll_interval();
+    queue::supervise("webhooks", shutdown.clone(), |generation| {
+        let state = state.clone();
+        let shutdown = shutdown.clone();
+        async move {
+            let storage = state
+                .queues
+                .delivery_storage(state.redis.clone(), concurrency.min(100))
+                .poll_with_interval(poll);
+            WorkerBuilder::new(format!("{}-{generation}", state.worker_name))
+                .backend(storage)
+                .concurrency(concurrency)
+                .data(state.clone())
+                .build(handle)
+                .run_until(async move {
+                    shutdown.cancelled().await;
+                    Ok::<(), WorkerError>(())
+                })
+                .await
+                .map_err(|e| e.to_string())
+        }
+    })
+    .await;
+}

@@ -1,1 +1,186 @@
+//! llmflow-worker: takes job ids from Redis, claims each job in PostgreSQL, runs its workflow
+//! step by step (committing each finished step and its LLM usage), and hands the result to
+//! webhook delivery. A reconciler re-pushes any unfinished job or due delivery that Redis lost.
 
+mod engine;
+pub mod reconciler;
+mod steps;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use apalis::prelude::*;
+use apalis_redis::ConnectionManager;
+use secrecy::ExposeSecret;
+use tokio_util::sync::CancellationToken;
+
+use llmflow_core::config::Config;
+use llmflow_core::db::{self, PgPool};
+use llmflow_core::llm::Providers;
+use llmflow_core::pricing::PriceTable;
+use llmflow_core::queue::{self, DeliveryStorage, JobMessage, Queues};
+use llmflow_core::workflow::LoadedWorkflow;
+
+pub use engine::run_job;
+
+/// What every job shares inside one worker process.
+pub struct WorkerState {
+    pub config: Config,
+    pub pool: PgPool,
+    pub redis: ConnectionManager,
+    pub queues: Queues,
+    pub providers: Providers,
+    pub pricing: PriceTable,
+    /// Unique per process start: apalis refuses a name still registered, and claims record it.
+    pub worker_name: String,
+    deliveries: DeliveryStorage,
+    /// Workflow definitions by hash, as pinned by jobs.
+    definitions: Mutex<HashMap<String, Arc<LoadedWorkflow>>>,
+}
+
+impl WorkerState {
+    /// Connects to PostgreSQL and Redis and sets up the providers.
+    pub async fn connect(config: Config) -> anyhow::Result<WorkerState> {
+        let providers = Providers::from_config(&config).context("building the LLM HTTP client")?;
+        Self::connect_with(config, providers).await
+    }
+
+    /// As `connect`, with providers given (tests plug in their own).
+    pub async fn connect_with(config: Config, providers: Providers) -> anyhow::Result<WorkerState> {
+        let pricing = PriceTable::load(config.pricing_file.as_deref())
+            .context("loading the pricing table")?;
+        let pool = db::connect(
+            config.database_url.expose_secret(),
+            config.database_pool_size,
+        )
+        .await
+        .context("cannot reach PostgreSQL (DATABASE_URL)")?;
+        let redis = queue::connect(config.redis_url.expose_secret())
+            .await
+            .context("cannot reach Redis (REDIS_URL)")?;
+        let queues = Queues::new(config.redis_namespace.clone());
+        let deliveries = queues.delivery_storage(redis.clone(), 1);
+        let worker_name = format!(
+            "worker-{}-{}",
+            std::process::id(),
+            uuid::Uuid::now_v7().simple()
+        );
+        Ok(WorkerState {
+            config,
+            pool,
+            redis,
+            queues,
+            providers,
+            pricing,
+            worker_name,
+            deliveries,
+            definitions: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The workflow a job was pinned to, from the cache or PostgreSQL.
+    async fn workflow(&self, hash: &str) -> anyhow::Result<Arc<LoadedWorkflow>> {
+        if let Some(found) = self
+            .definitions
+            .lock()
+            .ok()
+            .and_then(|m| m.get(hash).cloned())
+        {
+            return Ok(found);
+        }
+        let mut conn = self.pool.get().await?;
+        let definition = db::jobs::load_definition(&mut conn, hash)
+            .await?
+            .with_context(|| format!("workflow definition {hash} is missing"))?;
+        let loaded =
+            LoadedWorkflow::from_definition(definition, &self.pricing).map_err(|problems| {
+                let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+                anyhow::anyhow!("stored workflow definition is invalid: {}", text.join("; "))
+            })?;
+        let loaded = Arc::new(loaded);
+        if let Ok(mut cache) = self.definitions.lock() {
+            cache.insert(hash.to_owned(), loaded.clone());
+        }
+        Ok(loaded)
+    }
+}
+
+/// A running worker: its consumer and its reconciler. Dropping the handle does not stop it; call
+/// `shutdown` (running jobs are given `grace` to finish; unfinished ones are re-run elsewhere).
+pub struct WorkerHandle {
+    shutdown: CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    pub state: Arc<WorkerState>,
+}
+
+impl WorkerHandle {
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+
+    /// Stops at once, as a crash would: in-flight jobs are dropped mid-step.
+    pub fn abort(self) {
+        self.shutdown.cancel();
+        for task in self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// Starts the job consumer (supervised) and the reconciler in the background.
+pub fn start(state: WorkerState) -> WorkerHandle {
+    let state = Arc::new(state);
+    let shutdown = CancellationToken::new();
+    let consumer = tokio::spawn(consume(state.clone(), shutdown.clone()));
+    let reconciler = tokio::spawn(reconciler::run(state.clone(), shutdown.clone()));
+    WorkerHandle {
+        shutdown,
+        tasks: vec![consumer, reconciler],
+        state,
+    }
+}
+
+async fn handle(message: JobMessage, state: Data<Arc<WorkerState>>) -> Result<(), BoxDynError> {
+    // Errors are ours to handle: a job that could not finish stays `processing` and the
+    // reconciler re-pushes it once its claim lapses. apalis's own retries are not used.
+    if let Err(e) = run_job(&state, message.job_id).await {
+        tracing::error!(job_id = %message.job_id, error = format!("{e:#}"), "job run interrupted");
+    }
+    Ok(())
+}
+
+async fn consume(state: Arc<WorkerState>, shutdown: CancellationToken) {
+    let concurrency = state.config.worker_concurrency;
+    let poll = state.config.queue_poll_interval();
+    queue::supervise("jobs", shutdown.clone(), |generation| {
+        let state = state.clone();
+        let shutdown = shutdown.clone();
+        async move {
+            let storage = state
+                .queues
+                .job_storage(state.redis.clone(), concurrency.min(100))
+                .poll_with_interval(poll);
+            let worker = WorkerBuilder::new(format!("{}-{generation}", state.worker_name))
+                .backend(storage)
+                .concurrency(concurrency)
+                .data(state.clone())
+                .build(handle);
+            worker
+                .run_until(async move {
+                    shutdown.cancelled().await;
+                    Ok::<(), WorkerError>(())
+                })
+                .await
+                .map_err(|e| e.to_string())
+        }
+    })
+    .await;
+}
+
+/// How long a stopping worker waits for running jobs.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);

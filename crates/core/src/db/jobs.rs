@@ -84,6 +84,16 @@ pub async fn job_steps(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Vec<Ste
         .await?)
 }
 
+/// LLM calls recorded for a job, oldest first.
+pub async fn job_usage(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Vec<UsageRow>, DbError> {
+    Ok(llm_provider_usage::table
+        .filter(llm_provider_usage::job_id.eq(id))
+        .order(llm_provider_usage::created_at.asc())
+        .select(UsageRow::as_select())
+        .load(conn)
+        .await?)
+}
+
 /// Records that the job's id was pushed to the queue as `task_id`. A job the worker already
 /// claimed stays as it is.
 pub async fn mark_queued(
@@ -243,6 +253,7 @@ pub async fn commit_steps(
     worker: &str,
     batch: StepBatch,
     current_step: Option<&str>,
+    planned_delta: i32,
 ) -> Result<CommitOutcome, DbError> {
     let worker = worker.to_owned();
     let current_step = current_step.map(str::to_owned);
@@ -258,6 +269,7 @@ pub async fn commit_steps(
             .set((
                 jobs::current_step.eq(&current_step),
                 jobs::steps_completed.eq(jobs::steps_completed + completed),
+                jobs::steps_planned.eq(jobs::steps_planned + planned_delta),
                 jobs::total_input_tokens.eq(jobs::total_input_tokens + input_tokens),
                 jobs::total_output_tokens.eq(jobs::total_output_tokens + output_tokens),
                 jobs::total_cost_usd.eq(jobs::total_cost_usd + cost),
@@ -285,6 +297,8 @@ pub struct Finish {
     pub result: Option<Value>,
     pub error_message: Option<String>,
     pub batch: StepBatch,
+    /// Steps added to the path by branches taken since the last commit.
+    pub planned_delta: i32,
     pub deliveries: Vec<DeliveryRow>,
 }
 
@@ -310,6 +324,7 @@ pub async fn finish(
                 jobs::result.eq(&finish.result),
                 jobs::error_message.eq(&finish.error_message),
                 jobs::steps_completed.eq(jobs::steps_completed + completed),
+                jobs::steps_planned.eq(jobs::steps_planned + finish.planned_delta),
                 jobs::total_input_tokens.eq(jobs::total_input_tokens + input_tokens),
                 jobs::total_output_tokens.eq(jobs::total_output_tokens + output_tokens),
                 jobs::total_cost_usd.eq(jobs::total_cost_usd + cost),

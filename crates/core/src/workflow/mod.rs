@@ -178,11 +178,18 @@ impl Workflow {
         if let Some(schema) = &self.input_schema {
             for error in schema.iter_errors(input) {
                 let pointer = error.instance_path().to_string();
-                let field = if pointer.is_empty() {
+                let mut field = if pointer.is_empty() {
                     "input_data".to_owned()
                 } else {
                     format!("input_data{}", pointer.replace('/', "."))
                 };
+                // A missing property is reported at its own path, not its parent's.
+                if let jsonschema::error::ValidationErrorKind::Required { property } = error.kind()
+                {
+                    if let Some(name) = property.as_str() {
+                        field = format!("{field}.{name}");
+                    }
+                }
                 problems.push(Problem::new(field, error.to_string()));
             }
         }

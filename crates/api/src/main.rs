@@ -1,0 +1,36 @@
+//! `llmflow-api`: loads configuration, starts telemetry, and serves.
+
+use std::net::TcpListener;
+use std::process::ExitCode;
+
+use llmflow_core::config::Config;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let config = match Config::load() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("llmflow-api: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    llmflow_core::telemetry::init(config.log_format);
+    let address = format!("{}:{}", config.host, config.port);
+    let result = async {
+        let state = llmflow_api::build_state(config).await?;
+        let listener = TcpListener::bind(&address)
+            .map_err(|e| anyhow::anyhow!("cannot listen on {address}: {e}"))?;
+        tracing::info!(%address, "llmflow-api listening");
+        llmflow_api::run(state, listener)?.await?;
+        anyhow::Ok(())
+    }
+    .await;
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("llmflow-api: {e:#}");
+            tracing::error!(error = format!("{e:#}"), "llmflow-api stopped");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,45 @@
+//! Routes, one module per resource.
+
+mod health;
+mod status;
+mod workflow;
+
+use actix_web::error::{JsonPayloadError, PathError};
+use actix_web::web;
+
+use crate::error::{ApiError, FieldError};
+use crate::BODY_LIMIT;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    workflow::configure(cfg);
+    status::configure(cfg);
+    health::configure(cfg);
+}
+
+/// JSON bodies: size limit, and actix's own parse errors in the one envelope.
+pub fn json_config() -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(BODY_LIMIT)
+        .error_handler(|err, _req| {
+            let api_error = match &err {
+                JsonPayloadError::OverflowKnownLength { .. }
+                | JsonPayloadError::Overflow { .. } => ApiError::PayloadTooLarge,
+                JsonPayloadError::ContentType => ApiError::UnsupportedMediaType(
+                    "Content-Type must be application/json".to_owned(),
+                ),
+                JsonPayloadError::Deserialize(e) => ApiError::validation(vec![FieldError {
+                    field: "body".to_owned(),
+                    message: format!("invalid JSON: {e}"),
+                }]),
+                other => ApiError::BadRequest(format!("cannot read the request body: {other}")),
+            };
+            api_error.into()
+        })
+}
+
+/// Path parameters that do not parse (a job id that is not a UUID) are 404s: no such job.
+pub fn path_config() -> web::PathConfig {
+    web::PathConfig::default().error_handler(|err: PathError, _req| {
+        ApiError::NotFound(format!("not found: {err}")).into()
+    })
+}

@@ -1,0 +1,141 @@
+//! `GET /api/v1/status/{job_id}`: where a job is, its result, and what it cost.
+
+use std::sync::Arc;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use uuid::Uuid;
+
+use llmflow_core::db::{self, models::StepRow};
+use llmflow_core::pricing::round_usd;
+use llmflow_core::JobStatus;
+
+use crate::error::ApiError;
+use crate::AppState;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/status/{job_id}", web::get().to(status));
+}
+
+#[derive(Serialize)]
+struct StepView {
+    step_id: String,
+    #[serde(rename = "type")]
+    step_type: String,
+    status: String,
+    attempts: i32,
+    duration_ms: i32,
+    input_tokens: i64,
+    output_tokens: i64,
+    cost_usd: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    completed_at: DateTime<Utc>,
+}
+
+#[derive(Serialize)]
+struct Totals {
+    input_tokens: i64,
+    output_tokens: i64,
+    total_tokens: i64,
+    cost_usd: Value,
+}
+
+#[derive(Serialize)]
+struct StatusView {
+    job_id: Uuid,
+    status: String,
+    workflow_name: String,
+    workflow_version: String,
+    user_id: Option<Uuid>,
+    priority: i16,
+    current_step: Option<String>,
+    progress: u8,
+    result: Option<Value>,
+    error_message: Option<String>,
+    /// Running totals (the final breakdown is in `result.cost_data`).
+    cost: Totals,
+    steps: Vec<StepView>,
+    is_stale: bool,
+    stale_reason: Option<String>,
+    created_at: DateTime<Utc>,
+    queued_at: Option<DateTime<Utc>>,
+    started_at: Option<DateTime<Utc>>,
+    completed_at: Option<DateTime<Utc>>,
+    updated_at: DateTime<Utc>,
+}
+
+/// A USD amount as a JSON number with at most six decimals (computed and stored as Decimal).
+pub fn usd(value: rust_decimal::Decimal) -> Value {
+    round_usd(value)
+        .normalize()
+        .to_string()
+        .parse::<serde_json::Number>()
+        .map(Value::Number)
+        .unwrap_or(Value::Null)
+}
+
+fn step_view(row: StepRow) -> StepView {
+    StepView {
+        step_id: row.step_id,
+        step_type: row.step_type,
+        status: row.status,
+        attempts: row.attempts,
+        duration_ms: row.duration_ms,
+        input_tokens: row.input_tokens,
+        output_tokens: row.output_tokens,
+        cost_usd: usd(row.cost_usd),
+        error: row.error_message,
+        completed_at: row.completed_at,
+    }
+}
+
+async fn status(
+    req: HttpRequest,
+    state: web::Data<Arc<AppState>>,
+    job_id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    state.require_client(&req)?;
+    let job_id = job_id.into_inner();
+    let mut conn = state.pool.get().await.map_err(db::DbError::from)?;
+    let job = db::jobs::find_job(&mut conn, job_id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("job {job_id} not found")))?;
+    let steps = db::jobs::job_steps(&mut conn, job_id).await?;
+    drop(conn);
+    let progress = if job.status == JobStatus::Completed.as_str() {
+        100
+    } else if job.steps_planned > 0 {
+        (i64::from(job.steps_completed) * 100 / i64::from(job.steps_planned)).clamp(0, 99) as u8
+    } else {
+        0
+    };
+    Ok(HttpResponse::Ok().json(StatusView {
+        job_id: job.id,
+        status: job.status,
+        workflow_name: job.workflow_name,
+        workflow_version: job.workflow_version,
+        user_id: job.user_id,
+        priority: job.priority,
+        current_step: job.current_step,
+        progress,
+        result: job.result,
+        error_message: job.error_message,
+        cost: Totals {
+            input_tokens: job.total_input_tokens,
+            output_tokens: job.total_output_tokens,
+            total_tokens: job.total_input_tokens + job.total_output_tokens,
+            cost_usd: usd(job.total_cost_usd),
+        },
+        steps: steps.into_iter().map(step_view).collect(),
+        is_stale: job.is_stale,
+        stale_reason: job.stale_reason,
+        created_at: job.created_at,
+        queued_at: job.queued_at,
+        started_at: job.started_at,
+        completed_at: job.completed_at,
+        updated_at: job.updated_at,
+    }))
+}

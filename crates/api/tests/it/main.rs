@@ -1,0 +1,7 @@
+//! End-to-end tests of llmflow against the real PostgreSQL and Redis, with the emulator as the
+//! LLM provider and a receiving HTTP server as the app.
+
+mod pipeline;
+mod recovery;
+mod submit;
+mod support;

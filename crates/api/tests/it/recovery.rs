@@ -1,0 +1,198 @@
+//! Losing things: a second claim, Redis wiped, a worker killed mid-job, Redis restarted.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::json;
+
+use llmflow_core::db::jobs::{self, Claim};
+use llmflow_emulator::ScriptStep;
+
+use crate::support::{wait_until, TestApp};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_claim_of_a_claimed_job_does_nothing() {
+    let app = TestApp::spawn_api(json!({})).await;
+    let job_id: uuid::Uuid = app
+        .submit_bench("claim me", false)
+        .await
+        .parse()
+        .expect("uuid");
+    let mut conn = app.conn().await;
+    let timeout = Duration::from_secs(60);
+    let first = jobs::claim(&mut conn, job_id, "worker-a", timeout)
+        .await
+        .expect("claim");
+    assert!(matches!(first, Claim::Claimed(_)), "{first:?}");
+    let second = jobs::claim(&mut conn, job_id, "worker-b", timeout)
+        .await
+        .expect("claim");
+    assert!(matches!(second, Claim::NotClaimable), "{second:?}");
+    let job = jobs::find_job(&mut conn, job_id)
+        .await
+        .expect("query")
+        .expect("row");
+    assert_eq!(job.claimed_by.as_deref(), Some("worker-a"));
+    assert_eq!(job.attempts, 1);
+    assert_eq!(job.status, "processing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_survive_redis_losing_everything() {
+    let mut app = TestApp::spawn_api(json!({})).await;
+    let ids = [
+        app.submit_bench("first.\nEMULATOR_SCORE: 20", true).await,
+        app.submit_bench("second.\nEMULATOR_SCORE: 70", true).await,
+    ];
+    app.wipe_redis().await;
+    app.start_worker().await;
+    app.start_webhook().await;
+    for id in &ids {
+        app.wait_for_status(id, "completed", Duration::from_secs(30))
+            .await;
+    }
+    wait_until("both webhooks", Duration::from_secs(20), || async {
+        (app.receiver.requests().len() >= 2).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_job_leaves_nothing_stuck_and_pays_nothing_twice() {
+    let mut app = TestApp::spawn_with(json!({"claim_timeout_secs": 3})).await;
+    // analyze answers; refine hangs until the worker is killed.
+    app.emulator
+        .push_script(vec![ScriptStep::Ok, ScriptStep::Hang]);
+    let job_id = app
+        .submit_bench("resume me.\nEMULATOR_SCORE: 90", false)
+        .await;
+    wait_until(
+        "the second LLM call in flight",
+        Duration::from_secs(20),
+        || async {
+            let stats = app.emulator.stats();
+            (stats.calls == 2 && stats.in_flight == 1).then_some(())
+        },
+    )
+    .await;
+    app.worker.take().expect("worker").abort();
+    wait_until(
+        "the emulator to see the call dropped",
+        Duration::from_secs(10),
+        || async { (app.emulator.stats().dropped == 1).then_some(()) },
+    )
+    .await;
+    app.start_worker().await;
+    let status = app
+        .wait_for_status(&job_id, "completed", Duration::from_secs(40))
+        .await;
+    assert_eq!(status["result"]["branch"], "then");
+    let stats = app.emulator.stats();
+    assert_eq!(
+        stats.calls, 3,
+        "analyze once, refine twice (the dropped call and the resumed one)"
+    );
+    let mut conn = app.conn().await;
+    let usage = jobs::job_usage(&mut conn, job_id.parse().expect("uuid"))
+        .await
+        .expect("usage");
+    let steps: Vec<_> = usage.iter().filter_map(|u| u.step_id.as_deref()).collect();
+    assert_eq!(
+        steps,
+        ["analyze", "refine"],
+        "one usage row per completed call"
+    );
+    assert_eq!(
+        status["result"]["cost_data"]["steps"]
+            .as_array()
+            .map(Vec::len),
+        Some(2)
+    );
+}
+
+/// A Redis server of this test's own, so it can be stopped and started again.
+struct PrivateRedis {
+    port: u16,
+    child: Child,
+}
+
+impl PrivateRedis {
+    fn start(port: u16) -> PrivateRedis {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server on PATH");
+        PrivateRedis { port, child }
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    async fn wait_ready(&self) {
+        let url = format!("redis://127.0.0.1:{}/0", self.port);
+        wait_until("redis to answer", Duration::from_secs(10), || async {
+            let client = redis::Client::open(url.as_str()).ok()?;
+            let mut conn = client.get_multiplexed_async_connection().await.ok()?;
+            redis::cmd("PING")
+                .query_async::<String>(&mut conn)
+                .await
+                .ok()
+        })
+        .await;
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_worker_survives_a_redis_restart() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("free port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let mut redis = PrivateRedis::start(port);
+    redis.wait_ready().await;
+    let app =
+        TestApp::spawn_with(json!({"redis_url": format!("redis://127.0.0.1:{port}/0")})).await;
+    let before = app.submit_bench("before.\nEMULATOR_SCORE: 10", false).await;
+    app.wait_for_status(&before, "completed", Duration::from_secs(30))
+        .await;
+
+    redis.stop();
+    let mut redis = PrivateRedis::start(port);
+    redis.wait_ready().await;
+
+    // The API's connection reconnects; the worker's consumer is rebuilt by its supervisor.
+    let after = wait_until("a submit after the restart", Duration::from_secs(20), || async {
+        let response = app
+            .submit(json!({"workflow_name": "bench_pipeline", "input_data": {"text": "after.\nEMULATOR_SCORE: 10"}}))
+            .await;
+        if response.status() != 202 {
+            return None;
+        }
+        let body: serde_json::Value = response.json().await.ok()?;
+        body["job_id"].as_str().map(str::to_owned)
+    })
+    .await;
+    app.wait_for_status(&after, "completed", Duration::from_secs(40))
+        .await;
+    redis.stop();
+}

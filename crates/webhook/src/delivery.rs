@@ -1,0 +1,258 @@
+//! Sending one attempt of one delivery: claim the attempt, sign afresh, POST, record the
+//! attempt, and schedule the next one (a new delayed queue message, never a sleep).
+
+use std::time::{Duration, Instant, SystemTime};
+
+use chrono::Utc;
+use futures::StreamExt;
+use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
+use uuid::Uuid;
+
+use llmflow_core::db::deliveries::{self, AttemptOutcome};
+use llmflow_core::db::models::{AttemptRow, DeliveryRow};
+use llmflow_core::db::{self};
+use llmflow_core::queue::{self, DeliveryMessage};
+
+use crate::signing::{SigningKey, WebhookHeaders};
+use crate::ssrf::{self, ErrorClass};
+use crate::WebhookState;
+
+/// Response bodies are recorded up to this many bytes.
+pub const MAX_RECORDED_BODY: usize = 20 * 1024;
+
+/// How an attempt was started.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trigger {
+    Scheduled,
+    Manual,
+}
+
+impl Trigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Scheduled => "scheduled",
+            Trigger::Manual => "manual",
+        }
+    }
+}
+
+/// What the receiver (or the network) answered.
+struct Response {
+    status: Option<u16>,
+    class: Option<ErrorClass>,
+    message: Option<String>,
+    body: Option<String>,
+    remote: Option<String>,
+    retry_after: Option<Duration>,
+}
+
+/// Handles one queue message. Returns `Ok` also when the attempt was already made elsewhere.
+pub async fn handle(state: &WebhookState, message: &DeliveryMessage) -> anyhow::Result<()> {
+    let claimed = {
+        let mut conn = state.pool.get().await?;
+        deliveries::claim_attempt(
+            &mut conn,
+            message.delivery_id.0,
+            message.attempt,
+            state.claim_timeout,
+        )
+        .await?
+    };
+    let Some(delivery) = claimed else {
+        tracing::debug!(delivery_id = %message.delivery_id, attempt = message.attempt, "attempt already made");
+        return Ok(());
+    };
+    let keys = signing_keys(state, &delivery).await?;
+    let started = Instant::now();
+    let response = match keys {
+        Ok(keys) => send(state, &delivery, &keys).await,
+        Err(message) => Response {
+            status: None,
+            class: None,
+            message: Some(message),
+            body: None,
+            remote: None,
+            retry_after: None,
+        },
+    };
+    let duration = started.elapsed();
+    let attempt = message.attempt;
+    let outcome = outcome(state, attempt, &response);
+    let next_retry_at = match outcome {
+        AttemptOutcome::RetryAt(at) => Some(at),
+        _ => None,
+    };
+    let row = AttemptRow {
+        id: Uuid::now_v7(),
+        delivery_id: delivery.id,
+        job_id: delivery.job_id,
+        webhook_url: delivery.url.clone(),
+        attempt_number: attempt,
+        trigger: Trigger::Scheduled.as_str().to_owned(),
+        status_code: response.status.map(i32::from),
+        success: outcome == AttemptOutcome::Delivered,
+        error_class: response.class.map(|c| c.as_str().to_owned()),
+        error_message: response.message.clone(),
+        response_body: response.body.clone(),
+        remote_addr: response.remote.clone(),
+        duration_ms: i32::try_from(duration.as_millis()).unwrap_or(i32::MAX),
+        next_retry_at,
+        attempted_at: Utc::now(),
+    };
+    {
+        let mut conn = state.pool.get().await?;
+        deliveries::record_attempt(&mut conn, &row, outcome).await?;
+    }
+    tracing::info!(
+        delivery_id = %delivery.id,
+        job_id = %delivery.job_id,
+        attempt,
+        status = response.status,
+        error_class = response.class.map(|c| c.as_str()),
+        outcome = ?outcome,
+        "webhook attempt"
+    );
+    if let AttemptOutcome::RetryAt(at) = outcome {
+        let delay = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+        let mut storage = state.deliveries.clone();
+        let next = DeliveryMessage {
+            delivery_id: message.delivery_id,
+            attempt: attempt + 1,
+        };
+        if let Err(e) = queue::push_delivery(&mut storage, next, delay).await {
+            // The row says when it is due; the reconciler pushes it.
+            tracing::warn!(delivery_id = %delivery.id, error = %e, "push of the next attempt failed");
+        }
+    }
+    Ok(())
+}
+
+/// The job's own secret, else the service's current (and previous) secret.
+async fn signing_keys(
+    state: &WebhookState,
+    delivery: &DeliveryRow,
+) -> anyhow::Result<Result<Vec<SigningKey>, String>> {
+    let job_secret = {
+        let mut conn = state.pool.get().await?;
+        db::jobs::find_job(&mut conn, delivery.job_id)
+            .await?
+            .and_then(|job| job.webhook_secret)
+    };
+    Ok(match job_secret {
+        Some(secret) => SigningKey::parse(&secret)
+            .map(|key| vec![key])
+            .map_err(|e| format!("the job's webhook_secret is unusable: {e}")),
+        None if state.default_keys.is_empty() => Err(
+            "no signing secret: set LLM_WEBHOOK_SECRET or give webhook_secret on submit".to_owned(),
+        ),
+        None => Ok(state.default_keys.clone()),
+    })
+}
+
+async fn send(state: &WebhookState, delivery: &DeliveryRow, keys: &[SigningKey]) -> Response {
+    let failed = |class: ErrorClass, message: String| Response {
+        status: None,
+        class: Some(class),
+        message: Some(message),
+        body: None,
+        remote: None,
+        retry_after: None,
+    };
+    let url = match reqwest::Url::parse(&delivery.url) {
+        Ok(url) => url,
+        Err(e) => return failed(ErrorClass::Blocked, format!("invalid URL: {e}")),
+    };
+    if let Err(blocked) = ssrf::check_url(&state.policy, &url) {
+        return failed(ErrorClass::Blocked, blocked.to_string());
+    }
+    let body = match serde_json::to_vec(&delivery.payload) {
+        Ok(body) => body,
+        Err(e) => {
+            return failed(
+                ErrorClass::Body,
+                format!("cannot serialise the payload: {e}"),
+            )
+        }
+    };
+    let headers = WebhookHeaders::now(keys, &delivery.webhook_id, &body);
+    let mut request = state
+        .client
+        .post(url)
+        .header(CONTENT_TYPE, "application/json")
+        .body(body);
+    for (name, value) in headers.iter() {
+        request = request.header(name, value);
+    }
+    let response = match request.send().await {
+        Ok(r) => r,
+        Err(e) => return failed(ssrf::classify(&e), ssrf::describe(&e)),
+    };
+    let status = response.status();
+    let remote = response.remote_addr().map(|a| a.to_string());
+    let retry_after = response
+        .headers()
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| crate::schedule::parse_retry_after(v, SystemTime::now()));
+    let (body, body_error) = read_limited(response).await;
+    let class = if status.is_success() && body_error.is_none() {
+        None
+    } else if status.is_success() {
+        Some(ErrorClass::Body)
+    } else {
+        Some(ErrorClass::Http)
+    };
+    Response {
+        status: Some(status.as_u16()),
+        class,
+        message: body_error
+            .or_else(|| (!status.is_success()).then(|| format!("receiver answered {status}"))),
+        body: Some(body),
+        remote,
+        retry_after,
+    }
+}
+
+/// Reads at most `MAX_RECORDED_BODY` bytes of the response (lossy UTF-8); the rest is dropped.
+async fn read_limited(response: reqwest::Response) -> (String, Option<String>) {
+    let mut stream = response.bytes_stream();
+    let mut buffer = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(bytes) => {
+                let room = MAX_RECORDED_BODY - buffer.len();
+                buffer.extend_from_slice(&bytes[..bytes.len().min(room)]);
+                if buffer.len() >= MAX_RECORDED_BODY {
+                    break;
+                }
+            }
+            Err(e) => {
+                return (
+                    String::from_utf8_lossy(&buffer).into_owned(),
+                    Some(format!("reading the body: {e}")),
+                )
+            }
+        }
+    }
+    (String::from_utf8_lossy(&buffer).into_owned(), None)
+}
+
+/// 2xx delivers; 410 Gone and blocked URLs stop; anything else retries on the schedule
+/// (a longer `Retry-After` wins, up to the cap) until the attempts run out.
+fn outcome(state: &WebhookState, attempt: i32, response: &Response) -> AttemptOutcome {
+    match (response.status, response.class) {
+        (Some(200..=299), None) => AttemptOutcome::Delivered,
+        (Some(410), _) | (_, Some(ErrorClass::Blocked)) => AttemptOutcome::Dead,
+        (None, None) => AttemptOutcome::Dead,
+        _ => {
+            let failed = u32::try_from(attempt).unwrap_or(u32::MAX);
+            match state.schedule.delay_after(failed, response.retry_after) {
+                Some(delay) => AttemptOutcome::RetryAt(
+                    Utc::now()
+                        + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::zero()),
+                ),
+                None => AttemptOutcome::Dead,
+            }
+        }
+    }
+}

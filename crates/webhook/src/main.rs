@@ -1,0 +1,35 @@
+//! `llmflow-webhook`: loads configuration, starts telemetry, and runs until SIGINT/SIGTERM.
+
+use std::process::ExitCode;
+
+use llmflow_core::config::Config;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let config = match Config::load() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("llmflow-webhook: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    llmflow_core::telemetry::init(config.log_format);
+    let state = match llmflow_webhook::WebhookState::connect(config).await {
+        Ok(state) => state,
+        Err(e) => {
+            eprintln!("llmflow-webhook: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!("llmflow-webhook started");
+    let handle = llmflow_webhook::start(state);
+    llmflow_core::signal::shutdown_signal().await;
+    tracing::info!("stopping: letting running deliveries finish");
+    if tokio::time::timeout(llmflow_webhook::REQUEST_TIMEOUT * 2, handle.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("deliveries did not finish in time; the reconciler will re-push them");
+    }
+    ExitCode::SUCCESS
+}

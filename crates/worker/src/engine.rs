@@ -1,0 +1,649 @@
+//! Runs one job: claim it, resume after its last committed step, execute the rest, finish.
+//!
+//! Persistence: a step that called an LLM is committed (with its usage rows) as soon as it
+//! finishes, so a crash never runs or bills it again. Pure steps (transforms, conditions) are
+//! deterministic and free, so their rows are buffered and written with the next commit: after a
+//! crash they are simply recomputed. Every commit is conditional on this worker still owning
+//! the job, and returns whether cancellation was requested.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use rust_decimal::Decimal;
+use serde_json::{json, Map, Value};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+use uuid::Uuid;
+
+use llmflow_core::db::jobs::{Claim, CommitOutcome, Finish, StepBatch};
+use llmflow_core::db::models::{DeliveryRow, JobRow, StepRow, UsageRow};
+use llmflow_core::db::{self, deliveries};
+use llmflow_core::pricing::round_usd;
+use llmflow_core::queue::{self, DeliveryMessage};
+use llmflow_core::workflow::{retry_delay, LoadedWorkflow, OnError, Step, StepKind};
+use llmflow_core::{DeliveryId, JobId, JobStatus};
+
+use crate::steps::{self, llm::LlmCallCtx, StepFailure, StepOutput};
+use crate::WorkerState;
+
+/// Claims and runs a job. `Ok` also when there was nothing to do (claimed elsewhere, finished).
+/// `Err` means the run was interrupted (database unreachable…): the job stays claimed and is
+/// re-run once the claim lapses.
+pub async fn run_job(state: &WorkerState, job_id: JobId) -> anyhow::Result<()> {
+    let span = tracing::info_span!("job", %job_id, worker = %state.worker_name);
+    async move {
+        let claim = {
+            let mut conn = state.pool.get().await?;
+            db::jobs::claim(
+                &mut conn,
+                job_id.0,
+                &state.worker_name,
+                state.config.claim_timeout(),
+            )
+            .await?
+        };
+        let job = match claim {
+            Claim::Claimed(job) => *job,
+            Claim::Cancelled => {
+                tracing::info!("job cancelled before it started");
+                return Ok(());
+            }
+            Claim::NotClaimable => {
+                tracing::debug!("job not claimable (running elsewhere or finished)");
+                return Ok(());
+            }
+        };
+        let workflow = match state.workflow(&job.workflow_hash).await {
+            Ok(w) => w,
+            Err(e) => {
+                let runner = Runner::new(state, &job, HashMap::new(), CancellationToken::new());
+                return runner.finish(Err(Stop::Failed(format!("{e:#}")))).await;
+            }
+        };
+        let done = {
+            let mut conn = state.pool.get().await?;
+            db::jobs::job_steps(&mut conn, job.id).await?
+        };
+        let done: HashMap<String, StepRow> =
+            done.into_iter().map(|r| (r.step_id.clone(), r)).collect();
+        if !done.is_empty() {
+            tracing::info!(steps = done.len(), "resuming after committed steps");
+        }
+        let cancel = CancellationToken::new();
+        let mut runner = Runner::new(state, &job, done, cancel.clone());
+        let outcome = tokio::select! {
+            outcome = runner.run_steps(&workflow.workflow.steps) => outcome,
+            never = heartbeat(state, job.id, cancel) => match never {},
+        };
+        let outcome = match outcome {
+            Ok(()) => runner.output(&workflow).map_err(Stop::Failed),
+            Err(stop) => Err(stop),
+        };
+        runner.finish(outcome).await
+    }
+    .instrument(span)
+    .await
+}
+
+/// Keeps the claim alive for long jobs, and turns a cancellation request (or a lost claim)
+/// into the token the runner races every step against. Short jobs never reach the first beat,
+/// so they cost no extra writes. Never returns; it is dropped when the run ends.
+async fn heartbeat(
+    state: &WorkerState,
+    job_id: Uuid,
+    cancel: CancellationToken,
+) -> std::convert::Infallible {
+    let every = (state.config.claim_timeout() / 3).max(Duration::from_secs(1));
+    loop {
+        tokio::time::sleep(every).await;
+        let beat = async {
+            let mut conn = state.pool.get().await.map_err(db::DbError::from)?;
+            db::jobs::heartbeat(&mut conn, job_id, &state.worker_name).await
+        };
+        match beat.await {
+            Ok(Some(false)) => {}
+            Ok(Some(true)) => {
+                tracing::info!("cancellation requested");
+                cancel.cancel();
+            }
+            Ok(None) => {
+                tracing::warn!("claim lost");
+                cancel.cancel();
+            }
+            Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
+        }
+    }
+}
+
+/// Why a run stopped before the end.
+#[derive(Debug)]
+enum Stop {
+    /// A step failed (its `on_error` said fail) or the output could not be built.
+    Failed(String),
+    Cancelled,
+    /// Another worker owns the job now: write nothing more.
+    LostClaim,
+    /// Infrastructure failed (database): leave the job for the reconciler.
+    Interrupted(anyhow::Error),
+}
+
+impl From<db::DbError> for Stop {
+    fn from(e: db::DbError) -> Self {
+        Stop::Interrupted(e.into())
+    }
+}
+
+struct Runner<'a> {
+    state: &'a WorkerState,
+    job: &'a JobRow,
+    done: HashMap<String, StepRow>,
+    cancel: CancellationToken,
+    /// `{"input": …, "steps": {id: {"output": …}}}`: what templates and conditions see.
+    scope: Value,
+    pending: StepBatch,
+    planned_delta: i32,
+    position: i32,
+    /// Every LLM call of this run and of earlier runs of the job, for `cost_data`.
+    usage: Vec<UsageRow>,
+    resumed: bool,
+    started: Instant,
+}
+
+impl<'a> Runner<'a> {
+    fn new(
+        state: &'a WorkerState,
+        job: &'a JobRow,
+        done: HashMap<String, StepRow>,
+        cancel: CancellationToken,
+    ) -> Self {
+        let resumed = !done.is_empty();
+        Runner {
+            state,
+            job,
+            position: i32::try_from(done.len()).unwrap_or(i32::MAX),
+            done,
+            cancel,
+            scope: json!({"input": job.input_data, "steps": {}}),
+            pending: StepBatch::default(),
+            planned_delta: 0,
+            usage: Vec::new(),
+            resumed,
+            started: Instant::now(),
+        }
+    }
+
+    async fn run_steps(&mut self, steps: &[Step]) -> Result<(), Stop> {
+        for step in steps {
+            if self.cancel.is_cancelled() {
+                return Err(Stop::Cancelled);
+            }
+            Box::pin(self.run_step(step)).await?;
+        }
+        Ok(())
+    }
+
+    fn set_output(&mut self, id: &str, output: Value) {
+        if let Some(steps) = self.scope.get_mut("steps").and_then(Value::as_object_mut) {
+            steps.insert(id.to_owned(), json!({ "output": output }));
+        }
+    }
+
+    async fn run_step(&mut self, step: &Step) -> Result<(), Stop> {
+        // A committed step is never run again: its recorded output stands.
+        if let Some(row) = self.done.get(&step.id) {
+            let output = row.output.clone().unwrap_or(Value::Null);
+            self.set_output(&step.id, output.clone());
+            if let StepKind::Conditional {
+                then, otherwise, ..
+            } = &step.kind
+            {
+                let branch = if output["branch"] == "then" {
+                    then
+                } else {
+                    otherwise
+                };
+                return self.run_steps(branch).await;
+            }
+            return Ok(());
+        }
+        if let StepKind::Conditional {
+            condition,
+            then,
+            otherwise,
+        } = &step.kind
+        {
+            let started = Utc::now();
+            let taken = condition.evaluate(&self.scope);
+            let (output, status, error) = match taken {
+                Ok(result) => (
+                    json!({"branch": if result { "then" } else { "else" }, "result": result}),
+                    "completed",
+                    None,
+                ),
+                Err(message) => match self.recover(step, &message)? {
+                    Some(output) => (output, "failed", Some(message)),
+                    None => {
+                        return Err(Stop::Failed(format!(
+                            "step `{}` failed: {message}",
+                            step.id
+                        )))
+                    }
+                },
+            };
+            self.record(step, status, output.clone(), error, 1, Vec::new(), started);
+            self.set_output(&step.id, output.clone());
+            let branch = match output["branch"].as_str() {
+                Some("then") => then.as_slice(),
+                Some("else") => otherwise.as_slice(),
+                _ => &[],
+            };
+            self.planned_delta += i32::try_from(branch.len()).unwrap_or(0);
+            return self.run_steps(branch).await;
+        }
+
+        let started = Utc::now();
+        let (result, attempts) = self.execute_with_policy(step).await?;
+        let (output, status, error, usage) = match result {
+            Ok(StepOutput { output, usage }) => (output, "completed", None, usage),
+            Err(failure) => {
+                let message = format!("{}: {}", failure.kind, failure.message);
+                match self.recover(step, &message)? {
+                    Some(output) => (output, "failed", Some(message), failure.usage),
+                    None => {
+                        self.record(
+                            step,
+                            "failed",
+                            Value::Null,
+                            Some(message.clone()),
+                            attempts,
+                            failure.usage,
+                            started,
+                        );
+                        self.commit(None).await?;
+                        return Err(Stop::Failed(format!(
+                            "step `{}` failed: {message}",
+                            step.id
+                        )));
+                    }
+                }
+            }
+        };
+        let effectful = !usage.is_empty();
+        self.record(
+            step,
+            status,
+            output.clone(),
+            error,
+            attempts,
+            usage,
+            started,
+        );
+        self.set_output(&step.id, output);
+        if effectful {
+            self.commit(Some(&step.id)).await?;
+        }
+        Ok(())
+    }
+
+    /// The output to go on with after a failure, per `on_error`; `None` means fail the job.
+    fn recover(&self, step: &Step, message: &str) -> Result<Option<Value>, Stop> {
+        Ok(match &step.on_error {
+            OnError::Fail | OnError::Retry { .. } => None,
+            OnError::Continue => {
+                tracing::warn!(step = %step.id, error = message, "step failed; continuing");
+                Some(Value::Null)
+            }
+            OnError::Default { value } => {
+                tracing::warn!(step = %step.id, error = message, "step failed; using its default");
+                Some(value.clone())
+            }
+        })
+    }
+
+    /// Executes a step with its timeout and retry policy, racing cancellation. Usage of failed
+    /// attempts is kept: those calls were paid for.
+    async fn execute_with_policy(
+        &mut self,
+        step: &Step,
+    ) -> Result<(Result<StepOutput, StepFailure>, i32), Stop> {
+        let max_attempts = match &step.on_error {
+            OnError::Retry { attempts, .. } => (*attempts).max(1),
+            _ => 1,
+        };
+        let mut paid = Vec::new();
+        let mut attempt = 1;
+        loop {
+            let run = self.execute_once(step);
+            let result = match step.timeout {
+                Some(limit) => match tokio::time::timeout(limit, run).await {
+                    Ok(r) => r,
+                    Err(_) => Err(StepFailure::new(
+                        "timeout",
+                        format!("took longer than {} ms", limit.as_millis()),
+                        true,
+                    )),
+                },
+                None => run.await,
+            };
+            let result = match result {
+                Ok(mut ok) => {
+                    paid.append(&mut ok.usage);
+                    ok.usage = std::mem::take(&mut paid);
+                    Ok(ok)
+                }
+                Err(mut failure) => {
+                    paid.append(&mut failure.usage);
+                    if failure.retryable && attempt < max_attempts {
+                        if let OnError::Retry { backoff_ms, .. } = &step.on_error {
+                            let delay = retry_delay(*backoff_ms, attempt);
+                            tracing::info!(step = %step.id, attempt, delay_ms = delay.as_millis() as u64, error = %failure.message, "retrying step");
+                            tokio::select! {
+                                _ = self.cancel.cancelled() => return Err(Stop::Cancelled),
+                                _ = tokio::time::sleep(delay) => {}
+                            }
+                            attempt += 1;
+                            continue;
+                        }
+                    }
+                    failure.usage = std::mem::take(&mut paid);
+                    Err(failure)
+                }
+            };
+            if matches!(&result, Err(f) if f.kind == "cancelled") {
+                return Err(Stop::Cancelled);
+            }
+            return Ok((result, i32::try_from(attempt).unwrap_or(i32::MAX)));
+        }
+    }
+
+    async fn execute_once(&self, step: &Step) -> Result<StepOutput, StepFailure> {
+        let work = async {
+            match &step.kind {
+                StepKind::Llm(llm) => {
+                    let cx = LlmCallCtx {
+                        job_id: self.job.id,
+                        user_id: self.job.user_id,
+                        step_id: &step.id,
+                    };
+                    steps::llm::execute(self.state, llm, &self.scope, &cx).await
+                }
+                StepKind::Transform {
+                    input, transform, ..
+                } => steps::transform::execute(input.as_ref(), transform, &self.scope),
+                StepKind::Conditional { .. } => Err(StepFailure::new(
+                    "internal",
+                    "conditional executed as a plain step",
+                    false,
+                )),
+            }
+        };
+        tokio::select! {
+            // Dropping the step's future drops an in-flight provider call.
+            _ = self.cancel.cancelled() => Err(StepFailure::new("cancelled", "job cancelled", false)),
+            result = work => result,
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &mut self,
+        step: &Step,
+        status: &str,
+        output: Value,
+        error: Option<String>,
+        attempts: i32,
+        usage: Vec<UsageRow>,
+        started: chrono::DateTime<Utc>,
+    ) {
+        let completed = Utc::now();
+        let (input_tokens, output_tokens, cost) =
+            usage
+                .iter()
+                .fold((0i64, 0i64, Decimal::ZERO), |(i, o, c), u| {
+                    (
+                        i + i64::from(u.input_tokens),
+                        o + i64::from(u.output_tokens),
+                        c + u.cost_usd,
+                    )
+                });
+        self.pending.steps.push(StepRow {
+            id: Uuid::now_v7(),
+            job_id: self.job.id,
+            step_id: step.id.clone(),
+            step_type: step.kind.name().to_owned(),
+            position: self.position,
+            status: status.to_owned(),
+            input: None,
+            output: Some(output),
+            error_kind: error
+                .as_ref()
+                .map(|e| e.split(':').next().unwrap_or("error").to_owned()),
+            error_message: error,
+            attempts,
+            input_tokens,
+            output_tokens,
+            cost_usd: cost,
+            started_at: started,
+            completed_at: completed,
+            duration_ms: i32::try_from((completed - started).num_milliseconds())
+                .unwrap_or(i32::MAX),
+        });
+        self.position += 1;
+        self.usage.extend(usage.iter().cloned());
+        self.pending.usage.extend(usage);
+    }
+
+    /// Writes buffered steps and usage now.
+    async fn commit(&mut self, current_step: Option<&str>) -> Result<(), Stop> {
+        let batch = std::mem::take(&mut self.pending);
+        let planned = std::mem::take(&mut self.planned_delta);
+        let mut conn = self.state.pool.get().await.map_err(db::DbError::from)?;
+        match db::jobs::commit_steps(
+            &mut conn,
+            self.job.id,
+            &self.state.worker_name,
+            batch,
+            current_step,
+            planned,
+        )
+        .await?
+        {
+            CommitOutcome::Committed {
+                cancel_requested: true,
+            } => Err(Stop::Cancelled),
+            CommitOutcome::Committed {
+                cancel_requested: false,
+            } => Ok(()),
+            CommitOutcome::LostClaim => Err(Stop::LostClaim),
+        }
+    }
+
+    /// The job's result: the workflow's `output` rendered over the scope (default: every step's
+    /// output by id), with `cost_data` added.
+    fn output(&self, workflow: &LoadedWorkflow) -> Result<Value, String> {
+        let rendered = match &workflow.workflow.output {
+            Some(template) => template
+                .render(&self.scope)
+                .map_err(|e| format!("cannot build the output: {e}"))?
+                .unwrap_or(Value::Null),
+            None => {
+                let outputs: Map<String, Value> = self.scope["steps"]
+                    .as_object()
+                    .map(|steps| {
+                        steps
+                            .iter()
+                            .map(|(k, v)| (k.clone(), v["output"].clone()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                Value::Object(outputs)
+            }
+        };
+        Ok(rendered)
+    }
+
+    /// Ends the job: its terminal state, result and `cost_data`, and the webhook it owes.
+    async fn finish(mut self, outcome: Result<Value, Stop>) -> anyhow::Result<()> {
+        let (status, output, error) = match outcome {
+            Ok(output) => (JobStatus::Completed, Some(output), None),
+            Err(Stop::Failed(message)) => (JobStatus::Failed, None, Some(message)),
+            Err(Stop::Cancelled) => (JobStatus::Cancelled, None, Some("cancelled".to_owned())),
+            Err(Stop::LostClaim) => {
+                tracing::warn!("job was claimed by another worker; stopping without writing");
+                return Ok(());
+            }
+            Err(Stop::Interrupted(e)) => return Err(e),
+        };
+        if self.resumed {
+            let mut conn = self.state.pool.get().await?;
+            self.usage = db::jobs::job_usage(&mut conn, self.job.id).await?;
+            self.usage.extend(self.pending.usage.iter().cloned());
+        }
+        let cost_data = cost_data(&self.usage);
+        let result = output.map(|output| with_cost_data(output, &cost_data));
+        let duration_ms = self.started.elapsed().as_millis() as u64;
+        let deliveries = match (&self.job.webhook_url, status) {
+            (Some(url), JobStatus::Completed | JobStatus::Failed) => {
+                let event = if status == JobStatus::Completed {
+                    "workflow.completed"
+                } else {
+                    "workflow.failed"
+                };
+                let payload = json!({
+                    "type": event,
+                    "job_id": self.job.id,
+                    "workflow_name": self.job.workflow_name,
+                    "status": status,
+                    "result": result,
+                    "error_message": error,
+                    "cost_data": cost_data,
+                    "duration_ms": duration_ms,
+                    "timestamp": Utc::now().to_rfc3339(),
+                });
+                vec![new_delivery(self.job.id, url, event, payload)]
+            }
+            _ => Vec::new(),
+        };
+        let delivery_ids: Vec<Uuid> = deliveries.iter().map(|d| d.id).collect();
+        let finish = Finish {
+            status,
+            result,
+            error_message: error.clone(),
+            batch: std::mem::take(&mut self.pending),
+            planned_delta: std::mem::take(&mut self.planned_delta),
+            deliveries,
+        };
+        let mut conn = self.state.pool.get().await?;
+        match db::jobs::finish(&mut conn, self.job.id, &self.state.worker_name, finish).await? {
+            CommitOutcome::LostClaim => {
+                tracing::warn!("job was claimed by another worker; its result was not written");
+                return Ok(());
+            }
+            CommitOutcome::Committed { .. } => {}
+        }
+        drop(conn);
+        tracing::info!(status = %status, duration_ms, error = error.as_deref().unwrap_or(""), "job finished");
+        let mut storage = self.state.deliveries.clone();
+        for id in delivery_ids {
+            let message = DeliveryMessage {
+                delivery_id: DeliveryId(id),
+                attempt: 1,
+            };
+            if let Err(e) = queue::push_delivery(&mut storage, message, Duration::ZERO).await {
+                // The delivery row is due now; the reconciler pushes it.
+                tracing::warn!(delivery_id = %id, error = %e, "push of webhook delivery failed");
+            }
+        }
+        Ok(())
+    }
+}
+
+fn new_delivery(job_id: Uuid, url: &str, event: &str, payload: Value) -> DeliveryRow {
+    let now = Utc::now();
+    let id = Uuid::now_v7();
+    DeliveryRow {
+        id,
+        job_id,
+        url: url.to_owned(),
+        webhook_id: format!("msg_{}", id.simple()),
+        event_type: event.to_owned(),
+        payload,
+        status: deliveries::state::PENDING.to_owned(),
+        attempts: 0,
+        next_attempt_at: Some(now),
+        last_status_code: None,
+        last_error: None,
+        dead_lettered_at: None,
+        delivered_at: None,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+/// `{provider, model, input_tokens, output_tokens, total_tokens, cost_usd, steps: […]}`.
+/// `provider` and `model` name the one used, or every distinct one joined by commas.
+pub fn cost_data(usage: &[UsageRow]) -> Value {
+    let distinct = |pick: fn(&UsageRow) -> &str| {
+        let mut names: Vec<&str> = usage.iter().map(pick).collect();
+        names.dedup();
+        let mut seen = Vec::new();
+        for n in names {
+            if !seen.contains(&n) {
+                seen.push(n);
+            }
+        }
+        seen.join(",")
+    };
+    let input: i64 = usage.iter().map(|u| i64::from(u.input_tokens)).sum();
+    let output: i64 = usage.iter().map(|u| i64::from(u.output_tokens)).sum();
+    let cost: Decimal = usage.iter().map(|u| u.cost_usd).sum();
+    let steps: Vec<Value> = usage
+        .iter()
+        .map(|u| {
+            json!({
+                "step_id": u.step_id,
+                "provider": u.provider,
+                "model": u.model,
+                "input_tokens": u.input_tokens,
+                "output_tokens": u.output_tokens,
+                "total_tokens": u.total_tokens,
+                "cost_usd": usd(u.cost_usd),
+                "usage_estimated": u.usage_estimated,
+            })
+        })
+        .collect();
+    json!({
+        "provider": distinct(|u| &u.provider),
+        "model": distinct(|u| &u.model),
+        "input_tokens": input,
+        "output_tokens": output,
+        "total_tokens": input + output,
+        "cost_usd": usd(cost),
+        "steps": steps,
+    })
+}
+
+fn usd(value: Decimal) -> Value {
+    round_usd(value)
+        .normalize()
+        .to_string()
+        .parse::<serde_json::Number>()
+        .map(Value::Number)
+        .unwrap_or(Value::Null)
+}
+
+/// The result object: the workflow's output with `cost_data` beside it (an output that is not
+/// an object is placed under `output`).
+fn with_cost_data(output: Value, cost_data: &Value) -> Value {
+    let mut object = match output {
+        Value::Object(map) => map,
+        other => {
+            let mut map = Map::new();
+            map.insert("output".to_owned(), other);
+            map
+        }
+    };
+    object.insert("cost_data".to_owned(), cost_data.clone());
+    Value::Object(object)
+}

@@ -1,0 +1,35 @@
+//! `llmflow-worker`: loads configuration, starts telemetry, and runs until SIGINT/SIGTERM.
+
+use std::process::ExitCode;
+
+use llmflow_core::config::Config;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let config = match Config::load() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("llmflow-worker: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    llmflow_core::telemetry::init(config.log_format);
+    let state = match llmflow_worker::WorkerState::connect(config).await {
+        Ok(state) => state,
+        Err(e) => {
+            eprintln!("llmflow-worker: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(worker = %state.worker_name, "llmflow-worker started");
+    let handle = llmflow_worker::start(state);
+    llmflow_core::signal::shutdown_signal().await;
+    tracing::info!("stopping: letting running jobs finish");
+    if tokio::time::timeout(llmflow_worker::SHUTDOWN_GRACE, handle.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("running jobs did not finish in time; the reconciler will re-run them");
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,146 @@
+//! The reconciler: PostgreSQL is the record and Redis may lose anything, so every few seconds
+//! each worker looks for unfinished jobs and due webhook deliveries that Redis no longer holds
+//! (or whose claim lapsed) and pushes their ids again. Pushing twice is harmless: claims are
+//! conditional updates.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use llmflow_core::db::{self, deliveries};
+use llmflow_core::queue::{self, DeliveryMessage};
+use llmflow_core::{DeliveryId, JobId, JobStatus};
+
+use crate::WorkerState;
+
+/// Rows read per page.
+const PAGE: i64 = 500;
+
+pub async fn run(state: Arc<WorkerState>, shutdown: CancellationToken) {
+    let every = state.config.reconcile_interval();
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        match tokio::time::timeout(PASS_TIMEOUT, reconcile_once(&state)).await {
+            Err(_) => tracing::warn!("reconcile pass timed out"),
+            Ok(Ok(Counts {
+                jobs: 0,
+                deliveries: 0,
+            })) => {}
+            Ok(Ok(counts)) => tracing::info!(
+                jobs = counts.jobs,
+                deliveries = counts.deliveries,
+                "re-pushed work missing from Redis"
+            ),
+            Ok(Err(e)) => tracing::warn!(error = format!("{e:#}"), "reconcile pass failed"),
+        }
+    }
+}
+
+/// What one pass re-pushed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub jobs: usize,
+    pub deliveries: usize,
+}
+
+/// One pass over jobs and deliveries.
+pub async fn reconcile_once(state: &WorkerState) -> anyhow::Result<Counts> {
+    Ok(Counts {
+        jobs: reconcile_jobs(state).await?,
+        deliveries: reconcile_deliveries(state).await?,
+    })
+}
+
+async fn reconcile_jobs(state: &WorkerState) -> anyhow::Result<usize> {
+    let min_age = state.config.reconcile_interval();
+    let claim_timeout = state.config.claim_timeout();
+    let queue_name = state.queues.jobs();
+    let mut redis = state.redis.clone();
+    let mut storage = state.queues.job_storage(state.redis.clone(), 1);
+    let mut after = None;
+    let mut pushed = 0;
+    loop {
+        let page = {
+            let mut conn = state.pool.get().await?;
+            db::jobs::dispatch_candidates(&mut conn, min_age, claim_timeout, after, PAGE).await?
+        };
+        let Some(last) = page.last() else { break };
+        after = Some(last.id);
+        let full = page.len() as i64 == PAGE;
+        // Waiting jobs whose task Redis still holds are fine; the rest are pushed again.
+        let waiting: Vec<String> = page
+            .iter()
+            .map(|c| c.queue_task_id.clone().unwrap_or_else(|| c.id.to_string()))
+            .collect();
+        let alive = queue::task_alive(&mut redis, &queue_name, &waiting).await?;
+        for (candidate, alive) in page.iter().zip(alive) {
+            let abandoned = candidate.status == JobStatus::Processing.as_str();
+            if alive && !abandoned {
+                continue;
+            }
+            let job_id = JobId(candidate.id);
+            let task_id = queue::repush_task_id(job_id);
+            queue::push_job(&mut storage, job_id, &task_id).await?;
+            let mut conn = state.pool.get().await?;
+            if abandoned {
+                db::jobs::set_task_id(&mut conn, candidate.id, &task_id).await?;
+            } else {
+                db::jobs::mark_queued(&mut conn, candidate.id, &task_id).await?;
+            }
+            tracing::info!(%job_id, status = %candidate.status, "re-pushed job");
+            pushed += 1;
+        }
+        if !full {
+            break;
+        }
+    }
+    Ok(pushed)
+}
+
+async fn reconcile_deliveries(state: &WorkerState) -> anyhow::Result<usize> {
+    let grace = state.config.reconcile_interval();
+    let claim_timeout = state.config.claim_timeout();
+    let queue_name = state.queues.webhooks();
+    let mut redis = state.redis.clone();
+    let mut storage = state.deliveries.clone();
+    let mut after = None;
+    let mut pushed = 0;
+    loop {
+        let page = {
+            let mut conn = state.pool.get().await?;
+            deliveries::due(&mut conn, grace, claim_timeout, after, PAGE).await?
+        };
+        let Some(last) = page.last() else { break };
+        after = Some(last.id);
+        let full = page.len() as i64 == PAGE;
+        let task_ids: Vec<String> = page
+            .iter()
+            .map(|d| queue::delivery_task_id(DeliveryId(d.id), d.next_attempt()))
+            .collect();
+        let alive = queue::task_alive(&mut redis, &queue_name, &task_ids).await?;
+        for (due, alive) in page.iter().zip(alive) {
+            if alive && due.status != deliveries::state::DELIVERING {
+                continue;
+            }
+            let message = DeliveryMessage {
+                delivery_id: DeliveryId(due.id),
+                attempt: due.next_attempt(),
+            };
+            // A lost attempt is pushed under a fresh task id: apalis ignores an id it still has.
+            queue::push_delivery_as(&mut storage, message, &queue::repush_task_id(JobId(due.id)))
+                .await?;
+            pushed += 1;
+        }
+        if !full {
+            break;
+        }
+    }
+    Ok(pushed)
+}
+
+/// How long a reconcile pass may wait before giving up (keeps a stuck database from piling up passes).
+pub const PASS_TIMEOUT: Duration = Duration::from_secs(60);
