@@ -33,6 +33,14 @@ enum Command {
         #[arg(long)]
         prompts: Option<PathBuf>,
     },
+    /// Development webhook receiver: prints each delivery and whether its Standard Webhooks
+    /// signature verifies with `--secret` (default LLM_WEBHOOK_SECRET).
+    Listen {
+        #[arg(long, default_value = "127.0.0.1:9200")]
+        address: String,
+        #[arg(long, env = "LLM_WEBHOOK_SECRET")]
+        secret: String,
+    },
 }
 
 #[tokio::main]
@@ -65,6 +73,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Listen { address, secret } => listen(&address, &secret).await,
         Command::Validate { workflows, prompts } => {
             let workflows = workflows
                 .or_else(|| std::env::var_os("WORKFLOWS_DIR").map(PathBuf::from))
@@ -105,4 +114,55 @@ fn database_url() -> anyhow::Result<String> {
             std::env::var("DATABASE_URL").map_err(|_| anyhow::anyhow!("DATABASE_URL must be set"))
         }
     }
+}
+
+/// Serves `POST /` and any other path, printing deliveries with their verification result.
+async fn listen(address: &str, secret: &str) -> anyhow::Result<()> {
+    use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+    let key = llmflow_webhook::signing::SigningKey::parse(secret)?;
+    let key = web::Data::new(key);
+    println!("listening for webhooks on http://{address}/");
+    HttpServer::new(move || {
+        App::new().app_data(key.clone()).default_service(web::to(
+            |req: HttpRequest,
+             body: web::Bytes,
+             key: web::Data<llmflow_webhook::signing::SigningKey>| async move {
+                let header = |name: &str| {
+                    req.headers()
+                        .get(name)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned()
+                };
+                let (id, timestamp, signatures) = (
+                    header("webhook-id"),
+                    header("webhook-timestamp"),
+                    header("webhook-signature"),
+                );
+                let expected = timestamp
+                    .parse::<i64>()
+                    .map(|ts| {
+                        llmflow_webhook::signing::sign(std::slice::from_ref(&key), &id, ts, &body)
+                    })
+                    .unwrap_or_default();
+                let verified = !expected.is_empty() && signatures.split(' ').any(|s| s == expected);
+                println!(
+                    "{} {} webhook-id={id} signature={}\n{}",
+                    req.method(),
+                    req.path(),
+                    if verified { "verified" } else { "INVALID" },
+                    String::from_utf8_lossy(&body)
+                );
+                if verified {
+                    HttpResponse::Ok().finish()
+                } else {
+                    HttpResponse::Unauthorized().finish()
+                }
+            },
+        ))
+    })
+    .bind(address)?
+    .run()
+    .await?;
+    Ok(())
 }

@@ -3,5 +3,6 @@
 
 mod pipeline;
 mod recovery;
+mod schema;
 mod submit;
 mod support;

@@ -125,6 +125,19 @@ pub async fn fresh_database() -> String {
     database_url(&name)
 }
 
+/// A new empty database (no migrations applied).
+pub async fn empty_database() -> String {
+    let name = format!("llmflow_t_{}", uuid::Uuid::now_v7().simple());
+    let mut admin = AsyncPgConnection::establish(&admin_url())
+        .await
+        .expect("admin connection");
+    diesel::sql_query(format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .expect("create empty database");
+    database_url(&name)
+}
+
 /// What the receiving server got.
 #[derive(Clone, Debug)]
 pub struct Received {

@@ -145,3 +145,29 @@ fn prompt_files_and_includes_are_inlined_and_cycles_refused() {
     assert!(problems[0].message.contains("inside"), "{problems:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn every_workflow_in_the_repository_loads_and_validates() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let pricing = PriceTable::built_in().expect("pricing");
+    let catalog = Catalog::load(&root.join("workflows"), &root.join("prompts"), &pricing)
+        .unwrap_or_else(|errors| {
+            panic!(
+                "{}",
+                errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            )
+        });
+    let files = std::fs::read_dir(root.join("workflows"))
+        .expect("workflows folder")
+        .filter_map(Result::ok)
+        .filter(|e| {
+            e.path().extension().is_some_and(|x| x == "json") && e.file_name() != "schema.json"
+        })
+        .count();
+    assert_eq!(catalog.len(), files);
+    assert!(catalog.get("bench_pipeline").is_some());
+}

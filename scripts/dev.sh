@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Local development: PostgreSQL and Redis (started or installed when absent), the database
+# migrated, and llmflow's processes running in the background with logs in .dev/.
+# Without provider keys it starts llmflow-emulator as the LLM provider and says so.
+#   scripts/dev.sh          start everything, print the URL and a curl that submits a job
+#   scripts/dev.sh stop     stop what it started
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+
+DEV=.dev
+mkdir -p "$DEV"
+
+stop_all() {
+  if [ -f "$DEV/pids" ]; then
+    while read -r pid; do kill "$pid" 2>/dev/null || true; done <"$DEV/pids"
+    rm -f "$DEV/pids"
+    log "stopped"
+  fi
+}
+
+if [ "${1:-}" = "stop" ]; then
+  stop_all
+  exit 0
+fi
+stop_all
+
+ensure_cargo
+ensure_postgres
+ensure_redis
+ensure_database llmflow
+
+export PORT="${PORT:-8000}"
+export DATABASE_URL="${DATABASE_URL:-postgres://postgres:postgres@127.0.0.1:${PG_PORT}/llmflow}"
+export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:${REDIS_PORT}/0}"
+export LLM_MICROSERVICE_API_KEY="${LLM_MICROSERVICE_API_KEY:-dev-key}"
+export ADMIN_API_KEY="${ADMIN_API_KEY:-dev-admin-key}"
+export LLM_WEBHOOK_SECRET="${LLM_WEBHOOK_SECRET:-whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD}"
+# Local receivers live on loopback, which the SSRF rules block unless allowed.
+export WEBHOOK_ALLOWED_CIDRS="${WEBHOOK_ALLOWED_CIDRS:-127.0.0.0/8,::1/128}"
+export LOG_FORMAT="${LOG_FORMAT:-pretty}"
+export RUST_LOG="${RUST_LOG:-info}"
+
+log "building"
+cargo build --workspace --bins --locked
+
+start() {
+  local name=$1
+  shift
+  "$@" >"$DEV/$name.log" 2>&1 &
+  echo $! >>"$DEV/pids"
+}
+
+if [ -z "${OPENROUTER_API_KEY:-}${OPENAI_API_KEY:-}${ANTHROPIC_API_KEY:-}" ]; then
+  log "no provider API key set: starting llmflow-emulator on :9100 as the LLM provider (test equipment, not a real model)"
+  start emulator target/debug/llmflow-emulator --port 9100
+  export OPENROUTER_API_KEY=emulator OPENAI_API_KEY=emulator ANTHROPIC_API_KEY=emulator GOOGLE_PLACES_API_KEY=emulator
+  export OPENROUTER_BASE_URL=http://127.0.0.1:9100/v1 OPENAI_BASE_URL=http://127.0.0.1:9100/v1
+  export ANTHROPIC_BASE_URL=http://127.0.0.1:9100 GOOGLE_PLACES_BASE_URL=http://127.0.0.1:9100
+fi
+
+log "migrating"
+target/debug/llmflow migrate
+
+start api target/debug/llmflow-api
+start worker target/debug/llmflow-worker
+start webhook target/debug/llmflow-webhook
+start receiver target/debug/llmflow listen --address 127.0.0.1:9200 --secret "$LLM_WEBHOOK_SECRET"
+
+for _ in $(seq 1 100); do
+  curl -fsS "http://127.0.0.1:${PORT}/api/v1/health" >/dev/null 2>&1 && break
+  sleep 0.2
+done
+curl -fsS "http://127.0.0.1:${PORT}/api/v1/health" >/dev/null || die "the API did not come up; see $DEV/api.log"
+
+cat <<INFO
+
+llmflow is running at http://127.0.0.1:${PORT}   (logs in $DEV/, stop with scripts/dev.sh stop)
+Webhooks go to a local receiver that verifies signatures: tail -f $DEV/receiver.log
+
+Submit a job:
+  curl -s -X POST http://127.0.0.1:${PORT}/api/v1/workflow \\
+    -H 'X-API-Key: ${LLM_MICROSERVICE_API_KEY}' -H 'Content-Type: application/json' \\
+    -d '{"workflow_name": "bench_pipeline", "input_data": {"text": "Ship the quarterly report by Friday."}, "webhook_url": "http://127.0.0.1:9200/hooks/llmflow"}'
+
+Then poll it:
+  curl -s -H 'X-API-Key: ${LLM_MICROSERVICE_API_KEY}' http://127.0.0.1:${PORT}/api/v1/status/<job_id>
+INFO

@@ -1,0 +1,69 @@
+# Shared by scripts/dev.sh, scripts/test.sh and scripts/bench.sh: make sure PostgreSQL and Redis
+# answer on 127.0.0.1, installing them from Debian packages and starting them when they do not.
+# shellcheck shell=bash
+
+PG_HOST=127.0.0.1
+PG_PORT=5432
+REDIS_PORT=6379
+# With trust auth the password is ignored; on a fresh install it is the one set below.
+PG_ADMIN_URL="postgres://postgres:postgres@${PG_HOST}:${PG_PORT}/postgres"
+
+log() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
+die() { printf '\033[1;31merror:\033[0m %s\n' "$*" >&2; exit 1; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+apt_install() {
+  command -v apt-get >/dev/null || die "apt-get not found: install $* yourself"
+  log "installing $* (Debian packages)"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$@" >/dev/null
+}
+
+pg_ready() { pg_isready -q -h "$PG_HOST" -p "$PG_PORT" 2>/dev/null; }
+
+ensure_postgres() {
+  if command -v pg_isready >/dev/null && pg_ready; then
+    return
+  fi
+  command -v pg_ctlcluster >/dev/null || apt_install postgresql postgresql-client
+  local version
+  version=$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1)
+  [ -n "$version" ] || die "PostgreSQL is installed but has no cluster in /etc/postgresql"
+  log "starting PostgreSQL $version"
+  as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+  for _ in $(seq 1 60); do pg_ready && break; sleep 0.5; done
+  pg_ready || die "PostgreSQL did not start on ${PG_HOST}:${PG_PORT}"
+  # A fresh cluster asks for passwords over TCP: give the postgres role the one our URLs use.
+  as_root su postgres -c "psql -q -c \"ALTER USER postgres PASSWORD 'postgres'\"" >/dev/null 2>&1 || true
+}
+
+redis_ready() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG; }
+
+ensure_redis() {
+  if command -v redis-cli >/dev/null && redis_ready; then
+    return
+  fi
+  command -v redis-server >/dev/null || apt_install redis-server
+  log "starting Redis (nothing kept on disk)"
+  as_root mkdir -p /var/lib/redis /var/log/redis
+  as_root redis-server --daemonize yes --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no \
+    --dir /var/lib/redis --logfile /var/log/redis/llmflow.log
+  for _ in $(seq 1 40); do redis_ready && break; sleep 0.25; done
+  redis_ready || die "Redis did not start on 127.0.0.1:${REDIS_PORT}"
+}
+
+ensure_cargo() {
+  command -v cargo >/dev/null || die "cargo not found: install Rust (https://rustup.rs) first"
+}
+
+# Creates database $1 when it does not exist.
+ensure_database() {
+  local name=$1
+  if ! psql "$PG_ADMIN_URL" -tAc "SELECT 1 FROM pg_database WHERE datname = '$name'" | grep -q 1; then
+    log "creating database $name"
+    psql "$PG_ADMIN_URL" -q -c "CREATE DATABASE $name"
+  fi
+}

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The whole test suite: starts (or installs) PostgreSQL and Redis, builds once, checks that each
+# binary refuses to start without its database, then runs every test of the workspace.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+
+ensure_cargo
+ensure_postgres
+ensure_redis
+
+export TEST_DATABASE_URL="$PG_ADMIN_URL"
+export TEST_REDIS_URL="redis://127.0.0.1:${REDIS_PORT}/0"
+
+log "dropping test databases left by earlier runs"
+psql "$PG_ADMIN_URL" -tAc "SELECT datname FROM pg_database WHERE datname LIKE 'llmflow_t\_%'" |
+  while read -r db; do [ -n "$db" ] && psql "$PG_ADMIN_URL" -q -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)"; done
+
+log "building the workspace (tests included)"
+cargo build --workspace --all-targets --locked
+
+log "each service exits non-zero, naming the cause, when PostgreSQL or Redis is unreachable"
+check_refuses() {
+  local bin=$1 db=$2 redis=$3 expect=$4 out status
+  set +e
+  out=$(env -i PATH="$PATH" DATABASE_URL="$db" REDIS_URL="$redis" LLM_MICROSERVICE_API_KEY=k \
+    LOG_FORMAT=pretty timeout 60 "target/debug/$bin" 2>&1)
+  status=$?
+  set -e
+  if [ "$status" -eq 0 ] || [ "$status" -eq 124 ] || ! grep -q "$expect" <<<"$out"; then
+    die "$bin with an unreachable service: exit $status, output: $out"
+  fi
+}
+good_db="postgres://postgres:postgres@127.0.0.1:${PG_PORT}/postgres"
+for bin in llmflow-api llmflow-worker llmflow-webhook; do
+  check_refuses "$bin" "postgres://postgres@127.0.0.1:1/none" "redis://127.0.0.1:${REDIS_PORT}/0" "PostgreSQL"
+  check_refuses "$bin" "$good_db" "redis://127.0.0.1:1/0" "Redis"
+done
+
+log "running the test suite"
+cargo test --workspace --locked --no-fail-fast
