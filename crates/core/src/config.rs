@@ -196,7 +196,20 @@ impl Config {
     }
 
     fn from_figment(figment: Figment) -> Result<Config, ConfigError> {
-        let config: Config = figment.extract().map_err(|e| ConfigError(Box::new(e)))?;
+        let config: Config = figment.extract().map_err(|e| {
+            // Name the environment variable, not the struct field, when one is missing.
+            let text = e.to_string();
+            let missing = text
+                .split_once("missing field `")
+                .and_then(|(_, rest)| rest.split('`').next());
+            match missing {
+                Some(field) => ConfigError(Box::new(figment::Error::from(format!(
+                    "{} is not set (environment variable, or `{field}` in the LLMFLOW_CONFIG file)",
+                    field.to_uppercase()
+                )))),
+                None => ConfigError(Box::new(e)),
+            }
+        })?;
         config.check()?;
         Ok(config)
     }
@@ -299,7 +312,7 @@ mod tests {
     #[test]
     fn missing_database_url_names_the_field() {
         let err = with(json!({"redis_url": "redis://127.0.0.1"})).expect_err("must fail");
-        assert!(err.to_string().contains("database_url"), "{err}");
+        assert!(err.to_string().contains("DATABASE_URL is not set"), "{err}");
     }
 
     #[test]
