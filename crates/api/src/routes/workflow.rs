@@ -202,6 +202,10 @@ async fn submit(
         webhook_secret: submission.webhook_secret,
         steps_planned: i32::try_from(loaded.workflow.planned_steps()).unwrap_or(i32::MAX),
         idempotency_key: None,
+        webhook_events: None,
+        max_cost_usd: None,
+        idempotency_hash: None,
+        idempotency_expires_at: None,
     };
     let mut conn = state.pool.get().await.map_err(db::DbError::from)?;
     db::jobs::insert_job(&mut conn, &new_job).await?;

@@ -44,6 +44,12 @@ pub struct JobRow {
     pub started_at: Option<DateTime<Utc>>,
     pub completed_at: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
+    /// Extra webhook events the caller asked for (`workflow.progress`, `workflow.chunk`).
+    pub webhook_events: Option<Value>,
+    /// Budget: the worker stops before a call that would take the job past it.
+    pub max_cost_usd: Option<Decimal>,
+    pub idempotency_hash: Option<String>,
+    pub idempotency_expires_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Clone, Debug, Insertable)]
@@ -61,6 +67,10 @@ pub struct NewJob {
     pub webhook_secret: Option<String>,
     pub steps_planned: i32,
     pub idempotency_key: Option<String>,
+    pub webhook_events: Option<Value>,
+    pub max_cost_usd: Option<Decimal>,
+    pub idempotency_hash: Option<String>,
+    pub idempotency_expires_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Clone, Debug, Queryable, Selectable, Insertable)]

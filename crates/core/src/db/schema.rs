@@ -44,6 +44,10 @@ diesel::table! {
         started_at -> Nullable<Timestamptz>,
         completed_at -> Nullable<Timestamptz>,
         updated_at -> Timestamptz,
+        webhook_events -> Nullable<Jsonb>,
+        max_cost_usd -> Nullable<Numeric>,
+        idempotency_hash -> Nullable<Varchar>,
+        idempotency_expires_at -> Nullable<Timestamptz>,
     }
 }
 
