@@ -28,9 +28,11 @@ async fn migrations_go_up_down_and_up_again() {
     let applied = llmflow_core::db::run_migrations(&url).await.expect("up");
     assert!(!applied.is_empty());
     assert_eq!(llm_tables(&url).await, 7);
-    llmflow_core::db::revert_last_migration(&url)
-        .await
-        .expect("down");
+    for _ in &applied {
+        llmflow_core::db::revert_last_migration(&url)
+            .await
+            .expect("down");
+    }
     assert_eq!(llm_tables(&url).await, 0);
     llmflow_core::db::run_migrations(&url)
         .await
