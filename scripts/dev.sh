@@ -43,6 +43,7 @@ export RUST_LOG="${RUST_LOG:-info}"
 
 log "building"
 cargo build --workspace --bins --locked
+BIN="${CARGO_TARGET_DIR:-target}/debug"
 
 start() {
   local name=$1
@@ -53,19 +54,19 @@ start() {
 
 if [ -z "${OPENROUTER_API_KEY:-}${OPENAI_API_KEY:-}${ANTHROPIC_API_KEY:-}" ]; then
   log "no provider API key set: starting llmflow-emulator on :9100 as the LLM provider (test equipment, not a real model)"
-  start emulator target/debug/llmflow-emulator --port 9100
+  start emulator $BIN/llmflow-emulator --port 9100
   export OPENROUTER_API_KEY=emulator OPENAI_API_KEY=emulator ANTHROPIC_API_KEY=emulator GOOGLE_PLACES_API_KEY=emulator
   export OPENROUTER_BASE_URL=http://127.0.0.1:9100/v1 OPENAI_BASE_URL=http://127.0.0.1:9100/v1
   export ANTHROPIC_BASE_URL=http://127.0.0.1:9100 GOOGLE_PLACES_BASE_URL=http://127.0.0.1:9100
 fi
 
 log "migrating"
-target/debug/llmflow migrate
+$BIN/llmflow migrate
 
-start api target/debug/llmflow-api
-start worker target/debug/llmflow-worker
-start webhook target/debug/llmflow-webhook
-start receiver target/debug/llmflow listen --address 127.0.0.1:9200 --secret "$LLM_WEBHOOK_SECRET"
+start api $BIN/llmflow-api
+start worker $BIN/llmflow-worker
+start webhook $BIN/llmflow-webhook
+start receiver $BIN/llmflow listen --address 127.0.0.1:9200 --secret "$LLM_WEBHOOK_SECRET"
 
 for _ in $(seq 1 100); do
   curl -fsS "http://127.0.0.1:${PORT}/api/v1/health" >/dev/null 2>&1 && break

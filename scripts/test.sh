@@ -12,9 +12,12 @@ ensure_redis
 export TEST_DATABASE_URL="$PG_ADMIN_URL"
 export TEST_REDIS_URL="redis://127.0.0.1:${REDIS_PORT}/0"
 
-log "dropping test databases left by earlier runs"
+log "dropping test databases left by earlier runs (those still in use are kept)"
 psql "$PG_ADMIN_URL" -tAc "SELECT datname FROM pg_database WHERE datname LIKE 'llmflow_t\_%'" |
-  while read -r db; do [ -n "$db" ] && psql "$PG_ADMIN_URL" -q -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)"; done
+  while read -r db; do
+    [ -n "$db" ] && psql "$PG_ADMIN_URL" -q -c "DROP DATABASE IF EXISTS \"$db\"" >/dev/null 2>&1 || true
+  done
+BIN="${CARGO_TARGET_DIR:-target}/debug"
 
 log "building the workspace (tests included)"
 cargo build --workspace --all-targets --locked
@@ -24,7 +27,7 @@ check_refuses() {
   local bin=$1 db=$2 redis=$3 expect=$4 out status
   set +e
   out=$(env -i PATH="$PATH" DATABASE_URL="$db" REDIS_URL="$redis" LLM_MICROSERVICE_API_KEY=k \
-    LOG_FORMAT=pretty timeout 60 "target/debug/$bin" 2>&1)
+    LOG_FORMAT=pretty timeout 60 "$BIN/$bin" 2>&1)
   status=$?
   set -e
   if [ "$status" -eq 0 ] || [ "$status" -eq 124 ] || ! grep -q "$expect" <<<"$out"; then
