@@ -70,6 +70,12 @@ pub struct Config {
     pub webhook_allowed_cidrs: String,
     /// Seconds between webhook attempts after each failure (comma-separated).
     pub webhook_retry_schedule: String,
+    /// The longest a receiver's `Retry-After` may postpone a webhook retry, in seconds.
+    pub webhook_retry_after_cap_secs: u64,
+    /// TCP connect timeout of one webhook attempt, in seconds.
+    pub webhook_connect_timeout_secs: u64,
+    /// Whole-request timeout of one webhook attempt, in seconds (keep it below `claim_timeout_secs`).
+    pub webhook_request_timeout_secs: u64,
 
     /// Jobs one worker process runs at once (LLM calls are waits, not CPU).
     pub worker_concurrency: usize,
@@ -105,6 +111,9 @@ struct Defaults {
     prompts_dir: &'static str,
     webhook_allowed_cidrs: &'static str,
     webhook_retry_schedule: &'static str,
+    webhook_retry_after_cap_secs: u64,
+    webhook_connect_timeout_secs: u64,
+    webhook_request_timeout_secs: u64,
     worker_concurrency: usize,
     webhook_concurrency: usize,
     queue_poll_ms: u64,
@@ -129,6 +138,9 @@ const DEFAULTS: Defaults = Defaults {
     prompts_dir: "./prompts",
     webhook_allowed_cidrs: "",
     webhook_retry_schedule: "5,15,45",
+    webhook_retry_after_cap_secs: 300,
+    webhook_connect_timeout_secs: 5,
+    webhook_request_timeout_secs: 15,
     worker_concurrency: 1000,
     webhook_concurrency: 200,
     queue_poll_ms: 100,
@@ -165,6 +177,9 @@ const ENV_KEYS: &[&str] = &[
     "PRICING_FILE",
     "WEBHOOK_ALLOWED_CIDRS",
     "WEBHOOK_RETRY_SCHEDULE",
+    "WEBHOOK_RETRY_AFTER_CAP_SECS",
+    "WEBHOOK_CONNECT_TIMEOUT_SECS",
+    "WEBHOOK_REQUEST_TIMEOUT_SECS",
     "WORKER_CONCURRENCY",
     "WEBHOOK_CONCURRENCY",
     "QUEUE_POLL_MS",
@@ -249,6 +264,20 @@ impl Config {
         }
         if self.webhook_concurrency == 0 {
             return Err(invalid("webhook_concurrency", "must be at least 1".into()));
+        }
+        for (key, secs) in [
+            (
+                "webhook_connect_timeout_secs",
+                self.webhook_connect_timeout_secs,
+            ),
+            (
+                "webhook_request_timeout_secs",
+                self.webhook_request_timeout_secs,
+            ),
+        ] {
+            if secs == 0 {
+                return Err(invalid(key, "must be at least 1 second".into()));
+            }
         }
         if self.database_pool_size == 0 {
             return Err(invalid("database_pool_size", "must be at least 1".into()));
