@@ -2,6 +2,7 @@
 
 mod health;
 mod status;
+mod webhooks;
 mod workflow;
 
 use actix_web::error::{JsonPayloadError, PathError};
@@ -14,6 +15,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     workflow::configure(cfg);
     status::configure(cfg);
     health::configure(cfg);
+    webhooks::configure(cfg);
 }
 
 /// JSON bodies: size limit, and actix's own parse errors in the one envelope.
