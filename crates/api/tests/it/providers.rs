@@ -1,6 +1,6 @@
 //! LLM providers end to end: usage rows name who answered (fallbacks), structured output is
 //! repaired and both calls billed, cost comes from the table or from OpenRouter's `usage.cost`,
-//! and the shared concurrency limit holds across two `llmflow-worker` processes.
+//! and the shared concurrency limit holds across two worker processes.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -185,7 +185,7 @@ async fn cost_comes_from_the_table_or_from_openrouter_with_the_table_beside_it()
     }
 }
 
-/// A `llmflow-worker` process with the test's settings; killed when dropped.
+/// A worker process with the test's settings; killed when dropped.
 struct WorkerProcess(Child);
 
 impl Drop for WorkerProcess {
@@ -195,27 +195,40 @@ impl Drop for WorkerProcess {
     }
 }
 
-/// The worker binary next to this test binary (`$CARGO_TARGET_DIR/debug/llmflow-worker`),
-/// built by `cargo build --workspace` (scripts/test.sh does so before the tests).
-fn worker_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let debug = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target/debug");
-    let path = debug.join("llmflow-worker");
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo build --workspace` first",
-        path.display()
-    );
-    path
+/// Set in the environment of a worker process this test binary starts of itself.
+const WORKER_PROCESS_ENV: &str = "LLMFLOW_IT_WORKER_PROCESS";
+
+/// What `llmflow-worker`'s `main` does (configuration from the environment, worker started,
+/// run until killed), in a separate OS process: this test binary started again with only this
+/// entry selected. Not the `llmflow-worker` file itself because the build directory is shared
+/// and that file may come from another checkout's build; this process is always built from
+/// the same source as the test.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a worker process started by concurrency_limit_holds_across_two_worker_processes"]
+async fn worker_process() {
+    if std::env::var_os(WORKER_PROCESS_ENV).is_none() {
+        return;
+    }
+    let config = llmflow_core::config::Config::load().expect("worker configuration");
+    let state = llmflow_worker::WorkerState::connect(config)
+        .await
+        .expect("worker state");
+    let _worker = llmflow_worker::start(state);
+    std::future::pending::<()>().await;
 }
 
 fn spawn_worker(app: &TestApp, limits: &str) -> WorkerProcess {
     let config = &app.config;
-    let child = Command::new(worker_binary())
+    let exe = std::env::current_exe().expect("test binary path");
+    let child = Command::new(exe)
+        .args([
+            "--ignored",
+            "--exact",
+            "providers::worker_process",
+            "--nocapture",
+        ])
         .env_clear()
+        .env(WORKER_PROCESS_ENV, "1")
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("DATABASE_URL", config.database_url.expose_secret())
         .env("REDIS_URL", config.redis_url.expose_secret())
@@ -233,7 +246,7 @@ fn spawn_worker(app: &TestApp, limits: &str) -> WorkerProcess {
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
-        .expect("start llmflow-worker");
+        .expect("start a worker process");
     WorkerProcess(child)
 }
 

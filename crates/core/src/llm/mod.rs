@@ -272,3 +272,54 @@ pub fn estimate_usage(request: &CompletionRequest, content: &str) -> TokenUsage 
         cached_input_tokens: 0,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn estimated_usage_is_never_zero() {
+        let request = CompletionRequest {
+            model: "gpt-4o".into(),
+            messages: vec![Message {
+                role: Role::User,
+                content: "Summarise this paragraph, please.".into(),
+            }],
+            temperature: None,
+            max_tokens: None,
+            format: OutputFormat::Text,
+        };
+        let usage = estimate_usage(&request, "A short answer.");
+        assert_eq!(usage.input_tokens, 9);
+        assert_eq!(usage.output_tokens, 4);
+        let empty = CompletionRequest {
+            messages: Vec::new(),
+            ..request
+        };
+        let usage = estimate_usage(&empty, "");
+        assert_eq!((usage.input_tokens, usage.output_tokens), (1, 1));
+    }
+
+    #[test]
+    fn every_error_kind_has_a_retry_decision() {
+        let cases = [
+            (ProviderError::Auth(String::new()), false),
+            (ProviderError::BadRequest(String::new()), false),
+            (
+                ProviderError::RateLimited {
+                    retry_after: None,
+                    message: String::new(),
+                },
+                true,
+            ),
+            (ProviderError::Overloaded(String::new()), true),
+            (ProviderError::Server(String::new()), true),
+            (ProviderError::Timeout(String::new()), true),
+            (ProviderError::Network(String::new()), true),
+            (ProviderError::InvalidResponse(String::new()), false),
+        ];
+        for (error, retryable) in cases {
+            assert_eq!(error.is_retryable(), retryable, "{}", error.kind());
+        }
+    }
+}
