@@ -58,6 +58,20 @@ pub struct Config {
     pub default_provider: String,
     /// Whole-request timeout of one LLM call, in seconds.
     pub llm_timeout_secs: u64,
+    /// Calls in all (the first included) one provider gets on retryable errors.
+    pub llm_retry_max_attempts: u32,
+    /// Backoff before the first retry, in milliseconds; doubled each time, with jitter.
+    pub llm_retry_base_ms: u64,
+    /// Largest backoff between retries, in milliseconds.
+    pub llm_retry_cap_ms: u64,
+    /// Largest `Retry-After` honoured, in seconds.
+    pub llm_retry_after_cap_secs: u64,
+    /// Provider limits shared by all workers, as JSON (see README, "Provider limits").
+    pub llm_limits: String,
+    /// A concurrency lease not renewed for this many seconds (its worker died) is freed.
+    pub llm_limit_lease_secs: u64,
+    /// Longest an LLM call waits for its limits, in seconds (a step's timeout ends it sooner).
+    pub llm_limit_max_wait_secs: u64,
 
     /// Workflow definitions (`*.json`).
     pub workflows_dir: PathBuf,
@@ -107,6 +121,13 @@ struct Defaults {
     google_places_base_url: &'static str,
     default_provider: &'static str,
     llm_timeout_secs: u64,
+    llm_retry_max_attempts: u32,
+    llm_retry_base_ms: u64,
+    llm_retry_cap_ms: u64,
+    llm_retry_after_cap_secs: u64,
+    llm_limits: &'static str,
+    llm_limit_lease_secs: u64,
+    llm_limit_max_wait_secs: u64,
     workflows_dir: &'static str,
     prompts_dir: &'static str,
     webhook_allowed_cidrs: &'static str,
@@ -134,6 +155,13 @@ const DEFAULTS: Defaults = Defaults {
     google_places_base_url: "https://places.googleapis.com",
     default_provider: "openrouter",
     llm_timeout_secs: 120,
+    llm_retry_max_attempts: 3,
+    llm_retry_base_ms: 500,
+    llm_retry_cap_ms: 20_000,
+    llm_retry_after_cap_secs: 60,
+    llm_limits: "",
+    llm_limit_lease_secs: 30,
+    llm_limit_max_wait_secs: 600,
     workflows_dir: "./workflows",
     prompts_dir: "./prompts",
     webhook_allowed_cidrs: "",
@@ -172,6 +200,13 @@ const ENV_KEYS: &[&str] = &[
     "GOOGLE_PLACES_BASE_URL",
     "DEFAULT_PROVIDER",
     "LLM_TIMEOUT_SECS",
+    "LLM_RETRY_MAX_ATTEMPTS",
+    "LLM_RETRY_BASE_MS",
+    "LLM_RETRY_CAP_MS",
+    "LLM_RETRY_AFTER_CAP_SECS",
+    "LLM_LIMITS",
+    "LLM_LIMIT_LEASE_SECS",
+    "LLM_LIMIT_MAX_WAIT_SECS",
     "WORKFLOWS_DIR",
     "PROMPTS_DIR",
     "PRICING_FILE",
@@ -287,7 +322,26 @@ impl Config {
                 return Err(invalid(key, format!("unknown provider `{value}`")));
             }
         }
+        if let Err(e) = crate::llm::limits::LimitsConfig::parse(&self.llm_limits) {
+            return Err(invalid("llm_limits", e.to_string()));
+        }
+        if self.llm_limit_lease_secs == 0 {
+            return Err(invalid("llm_limit_lease_secs", "must be at least 1".into()));
+        }
         Ok(())
+    }
+
+    /// The shared provider limits (`LLM_LIMITS`), checked when the config was loaded.
+    pub fn llm_limits(&self) -> crate::llm::limits::LimitsConfig {
+        crate::llm::limits::LimitsConfig::parse(&self.llm_limits).unwrap_or_default()
+    }
+
+    /// Lease expiry and longest wait of the shared limiter.
+    pub fn limiter_settings(&self) -> crate::llm::limits::LimiterSettings {
+        crate::llm::limits::LimiterSettings {
+            lease_ttl: Duration::from_secs(self.llm_limit_lease_secs.max(1)),
+            max_wait: Duration::from_secs(self.llm_limit_max_wait_secs),
+        }
     }
 
     /// The pool timeout and the like are derived, not configured.
@@ -360,6 +414,25 @@ mod tests {
         }))
         .expect_err("must fail");
         assert!(err.to_string().contains("prot"), "{err}");
+    }
+
+    #[test]
+    fn llm_limits_are_parsed_and_checked() {
+        let config = with(json!({
+            "database_url": "postgres://x", "redis_url": "redis://x",
+            "llm_limits": r#"{"openrouter": {"max_concurrency": 2, "models": {"openai/gpt-4o": {"rpm": 5}}}}"#
+        }))
+        .expect("valid config");
+        let limits = config.llm_limits();
+        assert_eq!(limits.0["openrouter"].rule.max_concurrency, Some(2));
+        assert_eq!(limits.0["openrouter"].models["openai/gpt-4o"].rpm, Some(5));
+        for bad in [r#"{"acme": {}}"#, r#"{"openai": {"rpm": 0}}"#, "{not json"] {
+            let err = with(json!({
+                "database_url": "postgres://x", "redis_url": "redis://x", "llm_limits": bad
+            }))
+            .expect_err("must fail");
+            assert!(err.to_string().contains("LLM_LIMITS"), "{err}");
+        }
     }
 
     #[test]

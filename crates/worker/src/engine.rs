@@ -365,6 +365,7 @@ impl<'a> Runner<'a> {
                         job_id: self.job.id,
                         user_id: self.job.user_id,
                         step_id: &step.id,
+                        chunks: None,
                     };
                     steps::llm::execute(self.state, llm, &self.scope, &cx).await
                 }

@@ -2,6 +2,7 @@
 //! LLM provider and a receiving HTTP server as the app.
 
 mod pipeline;
+mod providers;
 mod recovery;
 mod schema;
 mod submit;
