@@ -6,3 +6,4 @@ mod recovery;
 mod schema;
 mod submit;
 mod support;
+mod workflows;
