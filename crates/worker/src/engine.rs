@@ -1,10 +1,14 @@
 //! Runs one job: claim it, resume after its last committed step, execute the rest, finish.
 //!
-//! Persistence: a step that called an LLM is committed (with its usage rows) as soon as it
-//! finishes, so a crash never runs or bills it again. Pure steps (transforms, conditions) are
-//! deterministic and free, so their rows are buffered and written with the next commit: after a
-//! crash they are simply recomputed. Every commit is conditional on this worker still owning
-//! the job, and returns whether cancellation was requested.
+//! Persistence: a step that called an LLM or an external API is committed (with its usage rows)
+//! as soon as it finishes, so a crash never runs or bills it again. Pure steps (transforms,
+//! conditions, the parallel step's own row) are deterministic and free, so their rows are
+//! buffered and written with the next commit: after a crash they are simply recomputed. Every
+//! commit is conditional on this worker still owning the job, and returns whether cancellation
+//! was requested.
+//!
+//! The runner's methods take `&self`: the branches of a `parallel` step (`steps/parallel.rs`)
+//! run concurrently on one runner, each with its own scope, recording into a shared journal.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
