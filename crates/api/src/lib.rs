@@ -17,7 +17,7 @@ use llmflow_core::config::Config;
 use llmflow_core::db::{self, PgPool};
 use llmflow_core::pricing::PriceTable;
 use llmflow_core::queue::{self, JobStorage, Queues};
-use llmflow_core::workflow::Catalog;
+use llmflow_core::workflow::{Catalog, Checks};
 
 use crate::error::ApiError;
 
@@ -56,8 +56,10 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let admin_key = Config::secret(&config.admin_api_key).map(str::to_owned);
     let pricing =
         PriceTable::load(config.pricing_file.as_deref()).context("loading the pricing table")?;
-    let catalog =
-        Catalog::load(&config.workflows_dir, &config.prompts_dir, &pricing).map_err(|errors| {
+    let env = config.workflow_env_names();
+    let checks = Checks::new(&pricing).with_env(&env);
+    let catalog = Catalog::load_checked(&config.workflows_dir, &config.prompts_dir, checks)
+        .map_err(|errors| {
             let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
             anyhow::anyhow!("invalid workflows:\n{}", text.join("\n"))
         })?;

@@ -2,6 +2,7 @@
 //! file (`LLMFLOW_CONFIG`), then environment variables with the names the service has always used.
 //! This is the only module that reads the environment.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -107,6 +108,17 @@ pub struct Config {
     pub database_pool_size: usize,
 
     pub log_format: LogFormat,
+
+    /// Environment names workflows may read as `${env.NAME}` in `external_api` steps
+    /// (comma-separated; default none).
+    pub workflow_env_allowlist: String,
+    /// Values of the allow-listed names: read from the environment at load (a value given in
+    /// the config file under `[workflow_env]` is used when the variable is unset).
+    #[serde(default)]
+    pub workflow_env: BTreeMap<String, SecretString>,
+    /// Calls per window for each external service, `service=calls/seconds`, comma-separated;
+    /// `http` is the limit of each host reached by generic `external_api` calls.
+    pub external_api_rate_limits: String,
 }
 
 /// Defaults in code; serialised into the first figment layer.
@@ -143,6 +155,8 @@ struct Defaults {
     stale_job_hours: u64,
     database_pool_size: usize,
     log_format: LogFormat,
+    workflow_env_allowlist: &'static str,
+    external_api_rate_limits: &'static str,
 }
 
 const DEFAULTS: Defaults = Defaults {
@@ -177,6 +191,8 @@ const DEFAULTS: Defaults = Defaults {
     stale_job_hours: 72,
     database_pool_size: 16,
     log_format: LogFormat::Json,
+    workflow_env_allowlist: "",
+    external_api_rate_limits: "google_places=10/1,http=20/1",
 };
 
 /// Environment variables read, each mapped to the field of the same name in lower case.
@@ -223,6 +239,8 @@ const ENV_KEYS: &[&str] = &[
     "STALE_JOB_HOURS",
     "DATABASE_POOL_SIZE",
     "LOG_FORMAT",
+    "WORKFLOW_ENV_ALLOWLIST",
+    "EXTERNAL_API_RATE_LIMITS",
 ];
 
 /// Settings that could not be read; the message names the variable or file key at fault.
@@ -246,7 +264,7 @@ impl Config {
     }
 
     fn from_figment(figment: Figment) -> Result<Config, ConfigError> {
-        let config: Config = figment.extract().map_err(|e| {
+        let mut config: Config = figment.extract().map_err(|e| {
             // Name the environment variable, not the struct field, when one is missing.
             let text = e.to_string();
             let missing = text
@@ -261,7 +279,47 @@ impl Config {
             }
         })?;
         config.check()?;
+        for name in config.workflow_env_names() {
+            if let Ok(value) = std::env::var(&name) {
+                config.workflow_env.insert(name, SecretString::from(value));
+            }
+        }
         Ok(config)
+    }
+
+    /// The names of `WORKFLOW_ENV_ALLOWLIST`.
+    pub fn workflow_env_names(&self) -> Vec<String> {
+        self.workflow_env_allowlist
+            .split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// `EXTERNAL_API_RATE_LIMITS` as service → (calls, window).
+    pub fn external_api_rate_limits(&self) -> Result<BTreeMap<String, (u64, Duration)>, String> {
+        let mut limits = BTreeMap::new();
+        for entry in self
+            .external_api_rate_limits
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+        {
+            let parsed = entry.split_once('=').and_then(|(service, rate)| {
+                let (calls, secs) = rate.split_once('/')?;
+                let calls: u64 = calls.trim().parse().ok().filter(|n| *n > 0)?;
+                let secs: u64 = secs.trim().parse().ok().filter(|n| *n > 0)?;
+                Some((service.trim().to_owned(), calls, secs))
+            });
+            match parsed {
+                Some((service, calls, secs)) if !service.is_empty() => {
+                    limits.insert(service, (calls, Duration::from_secs(secs)));
+                }
+                _ => return Err(format!("`{entry}` is not `service=calls/seconds`")),
+            }
+        }
+        Ok(limits)
     }
 
     /// Environment variables are taken as plain strings: an API key of digits stays a string.
@@ -317,6 +375,25 @@ impl Config {
         if self.database_pool_size == 0 {
             return Err(invalid("database_pool_size", "must be at least 1".into()));
         }
+        let allowed = self.workflow_env_names();
+        for name in &allowed {
+            let valid = name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && !name.starts_with(|c: char| c.is_ascii_digit());
+            if !valid {
+                return Err(invalid(
+                    "workflow_env_allowlist",
+                    format!("`{name}` is not an environment variable name"),
+                ));
+            }
+        }
+        if let Some(name) = self.workflow_env.keys().find(|n| !allowed.contains(n)) {
+            return Err(invalid(
+                "workflow_env",
+                format!("`{name}` is not in WORKFLOW_ENV_ALLOWLIST"),
+            ));
+        }
+        self.external_api_rate_limits()
+            .map_err(|e| invalid("external_api_rate_limits", e))?;
         for (key, value) in [("default_provider", self.default_provider.as_str())] {
             if !matches!(value, "openrouter" | "openai" | "anthropic") {
                 return Err(invalid(key, format!("unknown provider `{value}`")));
@@ -433,6 +510,34 @@ mod tests {
             .expect_err("must fail");
             assert!(err.to_string().contains("LLM_LIMITS"), "{err}");
         }
+    }
+
+    #[test]
+    fn env_allowlist_and_rate_limits_are_parsed_and_checked() {
+        let base = json!({"database_url": "postgres://x", "redis_url": "redis://x"});
+        let config = with(base.clone()).expect("defaults");
+        assert!(config.workflow_env_names().is_empty());
+        let limits = config.external_api_rate_limits().expect("default limits");
+        assert_eq!(limits["google_places"], (10, Duration::from_secs(1)));
+        let mut values = base.clone();
+        values["workflow_env_allowlist"] = json!("PARTNER_KEY, OTHER");
+        values["workflow_env"] = json!({"PARTNER_KEY": "from-file"});
+        let config = with(values.clone()).expect("valid");
+        assert_eq!(config.workflow_env_names(), ["PARTNER_KEY", "OTHER"]);
+        assert_eq!(
+            config.workflow_env["PARTNER_KEY"].expose_secret(),
+            "from-file"
+        );
+        values["workflow_env"] = json!({"NOT_LISTED": "x"});
+        let err = with(values).expect_err("value for a name not allowed");
+        assert!(err.to_string().contains("NOT_LISTED"), "{err}");
+        let mut values = base;
+        values["external_api_rate_limits"] = json!("google_places=ten/1");
+        let err = with(values).expect_err("bad limit");
+        assert!(
+            err.to_string().contains("EXTERNAL_API_RATE_LIMITS"),
+            "{err}"
+        );
     }
 
     #[test]

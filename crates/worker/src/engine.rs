@@ -1,12 +1,17 @@
 //! Runs one job: claim it, resume after its last committed step, execute the rest, finish.
 //!
-//! Persistence: a step that called an LLM is committed (with its usage rows) as soon as it
-//! finishes, so a crash never runs or bills it again. Pure steps (transforms, conditions) are
-//! deterministic and free, so their rows are buffered and written with the next commit: after a
-//! crash they are simply recomputed. Every commit is conditional on this worker still owning
-//! the job, and returns whether cancellation was requested.
+//! Persistence: a step that called an LLM or an external API is committed (with its usage rows)
+//! as soon as it finishes, so a crash never runs or bills it again. Pure steps (transforms,
+//! conditions, the parallel step's own row) are deterministic and free, so their rows are
+//! buffered and written with the next commit: after a crash they are simply recomputed. Every
+//! commit is conditional on this worker still owning the job, and returns whether cancellation
+//! was requested.
+//!
+//! The runner's methods take `&self`: the branches of a `parallel` step (`steps/parallel.rs`)
+//! run concurrently on one runner, each with its own scope, recording into a shared journal.
 
 use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -71,13 +76,14 @@ pub async fn run_job(state: &WorkerState, job_id: JobId) -> anyhow::Result<()> {
             tracing::info!(steps = done.len(), "resuming after committed steps");
         }
         let cancel = CancellationToken::new();
-        let mut runner = Runner::new(state, &job, done, cancel.clone());
+        let runner = Runner::new(state, &job, done, cancel.clone());
+        let mut scope = new_scope(&job.input_data);
         let outcome = tokio::select! {
-            outcome = runner.run_steps(&workflow.workflow.steps) => outcome,
+            outcome = runner.run_steps(&mut scope, &workflow.workflow.steps) => outcome,
             never = heartbeat(state, job.id, cancel) => match never {},
         };
         let outcome = match outcome {
-            Ok(()) => runner.output(&workflow).map_err(Stop::Failed),
+            Ok(()) => runner.output(&scope, &workflow).map_err(Stop::Failed),
             Err(stop) => Err(stop),
         };
         runner.finish(outcome).await
@@ -118,7 +124,7 @@ async fn heartbeat(
 
 /// Why a run stopped before the end.
 #[derive(Debug)]
-enum Stop {
+pub(crate) enum Stop {
     /// A step failed (its `on_error` said fail) or the output could not be built.
     Failed(String),
     Cancelled,
@@ -134,20 +140,39 @@ impl From<db::DbError> for Stop {
     }
 }
 
-struct Runner<'a> {
-    state: &'a WorkerState,
-    job: &'a JobRow,
-    done: HashMap<String, StepRow>,
-    cancel: CancellationToken,
-    /// `{"input": …, "steps": {id: {"output": …}}}`: what templates and conditions see.
-    scope: Value,
+/// What the buffered part of a run has recorded and not yet written.
+#[derive(Default)]
+struct Journal {
     pending: StepBatch,
     planned_delta: i32,
     position: i32,
-    /// Every LLM call of this run and of earlier runs of the job, for `cost_data`.
+    /// Every LLM call of this run, for `cost_data`.
     usage: Vec<UsageRow>,
+}
+
+/// One run of one job. Its methods take `&self`, so the branches of a `parallel` step run
+/// concurrently on the same runner: each branch has its own scope, and every record goes
+/// through the shared journal.
+pub(crate) struct Runner<'a> {
+    pub(crate) state: &'a WorkerState,
+    job: &'a JobRow,
+    done: HashMap<String, StepRow>,
+    cancel: CancellationToken,
+    journal: Mutex<Journal>,
     resumed: bool,
     started: Instant,
+}
+
+/// `{"input": …, "steps": {id: {"output": …}}}`: what templates and conditions see.
+pub(crate) fn new_scope(input: &Value) -> Value {
+    json!({"input": input, "steps": {}})
+}
+
+/// Records a step's output in a scope.
+pub(crate) fn set_output(scope: &mut Value, id: &str, output: Value) {
+    if let Some(steps) = scope.get_mut("steps").and_then(Value::as_object_mut) {
+        steps.insert(id.to_owned(), json!({ "output": output }));
+    }
 }
 
 impl<'a> Runner<'a> {
@@ -158,97 +183,164 @@ impl<'a> Runner<'a> {
         cancel: CancellationToken,
     ) -> Self {
         let resumed = !done.is_empty();
+        let journal = Journal {
+            position: i32::try_from(done.len()).unwrap_or(i32::MAX),
+            ..Journal::default()
+        };
         Runner {
             state,
             job,
-            position: i32::try_from(done.len()).unwrap_or(i32::MAX),
             done,
             cancel,
-            scope: json!({"input": job.input_data, "steps": {}}),
-            pending: StepBatch::default(),
-            planned_delta: 0,
-            usage: Vec::new(),
+            journal: Mutex::new(journal),
             resumed,
             started: Instant::now(),
         }
     }
 
-    async fn run_steps(&mut self, steps: &[Step]) -> Result<(), Stop> {
+    fn journal(&self) -> MutexGuard<'_, Journal> {
+        // A panic while holding the lock cannot leave a half-written journal behind (every
+        // change is a push or a swap), so a poisoned lock is still usable.
+        self.journal.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) async fn run_steps(&self, scope: &mut Value, steps: &[Step]) -> Result<(), Stop> {
         for step in steps {
             if self.cancel.is_cancelled() {
                 return Err(Stop::Cancelled);
             }
-            Box::pin(self.run_step(step)).await?;
+            Box::pin(self.run_step(scope, step)).await?;
         }
         Ok(())
     }
 
-    fn set_output(&mut self, id: &str, output: Value) {
-        if let Some(steps) = self.scope.get_mut("steps").and_then(Value::as_object_mut) {
-            steps.insert(id.to_owned(), json!({ "output": output }));
-        }
+    /// The committed row of a step, if an earlier run finished it.
+    pub(crate) fn done_row(&self, id: &str) -> Option<&StepRow> {
+        self.done.get(id)
     }
 
-    async fn run_step(&mut self, step: &Step) -> Result<(), Stop> {
-        // A committed step is never run again: its recorded output stands.
+    async fn run_step(&self, scope: &mut Value, step: &Step) -> Result<(), Stop> {
+        // A committed step is never run again: its recorded output (or failure) stands.
         if let Some(row) = self.done.get(&step.id) {
-            let output = row.output.clone().unwrap_or(Value::Null);
-            self.set_output(&step.id, output.clone());
-            if let StepKind::Conditional {
-                then, otherwise, ..
-            } = &step.kind
+            if row.status == "failed"
+                && matches!(step.on_error, OnError::Fail | OnError::Retry { .. })
             {
-                let branch = if output["branch"] == "then" {
-                    then
-                } else {
-                    otherwise
-                };
-                return self.run_steps(branch).await;
+                // Only inside a collect-all parallel branch does a run go on past such a row.
+                return Err(Stop::Failed(format!(
+                    "step `{}` failed: {}",
+                    step.id,
+                    row.error_message.as_deref().unwrap_or("error")
+                )));
+            }
+            let output = row.output.clone().unwrap_or(Value::Null);
+            set_output(scope, &step.id, output.clone());
+            match &step.kind {
+                StepKind::Conditional {
+                    then, otherwise, ..
+                } => {
+                    let branch = if output["branch"] == "then" {
+                        then
+                    } else {
+                        otherwise
+                    };
+                    return self.run_steps(scope, branch).await;
+                }
+                StepKind::Parallel { branches, .. } => {
+                    self.restore_branches(scope, branches);
+                    return Ok(());
+                }
+                StepKind::Llm(_) | StepKind::Transform { .. } | StepKind::ExternalApi(_) => {}
             }
             return Ok(());
         }
-        if let StepKind::Conditional {
-            condition,
-            then,
-            otherwise,
-        } = &step.kind
-        {
-            let started = Utc::now();
-            let taken = condition.evaluate(&self.scope);
-            let (output, status, error) = match taken {
-                Ok(result) => (
-                    json!({"branch": if result { "then" } else { "else" }, "result": result}),
-                    "completed",
-                    None,
-                ),
-                Err(message) => match self.recover(step, &message)? {
-                    Some(output) => (output, "failed", Some(message)),
-                    None => {
-                        return Err(Stop::Failed(format!(
-                            "step `{}` failed: {message}",
-                            step.id
+        match &step.kind {
+            StepKind::Conditional {
+                condition,
+                then,
+                otherwise,
+            } => {
+                let started = Utc::now();
+                let taken = condition.evaluate(scope);
+                let (output, status, error) = match taken {
+                    Ok(result) => (
+                        json!({"branch": if result { "then" } else { "else" }, "result": result}),
+                        "completed",
+                        None,
+                    ),
+                    Err(message) => match self.recover(step, &message) {
+                        Some(output) => (output, "failed", Some(message)),
+                        None => {
+                            return Err(Stop::Failed(format!(
+                                "step `{}` failed: {message}",
+                                step.id
+                            )))
+                        }
+                    },
+                };
+                self.record(step, status, output.clone(), error, 1, Vec::new(), started);
+                set_output(scope, &step.id, output.clone());
+                let branch = match output["branch"].as_str() {
+                    Some("then") => then.as_slice(),
+                    Some("else") => otherwise.as_slice(),
+                    _ => &[],
+                };
+                self.journal().planned_delta += i32::try_from(branch.len()).unwrap_or(0);
+                return self.run_steps(scope, branch).await;
+            }
+            StepKind::Parallel {
+                branches,
+                fail_fast,
+            } => {
+                let started = Utc::now();
+                let planned: usize = branches.iter().map(|(_, steps)| steps.len()).sum();
+                self.journal().planned_delta += i32::try_from(planned).unwrap_or(0);
+                let run = self.run_parallel(scope, branches, *fail_fast);
+                let result = match step.timeout {
+                    Some(limit) => tokio::time::timeout(limit, run).await.unwrap_or_else(|_| {
+                        Err(Stop::Failed(format!(
+                            "timeout: took longer than {} ms",
+                            limit.as_millis()
                         )))
-                    }
-                },
-            };
-            self.record(step, status, output.clone(), error, 1, Vec::new(), started);
-            self.set_output(&step.id, output.clone());
-            let branch = match output["branch"].as_str() {
-                Some("then") => then.as_slice(),
-                Some("else") => otherwise.as_slice(),
-                _ => &[],
-            };
-            self.planned_delta += i32::try_from(branch.len()).unwrap_or(0);
-            return self.run_steps(branch).await;
+                    }),
+                    None => run.await,
+                };
+                let (output, status, error) = match result {
+                    Ok(output) => (output, "completed", None),
+                    Err(Stop::Failed(message)) => match self.recover(step, &message) {
+                        Some(output) => (output, "failed", Some(message)),
+                        None => {
+                            self.record(
+                                step,
+                                "failed",
+                                Value::Null,
+                                Some(message.clone()),
+                                1,
+                                Vec::new(),
+                                started,
+                            );
+                            self.commit(None).await?;
+                            return Err(Stop::Failed(format!(
+                                "step `{}` failed: {message}",
+                                step.id
+                            )));
+                        }
+                    },
+                    Err(other) => return Err(other),
+                };
+                self.record(step, status, output.clone(), error, 1, Vec::new(), started);
+                set_output(scope, &step.id, output);
+                return Ok(());
+            }
+            StepKind::Llm(_) | StepKind::Transform { .. } | StepKind::ExternalApi(_) => {}
         }
 
         let started = Utc::now();
-        let (result, attempts) = self.execute_with_policy(step).await?;
+        let (result, attempts) = self.execute_with_policy(scope, step).await?;
         let (output, status, error, usage) = match result {
             Ok(StepOutput { output, usage }) => (output, "completed", None, usage),
             Err(failure) => {
                 let message = format!("{}: {}", failure.kind, failure.message);
-                match self.recover(step, &message)? {
+                match self.recover(step, &message) {
                     Some(output) => (output, "failed", Some(message), failure.usage),
                     None => {
                         self.record(
@@ -269,7 +361,8 @@ impl<'a> Runner<'a> {
                 }
             }
         };
-        let effectful = !usage.is_empty();
+        // LLM calls are paid for and external calls may have effects: commit them at once.
+        let effectful = !usage.is_empty() || matches!(step.kind, StepKind::ExternalApi(_));
         self.record(
             step,
             status,
@@ -279,16 +372,16 @@ impl<'a> Runner<'a> {
             usage,
             started,
         );
-        self.set_output(&step.id, output);
+        set_output(scope, &step.id, output);
         if effectful {
             self.commit(Some(&step.id)).await?;
         }
         Ok(())
     }
 
-    /// The output to go on with after a failure, per `on_error`; `None` means fail the job.
-    fn recover(&self, step: &Step, message: &str) -> Result<Option<Value>, Stop> {
-        Ok(match &step.on_error {
+    /// The output to go on with after a failure, per `on_error`; `None` means fail.
+    fn recover(&self, step: &Step, message: &str) -> Option<Value> {
+        match &step.on_error {
             OnError::Fail | OnError::Retry { .. } => None,
             OnError::Continue => {
                 tracing::warn!(step = %step.id, error = message, "step failed; continuing");
@@ -298,13 +391,14 @@ impl<'a> Runner<'a> {
                 tracing::warn!(step = %step.id, error = message, "step failed; using its default");
                 Some(value.clone())
             }
-        })
+        }
     }
 
     /// Executes a step with its timeout and retry policy, racing cancellation. Usage of failed
     /// attempts is kept: those calls were paid for.
     async fn execute_with_policy(
-        &mut self,
+        &self,
+        scope: &Value,
         step: &Step,
     ) -> Result<(Result<StepOutput, StepFailure>, i32), Stop> {
         let max_attempts = match &step.on_error {
@@ -314,7 +408,7 @@ impl<'a> Runner<'a> {
         let mut paid = Vec::new();
         let mut attempt = 1;
         loop {
-            let run = self.execute_once(step);
+            let run = self.execute_once(scope, step);
             let result = match step.timeout {
                 Some(limit) => match tokio::time::timeout(limit, run).await {
                     Ok(r) => r,
@@ -357,7 +451,7 @@ impl<'a> Runner<'a> {
         }
     }
 
-    async fn execute_once(&self, step: &Step) -> Result<StepOutput, StepFailure> {
+    async fn execute_once(&self, scope: &Value, step: &Step) -> Result<StepOutput, StepFailure> {
         let work = async {
             match &step.kind {
                 StepKind::Llm(llm) => {
@@ -367,14 +461,17 @@ impl<'a> Runner<'a> {
                         step_id: &step.id,
                         chunks: None,
                     };
-                    steps::llm::execute(self.state, llm, &self.scope, &cx).await
+                    steps::llm::execute(self.state, llm, scope, &cx).await
                 }
                 StepKind::Transform {
                     input, transform, ..
-                } => steps::transform::execute(input.as_ref(), transform, &self.scope),
-                StepKind::Conditional { .. } => Err(StepFailure::new(
+                } => steps::transform::execute(input.as_ref(), transform, scope),
+                StepKind::ExternalApi(call) => {
+                    steps::external_api::execute(self.state, call, scope).await
+                }
+                StepKind::Conditional { .. } | StepKind::Parallel { .. } => Err(StepFailure::new(
                     "internal",
-                    "conditional executed as a plain step",
+                    "a step with nested steps executed as a plain step",
                     false,
                 )),
             }
@@ -388,7 +485,7 @@ impl<'a> Runner<'a> {
 
     #[allow(clippy::too_many_arguments)]
     fn record(
-        &mut self,
+        &self,
         step: &Step,
         status: &str,
         output: Value,
@@ -408,12 +505,14 @@ impl<'a> Runner<'a> {
                         c + u.cost_usd,
                     )
                 });
-        self.pending.steps.push(StepRow {
+        let mut journal = self.journal();
+        let position = journal.position;
+        journal.pending.steps.push(StepRow {
             id: Uuid::now_v7(),
             job_id: self.job.id,
             step_id: step.id.clone(),
             step_type: step.kind.name().to_owned(),
-            position: self.position,
+            position,
             status: status.to_owned(),
             input: None,
             output: Some(output),
@@ -430,15 +529,20 @@ impl<'a> Runner<'a> {
             duration_ms: i32::try_from((completed - started).num_milliseconds())
                 .unwrap_or(i32::MAX),
         });
-        self.position += 1;
-        self.usage.extend(usage.iter().cloned());
-        self.pending.usage.extend(usage);
+        journal.position += 1;
+        journal.usage.extend(usage.iter().cloned());
+        journal.pending.usage.extend(usage);
     }
 
-    /// Writes buffered steps and usage now.
-    async fn commit(&mut self, current_step: Option<&str>) -> Result<(), Stop> {
-        let batch = std::mem::take(&mut self.pending);
-        let planned = std::mem::take(&mut self.planned_delta);
+    /// Writes buffered steps and usage now (whichever branch recorded them).
+    async fn commit(&self, current_step: Option<&str>) -> Result<(), Stop> {
+        let (batch, planned) = {
+            let mut journal = self.journal();
+            (
+                std::mem::take(&mut journal.pending),
+                std::mem::take(&mut journal.planned_delta),
+            )
+        };
         let mut conn = self.state.pool.get().await.map_err(db::DbError::from)?;
         match db::jobs::commit_steps(
             &mut conn,
@@ -462,14 +566,14 @@ impl<'a> Runner<'a> {
 
     /// The job's result: the workflow's `output` rendered over the scope (default: every step's
     /// output by id), with `cost_data` added.
-    fn output(&self, workflow: &LoadedWorkflow) -> Result<Value, String> {
+    fn output(&self, scope: &Value, workflow: &LoadedWorkflow) -> Result<Value, String> {
         let rendered = match &workflow.workflow.output {
             Some(template) => template
-                .render(&self.scope)
+                .render(scope)
                 .map_err(|e| format!("cannot build the output: {e}"))?
                 .unwrap_or(Value::Null),
             None => {
-                let outputs: Map<String, Value> = self.scope["steps"]
+                let outputs: Map<String, Value> = scope["steps"]
                     .as_object()
                     .map(|steps| {
                         steps
@@ -485,7 +589,11 @@ impl<'a> Runner<'a> {
     }
 
     /// Ends the job: its terminal state, result and `cost_data`, and the webhook it owes.
-    async fn finish(mut self, outcome: Result<Value, Stop>) -> anyhow::Result<()> {
+    async fn finish(self, outcome: Result<Value, Stop>) -> anyhow::Result<()> {
+        let mut journal = self
+            .journal
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner);
         let (status, output, error) = match outcome {
             Ok(output) => (JobStatus::Completed, Some(output), None),
             Err(Stop::Failed(message)) => (JobStatus::Failed, None, Some(message)),
@@ -498,10 +606,10 @@ impl<'a> Runner<'a> {
         };
         if self.resumed {
             let mut conn = self.state.pool.get().await?;
-            self.usage = db::jobs::job_usage(&mut conn, self.job.id).await?;
-            self.usage.extend(self.pending.usage.iter().cloned());
+            journal.usage = db::jobs::job_usage(&mut conn, self.job.id).await?;
+            journal.usage.extend(journal.pending.usage.iter().cloned());
         }
-        let cost_data = cost_data(&self.usage);
+        let cost_data = cost_data(&journal.usage);
         let result = output.map(|output| with_cost_data(output, &cost_data));
         let duration_ms = self.started.elapsed().as_millis() as u64;
         let deliveries = match (&self.job.webhook_url, status) {
@@ -531,8 +639,8 @@ impl<'a> Runner<'a> {
             status,
             result,
             error_message: error.clone(),
-            batch: std::mem::take(&mut self.pending),
-            planned_delta: std::mem::take(&mut self.planned_delta),
+            batch: journal.pending,
+            planned_delta: journal.planned_delta,
             deliveries,
         };
         let mut conn = self.state.pool.get().await?;

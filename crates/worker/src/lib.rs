@@ -3,6 +3,7 @@
 //! webhook delivery. A reconciler re-pushes any unfinished job or due delivery that Redis lost.
 
 mod engine;
+pub mod external;
 pub mod reconciler;
 mod steps;
 
@@ -23,7 +24,7 @@ use llmflow_core::llm::retry::RetryPolicy;
 use llmflow_core::llm::Providers;
 use llmflow_core::pricing::PriceTable;
 use llmflow_core::queue::{self, DeliveryStorage, JobMessage, Queues};
-use llmflow_core::workflow::LoadedWorkflow;
+use llmflow_core::workflow::{Checks, LoadedWorkflow};
 
 pub use engine::run_job;
 
@@ -41,6 +42,8 @@ pub struct WorkerState {
     pub retry: RetryPolicy,
     /// Unique per process start: apalis refuses a name still registered, and claims record it.
     pub worker_name: String,
+    /// HTTP client, response cache and rate limiter of `external_api` steps.
+    pub external: external::ExternalApis,
     deliveries: DeliveryStorage,
     /// Workflow definitions by hash, as pinned by jobs.
     definitions: Mutex<HashMap<String, Arc<LoadedWorkflow>>>,
@@ -75,6 +78,7 @@ impl WorkerState {
             config.limiter_settings(),
         );
         let retry = RetryPolicy::from_config(&config);
+        let external = external::ExternalApis::new(&config)?;
         let worker_name = format!(
             "worker-{}-{}",
             std::process::id(),
@@ -90,6 +94,7 @@ impl WorkerState {
             limiter,
             retry,
             worker_name,
+            external,
             deliveries,
             definitions: Mutex::new(HashMap::new()),
         })
@@ -109,8 +114,10 @@ impl WorkerState {
         let definition = db::jobs::load_definition(&mut conn, hash)
             .await?
             .with_context(|| format!("workflow definition {hash} is missing"))?;
+        let env = self.config.workflow_env_names();
+        let checks = Checks::new(&self.pricing).with_env(&env);
         let loaded =
-            LoadedWorkflow::from_definition(definition, &self.pricing).map_err(|problems| {
+            LoadedWorkflow::from_definition_checked(definition, checks).map_err(|problems| {
                 let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
                 anyhow::anyhow!("stored workflow definition is invalid: {}", text.join("; "))
             })?;

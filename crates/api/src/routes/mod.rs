@@ -4,6 +4,7 @@ mod health;
 mod status;
 mod webhooks;
 mod workflow;
+mod workflows;
 
 use actix_web::error::{JsonPayloadError, PathError};
 use actix_web::web;
@@ -13,6 +14,7 @@ use crate::BODY_LIMIT;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     workflow::configure(cfg);
+    workflows::configure(cfg);
     status::configure(cfg);
     health::configure(cfg);
     webhooks::configure(cfg);

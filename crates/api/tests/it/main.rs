@@ -8,3 +8,4 @@ mod schema;
 mod submit;
 mod support;
 mod webhooks;
+mod workflows;

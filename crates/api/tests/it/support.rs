@@ -297,6 +297,8 @@ impl TestApp {
             "openai_base_url": emulator.openai_base_url(),
             "anthropic_api_key": "emulator-key",
             "anthropic_base_url": emulator.anthropic_base_url(),
+            "google_places_api_key": "emulator-key",
+            "google_places_base_url": emulator.places_base_url(),
             "workflows_dir": concat!(env!("CARGO_MANIFEST_DIR"), "/../../workflows"),
             "prompts_dir": concat!(env!("CARGO_MANIFEST_DIR"), "/../../prompts"),
             "webhook_allowed_cidrs": "127.0.0.0/8",

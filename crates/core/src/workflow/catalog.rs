@@ -11,7 +11,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::raw::{RawStep, RawWorkflow};
-use super::{Problem, Workflow};
+use super::{Checks, Problem, Workflow};
 use crate::pricing::PriceTable;
 
 /// `{{include:path}}` inside a prompt file: replaced by that file's text (paths are relative to
@@ -37,8 +37,16 @@ impl LoadedWorkflow {
         definition: Value,
         pricing: &PriceTable,
     ) -> Result<LoadedWorkflow, Vec<Problem>> {
+        Self::from_definition_checked(definition, Checks::new(pricing))
+    }
+
+    /// As `from_definition`, with the deployment's checks (environment allow-list).
+    pub fn from_definition_checked(
+        definition: Value,
+        checks: Checks<'_>,
+    ) -> Result<LoadedWorkflow, Vec<Problem>> {
         let raw = parse(&definition)?;
-        let workflow = Workflow::compile(&raw, pricing)?;
+        let workflow = Workflow::compile_checked(&raw, checks)?;
         let hash = definition_hash(&definition);
         Ok(LoadedWorkflow {
             workflow,
@@ -53,6 +61,15 @@ impl LoadedWorkflow {
         prompts_dir: &Path,
         pricing: &PriceTable,
     ) -> Result<LoadedWorkflow, Vec<Problem>> {
+        Self::from_source_checked(source, prompts_dir, Checks::new(pricing))
+    }
+
+    /// As `from_source`, with the deployment's checks (environment allow-list).
+    pub fn from_source_checked(
+        source: &Value,
+        prompts_dir: &Path,
+        checks: Checks<'_>,
+    ) -> Result<LoadedWorkflow, Vec<Problem>> {
         let mut raw = parse(source)?;
         resolve_prompts(&mut raw, prompts_dir)?;
         let definition = serde_json::to_value(&raw).map_err(|e| {
@@ -61,7 +78,7 @@ impl LoadedWorkflow {
                 format!("cannot serialise definition: {e}"),
             )]
         })?;
-        let workflow = Workflow::compile(&raw, pricing)?;
+        let workflow = Workflow::compile_checked(&raw, checks)?;
         let hash = definition_hash(&definition);
         Ok(LoadedWorkflow {
             workflow,
@@ -120,7 +137,12 @@ fn resolve_steps(steps: &mut [RawStep], path: &str, dir: &Path, problems: &mut V
                 resolve_steps(&mut c.then, &format!("{path}.then"), dir, problems);
                 resolve_steps(&mut c.otherwise, &format!("{path}.else"), dir, problems);
             }
-            RawStep::Transform(_) => {}
+            RawStep::Parallel(p) => {
+                for (name, steps) in p.branches.iter_mut() {
+                    resolve_steps(steps, &format!("{path}.branches.{name}"), dir, problems);
+                }
+            }
+            RawStep::Transform(_) | RawStep::ExternalApi(_) => {}
         }
     }
 }
@@ -186,6 +208,15 @@ impl Catalog {
         prompts_dir: &Path,
         pricing: &PriceTable,
     ) -> Result<Catalog, Vec<CatalogError>> {
+        Self::load_checked(workflows_dir, prompts_dir, Checks::new(pricing))
+    }
+
+    /// As `load`, with the deployment's checks (environment allow-list).
+    pub fn load_checked(
+        workflows_dir: &Path,
+        prompts_dir: &Path,
+        checks: Checks<'_>,
+    ) -> Result<Catalog, Vec<CatalogError>> {
         let mut errors = Vec::new();
         let mut catalog = Catalog::default();
         let mut files: Vec<PathBuf> = match std::fs::read_dir(workflows_dir) {
@@ -208,7 +239,7 @@ impl Catalog {
         files.sort();
         let mut names = HashSet::new();
         for file in files {
-            match load_file(&file, prompts_dir, pricing) {
+            match load_file(&file, prompts_dir, checks) {
                 Ok(loaded) => {
                     let name = loaded.workflow.name.clone();
                     if !names.insert(name.clone()) {
@@ -253,11 +284,11 @@ impl Catalog {
 fn load_file(
     file: &Path,
     prompts_dir: &Path,
-    pricing: &PriceTable,
+    checks: Checks<'_>,
 ) -> Result<LoadedWorkflow, Vec<Problem>> {
     let text = std::fs::read_to_string(file)
         .map_err(|e| vec![Problem::new("", format!("cannot read: {e}"))])?;
     let source: Value = serde_json::from_str(&text)
         .map_err(|e| vec![Problem::new("", format!("not JSON: {e}"))])?;
-    LoadedWorkflow::from_source(&source, prompts_dir, pricing)
+    LoadedWorkflow::from_source_checked(&source, prompts_dir, checks)
 }

@@ -3,6 +3,7 @@
 
 mod catalog;
 mod condition;
+mod external;
 pub mod raw;
 mod value;
 
@@ -16,7 +17,11 @@ use serde_json::Value;
 
 pub use catalog::{definition_hash, resolve_prompts, Catalog, CatalogError, LoadedWorkflow};
 pub use condition::Condition;
-pub use raw::{OnError, RawFallback, RawResponseFormat, RawStep, RawWorkflow};
+pub use external::{
+    ExternalApiStep, ExternalCall, HttpCall, PlacesCall, DEFAULT_PLACES_FIELD_MASK,
+    GOOGLE_PLACES_SERVICE,
+};
+pub use raw::{HttpMethod, OnError, RawFallback, RawResponseFormat, RawStep, RawWorkflow};
 pub use value::ValueTemplate;
 
 use crate::llm::{OutputFormat, PROVIDER_NAMES};
@@ -88,6 +93,12 @@ pub enum StepKind {
         then: Vec<Step>,
         otherwise: Vec<Step>,
     },
+    /// Named branches run concurrently; see `raw::RawParallelStep`.
+    Parallel {
+        branches: Vec<(String, Vec<Step>)>,
+        fail_fast: bool,
+    },
+    ExternalApi(Box<ExternalApiStep>),
 }
 
 impl StepKind {
@@ -96,6 +107,8 @@ impl StepKind {
             StepKind::Llm(_) => "llm",
             StepKind::Transform { .. } => "transform",
             StepKind::Conditional { .. } => "conditional",
+            StepKind::Parallel { .. } => "parallel",
+            StepKind::ExternalApi(_) => "external_api",
         }
     }
 }
@@ -130,6 +143,39 @@ static STEP_ID: LazyLock<Regex> = LazyLock::new(|| {
         .unwrap_or_else(|e| unreachable!("static regex: {e}"))
 });
 
+/// `env.<NAME>` mentioned in a template, value or condition.
+static ENV_REFERENCE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\benv\.([A-Za-z_][A-Za-z0-9_]*)")
+        .unwrap_or_else(|e| unreachable!("static regex: {e}"))
+});
+
+/// What a definition is checked against besides its own text.
+#[derive(Clone, Copy, Debug)]
+pub struct Checks<'a> {
+    /// Every `llm` step's model must have a price.
+    pub pricing: &'a PriceTable,
+    /// Names `${env.NAME}` may use (`WORKFLOW_ENV_ALLOWLIST`).
+    pub env_allowlist: &'a [String],
+}
+
+impl<'a> Checks<'a> {
+    /// Checks against the pricing table, with no environment names allowed.
+    pub fn new(pricing: &'a PriceTable) -> Self {
+        Checks {
+            pricing,
+            env_allowlist: &[],
+        }
+    }
+
+    /// The same, allowing `${env.NAME}` for the given names.
+    pub fn with_env(self, env_allowlist: &'a [String]) -> Self {
+        Checks {
+            env_allowlist,
+            ..self
+        }
+    }
+}
+
 /// `steps.<id>` mentioned in a template, value or condition.
 static STEP_REFERENCE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"\bsteps\.([A-Za-z_][A-Za-z0-9_]*)")
@@ -137,12 +183,22 @@ static STEP_REFERENCE: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 impl Workflow {
-    /// Validates a parsed definition whose prompt files are already inlined.
+    /// Validates a parsed definition whose prompt files are already inlined (no `${env.…}`
+    /// names allowed; see `compile_checked`).
     pub fn compile(raw: &RawWorkflow, pricing: &PriceTable) -> Result<Workflow, Vec<Problem>> {
+        Self::compile_checked(raw, Checks::new(pricing))
+    }
+
+    /// Validates a parsed definition whose prompt files are already inlined.
+    pub fn compile_checked(
+        raw: &RawWorkflow,
+        checks: Checks<'_>,
+    ) -> Result<Workflow, Vec<Problem>> {
         let mut all_ids = HashSet::new();
         collect_ids(&raw.steps, &mut all_ids);
         let mut cx = Checker {
-            pricing,
+            pricing: checks.pricing,
+            env_allowlist: checks.env_allowlist,
             problems: Vec::new(),
             seen_ids: HashSet::new(),
             all_ids,
@@ -225,6 +281,7 @@ fn compiled_sources(value: &ValueTemplate) -> Vec<String> {
 
 struct Checker<'a> {
     pricing: &'a PriceTable,
+    env_allowlist: &'a [String],
     problems: Vec<Problem>,
     seen_ids: HashSet<String>,
     /// Every id in the definition, to tell a forward reference from an unknown one.
@@ -234,9 +291,8 @@ struct Checker<'a> {
 fn collect_ids(steps: &[RawStep], out: &mut HashSet<String>) {
     for step in steps {
         out.insert(step.id().to_owned());
-        if let RawStep::Conditional(c) = step {
-            collect_ids(&c.then, out);
-            collect_ids(&c.otherwise, out);
+        for (_, children) in step.children() {
+            collect_ids(children, out);
         }
     }
 }
@@ -274,11 +330,8 @@ impl Checker<'_> {
             self.problem(format!("{path}.id"), format!("duplicate step id `{id}`"));
         }
         let before = self.problems.len();
-        let (timeout_ms, on_error) = match raw {
-            RawStep::Llm(s) => (s.timeout_ms, s.on_error.clone()),
-            RawStep::Transform(s) => (s.timeout_ms, s.on_error.clone()),
-            RawStep::Conditional(s) => (s.timeout_ms, s.on_error.clone()),
-        };
+        let (timeout_ms, on_error) = raw.common();
+        let on_error = on_error.cloned();
         if let Some(ms) = timeout_ms {
             if ms == 0 || ms > MAX_TIMEOUT_MS {
                 self.problem(
@@ -293,6 +346,15 @@ impl Checker<'_> {
                 self.problem(
                     format!("{path}.on_error.attempts"),
                     format!("must be between 1 and {MAX_RETRY_ATTEMPTS}"),
+                );
+            }
+            if matches!(raw, RawStep::Conditional(_) | RawStep::Parallel(_)) {
+                self.problem(
+                    format!("{path}.on_error.mode"),
+                    format!(
+                        "`retry` does not apply to a {} step: give it to the steps inside",
+                        raw.kind()
+                    ),
                 );
             }
         }
@@ -354,6 +416,10 @@ impl Checker<'_> {
                     otherwise,
                 })
             }
+            RawStep::Parallel(s) => Some(self.parallel(s, path, visible)),
+            RawStep::ExternalApi(s) => self
+                .external(s, path, visible)
+                .map(|e| StepKind::ExternalApi(Box::new(e))),
         };
         if self.problems.len() > before {
             return None;
@@ -518,8 +584,25 @@ impl Checker<'_> {
         }
     }
 
-    /// Every `steps.<id>` in `sources` must name a step that runs earlier.
+    /// Every `steps.<id>` in `sources` must name a step that runs earlier; `env.<NAME>` is only
+    /// for `external_api` steps (so secrets never reach a prompt, a log or a job's result).
     fn references(&mut self, sources: Vec<String>, path: &str, visible: &HashSet<String>) {
+        for source in &sources {
+            if let Some(captures) = ENV_REFERENCE.captures(source) {
+                let name = captures.get(1).map_or("", |m| m.as_str());
+                self.problem(
+                    path,
+                    format!(
+                        "`env.{name}`: environment values may only be used in external_api steps"
+                    ),
+                );
+            }
+        }
+        self.step_references(sources, path, visible);
+    }
+
+    /// Every `steps.<id>` in `sources` must name a step that runs earlier.
+    fn step_references(&mut self, sources: Vec<String>, path: &str, visible: &HashSet<String>) {
         for source in sources {
             for captures in STEP_REFERENCE.captures_iter(&source) {
                 let Some(id) = captures.get(1).map(|m| m.as_str()) else {
@@ -535,6 +618,44 @@ impl Checker<'_> {
                 };
                 self.problem(path, message);
             }
+        }
+    }
+}
+
+impl Checker<'_> {
+    /// A parallel step: each branch sees what ran before the parallel step plus its own earlier
+    /// steps (never a sibling branch's); after it, every branch's steps are visible.
+    fn parallel(
+        &mut self,
+        s: &raw::RawParallelStep,
+        path: &str,
+        visible: &mut HashSet<String>,
+    ) -> StepKind {
+        if s.branches.is_empty() {
+            self.problem(format!("{path}.branches"), "must have at least one branch");
+        }
+        let mut after = visible.clone();
+        let mut branches = Vec::with_capacity(s.branches.len());
+        for (name, steps) in &s.branches {
+            let branch_path = format!("{path}.branches.{name}");
+            if !STEP_ID.is_match(name) {
+                self.problem(
+                    &branch_path,
+                    format!("`{name}` is not a valid branch name (letters, digits and _)"),
+                );
+            }
+            if steps.is_empty() {
+                self.problem(&branch_path, "a branch needs at least one step");
+            }
+            let mut branch_visible = visible.clone();
+            let compiled = self.steps(steps, &branch_path, &mut branch_visible);
+            after.extend(branch_visible);
+            branches.push((name.clone(), compiled));
+        }
+        *visible = after;
+        StepKind::Parallel {
+            branches,
+            fail_fast: s.fail_fast,
         }
     }
 }

@@ -1,5 +1,7 @@
 //! Workflow files as written: strict serde shapes (unknown fields are errors), not yet checked.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -34,6 +36,8 @@ pub enum RawStep {
     Llm(RawLlmStep),
     Transform(RawTransformStep),
     Conditional(RawConditionalStep),
+    Parallel(RawParallelStep),
+    ExternalApi(RawExternalApiStep),
 }
 
 impl RawStep {
@@ -42,6 +46,8 @@ impl RawStep {
             RawStep::Llm(s) => &s.id,
             RawStep::Transform(s) => &s.id,
             RawStep::Conditional(s) => &s.id,
+            RawStep::Parallel(s) => &s.id,
+            RawStep::ExternalApi(s) => &s.id,
         }
     }
 
@@ -50,6 +56,36 @@ impl RawStep {
             RawStep::Llm(_) => "llm",
             RawStep::Transform(_) => "transform",
             RawStep::Conditional(_) => "conditional",
+            RawStep::Parallel(_) => "parallel",
+            RawStep::ExternalApi(_) => "external_api",
+        }
+    }
+
+    /// The step's `timeout_ms` and `on_error`, whatever its kind.
+    pub fn common(&self) -> (Option<u64>, Option<&OnError>) {
+        match self {
+            RawStep::Llm(s) => (s.timeout_ms, s.on_error.as_ref()),
+            RawStep::Transform(s) => (s.timeout_ms, s.on_error.as_ref()),
+            RawStep::Conditional(s) => (s.timeout_ms, s.on_error.as_ref()),
+            RawStep::Parallel(s) => (s.timeout_ms, s.on_error.as_ref()),
+            RawStep::ExternalApi(s) => (s.timeout_ms, s.on_error.as_ref()),
+        }
+    }
+
+    /// Steps nested inside this one (a conditional's `then` and `else`, a parallel step's
+    /// branches), each with the JSON path of its list.
+    pub fn children(&self) -> Vec<(String, &[RawStep])> {
+        match self {
+            RawStep::Conditional(c) => vec![
+                ("then".to_owned(), c.then.as_slice()),
+                ("else".to_owned(), c.otherwise.as_slice()),
+            ],
+            RawStep::Parallel(p) => p
+                .branches
+                .iter()
+                .map(|(name, steps)| (format!("branches.{name}"), steps.as_slice()))
+                .collect(),
+            RawStep::Llm(_) | RawStep::Transform(_) | RawStep::ExternalApi(_) => Vec::new(),
         }
     }
 }
@@ -164,4 +200,92 @@ pub struct RawConditionalStep {
     pub then: Vec<RawStep>,
     #[serde(default, rename = "else")]
     pub otherwise: Vec<RawStep>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// Named branches run concurrently; the output is an object keyed by branch name.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawParallelStep {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_error: Option<OnError>,
+    /// Branch name → the steps it runs in order.
+    pub branches: BTreeMap<String, Vec<RawStep>>,
+    /// `true` (default): the first failed branch cancels the others and the step fails.
+    /// `false`: every branch runs to its end; a failed one gives `{"error": "…"}`.
+    #[serde(default = "default_true")]
+    pub fail_fast: bool,
+}
+
+/// HTTP method of an `external_api` call.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum HttpMethod {
+    #[default]
+    Get,
+    Post,
+    Put,
+    Patch,
+    Delete,
+}
+
+impl HttpMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpMethod::Get => "GET",
+            HttpMethod::Post => "POST",
+            HttpMethod::Put => "PUT",
+            HttpMethod::Patch => "PATCH",
+            HttpMethod::Delete => "DELETE",
+        }
+    }
+}
+
+/// A call to an HTTP API: any URL, or a named service (`google_places`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawExternalApiStep {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_error: Option<OnError>,
+    /// A named service (`google_places`); without it the call is the generic HTTP request
+    /// described by `method`, `url`, `query`, `headers` and `body`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<HttpMethod>,
+    /// URL template; scheme and host must be written out (not templated).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Generic: an object of query parameters (values are templates). `google_places`: the
+    /// text query (a template), e.g. `"${input.city} hospitals"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<Value>,
+    /// Header templates; secrets only as `${env.NAME}` of allow-listed names.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// JSON body (a value template), sent with `Content-Type: application/json`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<Value>,
+    /// Seconds a successful response is reused for an identical request; 0 = no cache.
+    /// Default: 3600 for `google_places`, 0 for generic calls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_ttl_secs: Option<u64>,
+    /// `google_places`: response field mask (default: id, name, address, location, rating…).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field_mask: Option<String>,
+    /// `google_places`: most results wanted (1–20).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_results: Option<u32>,
+    /// `google_places`: language of the results (e.g. `en`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language_code: Option<String>,
 }

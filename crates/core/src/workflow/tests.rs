@@ -171,3 +171,232 @@ fn every_workflow_in_the_repository_loads_and_validates() {
     assert_eq!(catalog.len(), files);
     assert!(catalog.get("bench_pipeline").is_some());
 }
+
+fn compile_with_env(definition: Value, env: &[&str]) -> Result<Workflow, Vec<Problem>> {
+    let pricing = PriceTable::built_in().expect("pricing");
+    let env: Vec<String> = env.iter().map(|s| (*s).to_owned()).collect();
+    LoadedWorkflow::from_definition_checked(definition, Checks::new(&pricing).with_env(&env))
+        .map(|l| l.workflow)
+}
+
+fn template_step(id: &str, template: &str) -> Value {
+    json!({"id": id, "type": "transform", "operation": "template", "template": template})
+}
+
+#[test]
+fn parallel_branches_see_what_ran_before_and_not_each_other() {
+    let wf = compile(json!({
+        "name": "p",
+        "steps": [
+            template_step("first", "x"),
+            {"id": "fan", "type": "parallel", "fail_fast": false, "branches": {
+                "a": [template_step("a1", "${steps.first.output}"), template_step("a2", "${steps.a1.output}")],
+                "b": [template_step("b1", "${steps.first.output}")]
+            }},
+            template_step("after", "${steps.a2.output} ${steps.b1.output} ${steps.fan.output.a}")
+        ]
+    }))
+    .expect("valid");
+    match &wf.steps[1].kind {
+        StepKind::Parallel {
+            branches,
+            fail_fast,
+        } => {
+            assert!(!fail_fast);
+            assert_eq!(branches.len(), 2);
+            assert_eq!(branches[0].0, "a");
+            assert_eq!(branches[0].1.len(), 2);
+        }
+        other => panic!("not parallel: {other:?}"),
+    }
+    let problems = compile(json!({
+        "name": "p",
+        "steps": [
+            {"id": "fan", "type": "parallel", "on_error": {"mode": "retry", "attempts": 2}, "branches": {
+                "a": [template_step("a1", "${steps.b1.output}"), template_step("dup", "x")],
+                "b": [template_step("b1", "x"), template_step("dup", "y")],
+                "c": [],
+                "bad-name": [template_step("z", "${steps.after.output}")]
+            }},
+            template_step("after", "x")
+        ]
+    }))
+    .expect_err("invalid");
+    let got = fields(&problems);
+    for expected in [
+        "steps[0].on_error.mode",
+        "steps[0].branches.a[0].template",
+        "steps[0].branches.b[1].id",
+        "steps[0].branches.c",
+        "steps[0].branches.bad-name",
+        "steps[0].branches.bad-name[0].template",
+    ] {
+        assert!(
+            got.contains(&expected),
+            "{expected} missing from {problems:#?}"
+        );
+    }
+    let sibling = problems
+        .iter()
+        .find(|p| p.field == "steps[0].branches.a[0].template")
+        .expect("sibling reference");
+    assert!(sibling.message.contains("does not run before"), "{sibling}");
+}
+
+#[test]
+fn external_api_steps_are_checked() {
+    let wf = compile_with_env(
+        json!({
+            "name": "e",
+            "steps": [
+                {"id": "places", "type": "external_api", "service": "google_places",
+                 "query": "${input.city} hospitals", "max_results": 5},
+                {"id": "partner", "type": "external_api", "method": "POST",
+                 "url": "https://api.partner.example/v1/items/${input.id}",
+                 "query": {"limit": 10, "q": "${input.city}"},
+                 "headers": {"Authorization": "Bearer ${env.PARTNER_TOKEN}", "Accept": "application/json"},
+                 "body": {"places": "${steps.places.output.places}"}, "cache_ttl_secs": 60}
+            ]
+        }),
+        &["PARTNER_TOKEN"],
+    )
+    .expect("valid");
+    match &wf.steps[1].kind {
+        StepKind::ExternalApi(step) => {
+            assert_eq!(step.env, ["PARTNER_TOKEN"]);
+            assert_eq!(step.service(), "http:api.partner.example");
+            assert_eq!(step.cache_ttl, Duration::from_secs(60));
+        }
+        other => panic!("not external: {other:?}"),
+    }
+    match &wf.steps[0].kind {
+        StepKind::ExternalApi(step) => {
+            assert_eq!(
+                step.cache_ttl,
+                Duration::from_secs(3600),
+                "places default TTL"
+            );
+        }
+        other => panic!("not external: {other:?}"),
+    }
+
+    let problems = compile_with_env(
+        json!({
+            "name": "e",
+            "steps": [
+                {"id": "a", "type": "external_api", "url": "https://${input.host}/x"},
+                {"id": "b", "type": "external_api", "url": "https://api.x.com${input.path}"},
+                {"id": "c", "type": "external_api", "url": "https://api.x.com/",
+                 "headers": {"X-Api-Key": "abc123", "X-Other": "sk-abcdefghijklmnopqrstu"}},
+                {"id": "d", "type": "external_api", "url": "https://api.x.com/",
+                 "headers": {"Authorization": "Bearer ${env.NOT_ALLOWED}"}, "body": {"a": 1}},
+                {"id": "e", "type": "external_api", "service": "google_places", "query": {"q": "x"},
+                 "url": "https://x.com/", "max_results": 50},
+                {"id": "f", "type": "external_api", "service": "yelp"},
+                {"id": "g", "type": "external_api", "url": "https://api.x.com/${steps.later.output}",
+                 "timeout_ms": 99999999, "cache_ttl_secs": 99999999},
+                {"id": "h", "type": "llm", "model": "openai/gpt-4o-mini", "prompt": "key: ${env.PARTNER_TOKEN}"},
+                template_step("later", "x")
+            ]
+        }),
+        &["PARTNER_TOKEN"],
+    )
+    .expect_err("invalid");
+    let got = fields(&problems);
+    for expected in [
+        "steps[0].url",
+        "steps[1].url",
+        "steps[2].headers.X-Api-Key",
+        "steps[2].headers.X-Other",
+        "steps[3].headers.Authorization",
+        "steps[3].body",
+        "steps[4].query",
+        "steps[4].url",
+        "steps[4].max_results",
+        "steps[5].service",
+        "steps[6].url",
+        "steps[6].timeout_ms",
+        "steps[6].cache_ttl_secs",
+        "steps[7].prompt",
+    ] {
+        assert!(
+            got.contains(&expected),
+            "{expected} missing from {problems:#?}"
+        );
+    }
+    let env_problem = problems
+        .iter()
+        .find(|p| p.field == "steps[3].headers.Authorization")
+        .expect("env problem");
+    assert!(
+        env_problem.message.contains("WORKFLOW_ENV_ALLOWLIST"),
+        "{env_problem}"
+    );
+}
+
+#[test]
+fn the_language_schema_compiles_and_every_workflow_file_satisfies_it() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../workflows");
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("schema.json")).expect("schema.json"),
+    )
+    .expect("schema.json is JSON");
+    let validator = jsonschema::draft202012::new(&schema).expect("schema.json compiles");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&root)
+        .expect("workflows folder")
+        .flatten()
+    {
+        let path = entry.path();
+        if path.extension().is_none_or(|x| x != "json") || entry.file_name() == "schema.json" {
+            continue;
+        }
+        let definition: Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("JSON");
+        let errors: Vec<String> = validator
+            .iter_errors(&definition)
+            .map(|e| format!("{}: {e}", e.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "{}: {errors:#?}", path.display());
+        checked += 1;
+    }
+    assert!(checked >= 2, "only {checked} workflow files checked");
+    // The schema rejects what validation rejects at the shape level.
+    for bad in [
+        json!({"name": "x", "steps": [{"id": "a", "type": "nope"}]}),
+        json!({"name": "x", "steps": [{"id": "a", "type": "llm", "model": "m", "prompt": "p", "colour": 1}]}),
+        json!({"name": "x", "steps": [{"id": "a", "type": "transform", "operation": "sort", "order": "up"}]}),
+        json!({"name": "x", "steps": [{"id": "a", "type": "parallel", "branches": {"b": []}}]}),
+        json!({"name": "x", "steps": [{"id": "a", "type": "external_api", "method": "GET"}]}),
+    ] {
+        assert!(!validator.is_valid(&bad), "{bad}");
+    }
+}
+
+#[test]
+fn the_readme_markdown_and_template_examples_hold() {
+    let apply = |spec: Value, input: Value| {
+        let spec: crate::transform::TransformSpec = serde_json::from_value(spec).expect("spec");
+        spec.compile()
+            .expect("compiles")
+            .apply(&input)
+            .expect("applies")
+    };
+    let markdown = "Call 112 first.\n# Emergency contacts\n| Service | Number |\n| --- | --- |\n| Ambulance | 15 |\n| Police | 17 |\n# What to do\n- Stay calm\n- Give your address\n";
+    assert_eq!(
+        apply(
+            json!({"operation": "markdown_to_json", "section_key_style": "snake_case"}),
+            json!(markdown)
+        ),
+        json!({"content": "Call 112 first.",
+               "emergency_contacts": [{"Service": "Ambulance", "Number": "15"}, {"Service": "Police", "Number": "17"}],
+               "what_to_do": ["Stay calm", "Give your address"]})
+    );
+    assert_eq!(
+        apply(
+            json!({"operation": "template", "template": "{\"n\": {{ items | length }}}", "parse_json": true}),
+            json!({"items": [1, 2]})
+        ),
+        json!({"n": 2})
+    );
+}

@@ -1,7 +1,9 @@
 //! Step executors, one file per step kind. An executor runs one step once; the engine owns
 //! ordering, retries, timeouts, cancellation and persistence.
 
+pub mod external_api;
 pub mod llm;
+pub mod parallel;
 pub mod transform;
 
 use llmflow_core::db::models::UsageRow;

@@ -1,0 +1,47 @@
+//! The workflow catalog: `GET /api/v1/workflows` lists what can be submitted (name, version,
+//! description, input schema, definition hash), and `GET /api/v1/workflows/schema` serves the
+//! JSON Schema of a workflow file (`workflows/schema.json`, compiled in) for editors.
+
+use std::sync::Arc;
+
+use actix_web::{http::header, web, HttpRequest, HttpResponse};
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+use crate::AppState;
+
+/// `workflows/schema.json`, as built into the binary.
+pub const WORKFLOW_SCHEMA: &str = include_str!("../../../../workflows/schema.json");
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/workflows", web::get().to(list))
+        .route("/workflows/schema", web::get().to(schema));
+}
+
+async fn list(req: HttpRequest, state: web::Data<Arc<AppState>>) -> Result<HttpResponse, ApiError> {
+    state.require_client(&req)?;
+    let workflows: Vec<Value> = state
+        .catalog
+        .iter()
+        .map(|loaded| {
+            let w = &loaded.workflow;
+            json!({
+                "name": w.name,
+                "version": w.version,
+                "description": w.description,
+                "input_schema": w.input_schema_source,
+                "hash": loaded.hash,
+                "steps": w.steps.len(),
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "workflows": workflows })))
+}
+
+/// Public like any published schema: it describes the language, not this deployment.
+async fn schema() -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "application/schema+json"))
+        .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
+        .body(WORKFLOW_SCHEMA)
+}
