@@ -320,7 +320,8 @@ async fn error_modes_and_timeouts_in_a_real_job() {
         "name": "times_out",
         "steps": [{"id": "slow", "type": "llm", "model": MODEL, "prompt": "slow", "timeout_ms": 300}]
     });
-    let app = spawn(&[definition, failing], json!({})).await;
+    // Provider-level retries off, so the 500 reaches the step and its `on_error: retry` policy.
+    let app = spawn(&[definition, failing], json!({"llm_retry_max_attempts": 1})).await;
     app.emulator.push_script(vec![
         ScriptStep::Status {
             status: 500,
