@@ -85,6 +85,14 @@ pub struct Config {
     pub stale_job_hours: u64,
     /// PostgreSQL connections per process.
     pub database_pool_size: usize,
+    /// Per-user submit rate limits, requests per minute by tier (`default=60,pro=600`; the
+    /// tier comes from `X-User-Tier`, else `default`). Empty: no limit.
+    pub rate_limits: String,
+    /// When the maintenance job (stale cleanup, queue history trim) runs: a cron expression
+    /// with seconds (`0 0 3 * * *` = daily at 03:00 UTC). Empty: never.
+    pub maintenance_cron: String,
+    /// Finished and dead queue entries older than this many hours are trimmed from Redis.
+    pub queue_history_hours: u64,
 
     pub log_format: LogFormat,
 }
@@ -113,6 +121,9 @@ struct Defaults {
     stale_job_hours: u64,
     database_pool_size: usize,
     log_format: LogFormat,
+    rate_limits: &'static str,
+    maintenance_cron: &'static str,
+    queue_history_hours: u64,
 }
 
 const DEFAULTS: Defaults = Defaults {
@@ -137,6 +148,9 @@ const DEFAULTS: Defaults = Defaults {
     stale_job_hours: 72,
     database_pool_size: 16,
     log_format: LogFormat::Json,
+    rate_limits: "",
+    maintenance_cron: "0 0 3 * * *",
+    queue_history_hours: 24,
 };
 
 /// Environment variables read, each mapped to the field of the same name in lower case.
@@ -173,6 +187,9 @@ const ENV_KEYS: &[&str] = &[
     "STALE_JOB_HOURS",
     "DATABASE_POOL_SIZE",
     "LOG_FORMAT",
+    "RATE_LIMITS",
+    "MAINTENANCE_CRON",
+    "QUEUE_HISTORY_HOURS",
 ];
 
 /// Settings that could not be read; the message names the variable or file key at fault.
@@ -253,6 +270,9 @@ impl Config {
         if self.database_pool_size == 0 {
             return Err(invalid("database_pool_size", "must be at least 1".into()));
         }
+        if let Err(message) = self.rate_limit_tiers() {
+            return Err(invalid("rate_limits", message));
+        }
         for (key, value) in [("default_provider", self.default_provider.as_str())] {
             if !matches!(value, "openrouter" | "openai" | "anthropic") {
                 return Err(invalid(key, format!("unknown provider `{value}`")));
@@ -276,6 +296,34 @@ impl Config {
 
     pub fn queue_poll_interval(&self) -> Duration {
         Duration::from_millis(self.queue_poll_ms.max(1))
+    }
+
+    /// The per-user limits by tier (requests per minute), from `rate_limits`.
+    pub fn rate_limit_tiers(&self) -> Result<Vec<(String, u32)>, String> {
+        let mut tiers = Vec::new();
+        for part in self
+            .rate_limits
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+        {
+            let (tier, limit) = part
+                .split_once('=')
+                .ok_or_else(|| format!("`{part}` is not tier=requests_per_minute"))?;
+            let limit: u32 = limit
+                .trim()
+                .parse()
+                .map_err(|_| format!("`{part}`: the limit must be a whole number"))?;
+            if limit == 0 {
+                return Err(format!("`{part}`: the limit must be at least 1"));
+            }
+            tiers.push((tier.trim().to_owned(), limit));
+        }
+        Ok(tiers)
+    }
+
+    pub fn stale_after(&self) -> Duration {
+        Duration::from_secs(self.stale_job_hours.saturating_mul(3600))
     }
 
     /// A secret that is set and not blank.

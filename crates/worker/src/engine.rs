@@ -33,6 +33,8 @@ use crate::WorkerState;
 pub async fn run_job(state: &WorkerState, job_id: JobId) -> anyhow::Result<()> {
     let span = tracing::info_span!("job", %job_id, worker = %state.worker_name);
     async move {
+        // Registered before the claim, so a cancellation announced after it is not missed.
+        let registration = state.cancels.register(job_id.0);
         let claim = {
             let mut conn = state.pool.get().await?;
             db::jobs::claim(
@@ -70,7 +72,7 @@ pub async fn run_job(state: &WorkerState, job_id: JobId) -> anyhow::Result<()> {
         if !done.is_empty() {
             tracing::info!(steps = done.len(), "resuming after committed steps");
         }
-        let cancel = CancellationToken::new();
+        let cancel = registration.token();
         let mut runner = Runner::new(state, &job, done, cancel.clone());
         let outcome = tokio::select! {
             outcome = runner.run_steps(&workflow.workflow.steps) => outcome,
@@ -243,6 +245,18 @@ impl<'a> Runner<'a> {
         }
 
         let started = Utc::now();
+        if let StepKind::Llm(llm) = &step.kind {
+            crate::budget::check(
+                self.state,
+                self.job,
+                &self.usage,
+                &step.id,
+                llm,
+                &self.scope,
+            )
+            .map_err(Stop::Failed)?;
+        }
+        crate::events::step_started(self.state, self.job, step).await;
         let (result, attempts) = self.execute_with_policy(step).await?;
         let (output, status, error, usage) = match result {
             Ok(StepOutput { output, usage }) => (output, "completed", None, usage),
@@ -260,6 +274,12 @@ impl<'a> Runner<'a> {
                             failure.usage,
                             started,
                         );
+                        crate::events::step_finished(
+                            self.state,
+                            self.job,
+                            self.pending.steps.last(),
+                        )
+                        .await;
                         self.commit(None).await?;
                         return Err(Stop::Failed(format!(
                             "step `{}` failed: {message}",
@@ -279,6 +299,7 @@ impl<'a> Runner<'a> {
             usage,
             started,
         );
+        crate::events::step_finished(self.state, self.job, self.pending.steps.last()).await;
         self.set_output(&step.id, output);
         if effectful {
             self.commit(Some(&step.id)).await?;
@@ -526,6 +547,7 @@ impl<'a> Runner<'a> {
             _ => Vec::new(),
         };
         let delivery_ids: Vec<Uuid> = deliveries.iter().map(|d| d.id).collect();
+        let result_for_event = result.clone();
         let finish = Finish {
             status,
             result,
@@ -543,6 +565,14 @@ impl<'a> Runner<'a> {
             CommitOutcome::Committed { .. } => {}
         }
         drop(conn);
+        crate::events::job_ended(
+            self.state,
+            self.job,
+            status,
+            result_for_event.as_ref(),
+            error.as_deref(),
+        )
+        .await;
         tracing::info!(status = %status, duration_ms, error = error.as_deref().unwrap_or(""), "job finished");
         let mut storage = self.state.deliveries.clone();
         for id in delivery_ids {

@@ -19,8 +19,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 const LIVE_WORKER_WINDOW: Duration = Duration::from_secs(30);
 const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
 
-#[derive(Serialize)]
-struct Health {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Health {
     status: &'static str,
     database: &'static str,
     redis: &'static str,
@@ -28,7 +28,17 @@ struct Health {
     queued: u64,
 }
 
-async fn health(state: web::Data<Arc<AppState>>) -> HttpResponse {
+/// PostgreSQL, Redis and live workers (no key needed).
+#[utoipa::path(
+    get,
+    path = "/api/v1/health",
+    tag = "health",
+    responses(
+        (status = 200, description = "Healthy or degraded (no live worker)", body = Health),
+        (status = 503, description = "PostgreSQL or Redis unreachable", body = Health),
+    )
+)]
+pub async fn health(state: web::Data<Arc<AppState>>) -> HttpResponse {
     let database = tokio::time::timeout(CHECK_TIMEOUT, async {
         let mut conn = state.pool.get().await.ok()?;
         diesel::sql_query("SELECT 1").execute(&mut conn).await.ok()

@@ -1,8 +1,12 @@
 //! Routes, one module per resource.
 
-mod health;
-mod status;
-mod workflow;
+pub(crate) mod admin;
+pub(crate) mod cancel;
+pub(crate) mod events;
+pub(crate) mod health;
+pub(crate) mod status;
+pub(crate) mod validate;
+pub(crate) mod workflow;
 
 use actix_web::error::{JsonPayloadError, PathError};
 use actix_web::web;
@@ -11,9 +15,13 @@ use crate::error::{ApiError, FieldError};
 use crate::BODY_LIMIT;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    validate::configure(cfg);
     workflow::configure(cfg);
+    cancel::configure(cfg);
+    events::configure(cfg);
     status::configure(cfg);
     health::configure(cfg);
+    admin::configure(cfg);
 }
 
 /// JSON bodies: size limit, and actix's own parse errors in the one envelope.

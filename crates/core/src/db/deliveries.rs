@@ -205,3 +205,39 @@ pub async fn due(
         .load(conn)
         .await?)
 }
+
+/// Records one extra webhook event for a job (progress, chunk…) as a delivery due now, and
+/// returns its id for the caller to push. Each event is its own delivery with its own
+/// `webhook-id`, signed and retried like the final one.
+pub async fn enqueue_event(
+    conn: &mut AsyncPgConnection,
+    job_id: Uuid,
+    url: &str,
+    event_type: &str,
+    payload: serde_json::Value,
+) -> Result<Uuid, DbError> {
+    let id = Uuid::now_v7();
+    let now_ts = Utc::now();
+    let row = DeliveryRow {
+        id,
+        job_id,
+        url: url.to_owned(),
+        webhook_id: format!("msg_{}", id.simple()),
+        event_type: event_type.to_owned(),
+        payload,
+        status: state::PENDING.to_owned(),
+        attempts: 0,
+        next_attempt_at: Some(now_ts),
+        last_status_code: None,
+        last_error: None,
+        dead_lettered_at: None,
+        delivered_at: None,
+        created_at: now_ts,
+        updated_at: now_ts,
+    };
+    diesel::insert_into(deliveries::table)
+        .values(&row)
+        .execute(conn)
+        .await?;
+    Ok(id)
+}
