@@ -42,3 +42,17 @@ done
 
 log "running the test suite"
 cargo test --workspace --locked --no-fail-fast
+
+log "verifying captured webhook deliveries with the official npm and PyPI standardwebhooks packages"
+VERIFY_DIR=.cache/verify
+[ -d "$VERIFY_DIR/node/node_modules/standardwebhooks" ] ||
+  npm install --prefix "$VERIFY_DIR/node" --no-audit --no-fund --silent 'standardwebhooks@^1' >/dev/null
+[ -d "$VERIFY_DIR/py/standardwebhooks" ] ||
+  python3 -m pip install --quiet --disable-pip-version-check --target "$VERIFY_DIR/py" 'standardwebhooks>=1,<2'
+CAPTURE_DIR=$(mktemp -d)
+trap 'rm -rf "$CAPTURE_DIR"' EXIT
+# Captured just before verifying: the verifiers refuse timestamps older than five minutes.
+LLMFLOW_CAPTURE_DIR="$CAPTURE_DIR" cargo test -p llmflow-api --test it --locked -- --exact \
+  webhooks::captured_deliveries_verify_with_each_key
+node scripts/verify-webhooks.mjs "$CAPTURE_DIR" || die "the npm standardwebhooks verifier failed"
+python3 scripts/verify_webhooks.py "$CAPTURE_DIR" || die "the PyPI standardwebhooks verifier failed"

@@ -58,6 +58,20 @@ pub struct Config {
     pub default_provider: String,
     /// Whole-request timeout of one LLM call, in seconds.
     pub llm_timeout_secs: u64,
+    /// Calls in all (the first included) one provider gets on retryable errors.
+    pub llm_retry_max_attempts: u32,
+    /// Backoff before the first retry, in milliseconds; doubled each time, with jitter.
+    pub llm_retry_base_ms: u64,
+    /// Largest backoff between retries, in milliseconds.
+    pub llm_retry_cap_ms: u64,
+    /// Largest `Retry-After` honoured, in seconds.
+    pub llm_retry_after_cap_secs: u64,
+    /// Provider limits shared by all workers, as JSON (see README, "Provider limits").
+    pub llm_limits: String,
+    /// A concurrency lease not renewed for this many seconds (its worker died) is freed.
+    pub llm_limit_lease_secs: u64,
+    /// Longest an LLM call waits for its limits, in seconds (a step's timeout ends it sooner).
+    pub llm_limit_max_wait_secs: u64,
 
     /// Workflow definitions (`*.json`).
     pub workflows_dir: PathBuf,
@@ -70,6 +84,12 @@ pub struct Config {
     pub webhook_allowed_cidrs: String,
     /// Seconds between webhook attempts after each failure (comma-separated).
     pub webhook_retry_schedule: String,
+    /// The longest a receiver's `Retry-After` may postpone a webhook retry, in seconds.
+    pub webhook_retry_after_cap_secs: u64,
+    /// TCP connect timeout of one webhook attempt, in seconds.
+    pub webhook_connect_timeout_secs: u64,
+    /// Whole-request timeout of one webhook attempt, in seconds (keep it below `claim_timeout_secs`).
+    pub webhook_request_timeout_secs: u64,
 
     /// Jobs one worker process runs at once (LLM calls are waits, not CPU).
     pub worker_concurrency: usize,
@@ -109,10 +129,20 @@ struct Defaults {
     google_places_base_url: &'static str,
     default_provider: &'static str,
     llm_timeout_secs: u64,
+    llm_retry_max_attempts: u32,
+    llm_retry_base_ms: u64,
+    llm_retry_cap_ms: u64,
+    llm_retry_after_cap_secs: u64,
+    llm_limits: &'static str,
+    llm_limit_lease_secs: u64,
+    llm_limit_max_wait_secs: u64,
     workflows_dir: &'static str,
     prompts_dir: &'static str,
     webhook_allowed_cidrs: &'static str,
     webhook_retry_schedule: &'static str,
+    webhook_retry_after_cap_secs: u64,
+    webhook_connect_timeout_secs: u64,
+    webhook_request_timeout_secs: u64,
     worker_concurrency: usize,
     webhook_concurrency: usize,
     queue_poll_ms: u64,
@@ -136,10 +166,20 @@ const DEFAULTS: Defaults = Defaults {
     google_places_base_url: "https://places.googleapis.com",
     default_provider: "openrouter",
     llm_timeout_secs: 120,
+    llm_retry_max_attempts: 3,
+    llm_retry_base_ms: 500,
+    llm_retry_cap_ms: 20_000,
+    llm_retry_after_cap_secs: 60,
+    llm_limits: "",
+    llm_limit_lease_secs: 30,
+    llm_limit_max_wait_secs: 600,
     workflows_dir: "./workflows",
     prompts_dir: "./prompts",
     webhook_allowed_cidrs: "",
     webhook_retry_schedule: "5,15,45",
+    webhook_retry_after_cap_secs: 300,
+    webhook_connect_timeout_secs: 5,
+    webhook_request_timeout_secs: 15,
     worker_concurrency: 1000,
     webhook_concurrency: 200,
     queue_poll_ms: 100,
@@ -174,11 +214,21 @@ const ENV_KEYS: &[&str] = &[
     "GOOGLE_PLACES_BASE_URL",
     "DEFAULT_PROVIDER",
     "LLM_TIMEOUT_SECS",
+    "LLM_RETRY_MAX_ATTEMPTS",
+    "LLM_RETRY_BASE_MS",
+    "LLM_RETRY_CAP_MS",
+    "LLM_RETRY_AFTER_CAP_SECS",
+    "LLM_LIMITS",
+    "LLM_LIMIT_LEASE_SECS",
+    "LLM_LIMIT_MAX_WAIT_SECS",
     "WORKFLOWS_DIR",
     "PROMPTS_DIR",
     "PRICING_FILE",
     "WEBHOOK_ALLOWED_CIDRS",
     "WEBHOOK_RETRY_SCHEDULE",
+    "WEBHOOK_RETRY_AFTER_CAP_SECS",
+    "WEBHOOK_CONNECT_TIMEOUT_SECS",
+    "WEBHOOK_REQUEST_TIMEOUT_SECS",
     "WORKER_CONCURRENCY",
     "WEBHOOK_CONCURRENCY",
     "QUEUE_POLL_MS",
@@ -267,6 +317,20 @@ impl Config {
         if self.webhook_concurrency == 0 {
             return Err(invalid("webhook_concurrency", "must be at least 1".into()));
         }
+        for (key, secs) in [
+            (
+                "webhook_connect_timeout_secs",
+                self.webhook_connect_timeout_secs,
+            ),
+            (
+                "webhook_request_timeout_secs",
+                self.webhook_request_timeout_secs,
+            ),
+        ] {
+            if secs == 0 {
+                return Err(invalid(key, "must be at least 1 second".into()));
+            }
+        }
         if self.database_pool_size == 0 {
             return Err(invalid("database_pool_size", "must be at least 1".into()));
         }
@@ -278,7 +342,26 @@ impl Config {
                 return Err(invalid(key, format!("unknown provider `{value}`")));
             }
         }
+        if let Err(e) = crate::llm::limits::LimitsConfig::parse(&self.llm_limits) {
+            return Err(invalid("llm_limits", e.to_string()));
+        }
+        if self.llm_limit_lease_secs == 0 {
+            return Err(invalid("llm_limit_lease_secs", "must be at least 1".into()));
+        }
         Ok(())
+    }
+
+    /// The shared provider limits (`LLM_LIMITS`), checked when the config was loaded.
+    pub fn llm_limits(&self) -> crate::llm::limits::LimitsConfig {
+        crate::llm::limits::LimitsConfig::parse(&self.llm_limits).unwrap_or_default()
+    }
+
+    /// Lease expiry and longest wait of the shared limiter.
+    pub fn limiter_settings(&self) -> crate::llm::limits::LimiterSettings {
+        crate::llm::limits::LimiterSettings {
+            lease_ttl: Duration::from_secs(self.llm_limit_lease_secs.max(1)),
+            max_wait: Duration::from_secs(self.llm_limit_max_wait_secs),
+        }
     }
 
     /// The pool timeout and the like are derived, not configured.
@@ -379,6 +462,25 @@ mod tests {
         }))
         .expect_err("must fail");
         assert!(err.to_string().contains("prot"), "{err}");
+    }
+
+    #[test]
+    fn llm_limits_are_parsed_and_checked() {
+        let config = with(json!({
+            "database_url": "postgres://x", "redis_url": "redis://x",
+            "llm_limits": r#"{"openrouter": {"max_concurrency": 2, "models": {"openai/gpt-4o": {"rpm": 5}}}}"#
+        }))
+        .expect("valid config");
+        let limits = config.llm_limits();
+        assert_eq!(limits.0["openrouter"].rule.max_concurrency, Some(2));
+        assert_eq!(limits.0["openrouter"].models["openai/gpt-4o"].rpm, Some(5));
+        for bad in [r#"{"acme": {}}"#, r#"{"openai": {"rpm": 0}}"#, "{not json"] {
+            let err = with(json!({
+                "database_url": "postgres://x", "redis_url": "redis://x", "llm_limits": bad
+            }))
+            .expect_err("must fail");
+            assert!(err.to_string().contains("LLM_LIMITS"), "{err}");
+        }
     }
 
     #[test]

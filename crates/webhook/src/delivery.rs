@@ -1,9 +1,11 @@
 //! Sending one attempt of one delivery: claim the attempt, sign afresh, POST, record the
 //! attempt, and schedule the next one (a new delayed queue message, never a sleep).
+//! Any event type is sent the same way: the payload stored with the delivery is the body.
 
 use std::time::{Duration, Instant, SystemTime};
 
-use chrono::Utc;
+use apalis::prelude::{TaskBuilder, TaskId, TaskSink};
+use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
 use uuid::Uuid;
@@ -11,7 +13,7 @@ use uuid::Uuid;
 use llmflow_core::db::deliveries::{self, AttemptOutcome};
 use llmflow_core::db::models::{AttemptRow, DeliveryRow};
 use llmflow_core::db::{self};
-use llmflow_core::queue::{self, DeliveryMessage};
+use llmflow_core::queue::{self, DeliveryMessage, DeliveryStorage, QueueError};
 
 use crate::signing::{SigningKey, WebhookHeaders};
 use crate::ssrf::{self, ErrorClass};
@@ -28,10 +30,20 @@ pub enum Trigger {
 }
 
 impl Trigger {
+    /// The stored name (`scheduled` | `manual`).
     pub fn as_str(self) -> &'static str {
         match self {
-            Trigger::Scheduled => "scheduled",
-            Trigger::Manual => "manual",
+            Trigger::Scheduled => deliveries::trigger::SCHEDULED,
+            Trigger::Manual => deliveries::trigger::MANUAL,
+        }
+    }
+
+    /// Reads a stored `next_trigger`; the column's CHECK allows only the two names.
+    fn from_stored(name: &str) -> Trigger {
+        if name == deliveries::trigger::MANUAL {
+            Trigger::Manual
+        } else {
+            Trigger::Scheduled
         }
     }
 }
@@ -58,14 +70,17 @@ pub async fn handle(state: &WebhookState, message: &DeliveryMessage) -> anyhow::
         )
         .await?
     };
-    let Some(delivery) = claimed else {
+    let Some(claim) = claimed else {
         tracing::debug!(delivery_id = %message.delivery_id, attempt = message.attempt, "attempt already made");
         return Ok(());
     };
-    let keys = signing_keys(state, &delivery).await?;
+    let delivery = &claim.delivery;
+    let trigger = Trigger::from_stored(&claim.trigger);
+    let keys = signing_keys(state, delivery).await?;
+    let attempted_at = Utc::now();
     let started = Instant::now();
     let response = match keys {
-        Ok(keys) => send(state, &delivery, &keys).await,
+        Ok(keys) => send(state, delivery, &keys).await,
         Err(message) => Response {
             status: None,
             class: None,
@@ -77,7 +92,7 @@ pub async fn handle(state: &WebhookState, message: &DeliveryMessage) -> anyhow::
     };
     let duration = started.elapsed();
     let attempt = message.attempt;
-    let outcome = outcome(state, attempt, &response);
+    let outcome = outcome(state, trigger, attempt, &response);
     let next_retry_at = match outcome {
         AttemptOutcome::RetryAt(at) => Some(at),
         _ => None,
@@ -88,7 +103,7 @@ pub async fn handle(state: &WebhookState, message: &DeliveryMessage) -> anyhow::
         job_id: delivery.job_id,
         webhook_url: delivery.url.clone(),
         attempt_number: attempt,
-        trigger: Trigger::Scheduled.as_str().to_owned(),
+        trigger: trigger.as_str().to_owned(),
         status_code: response.status.map(i32::from),
         success: outcome == AttemptOutcome::Delivered,
         error_class: response.class.map(|c| c.as_str().to_owned()),
@@ -97,34 +112,58 @@ pub async fn handle(state: &WebhookState, message: &DeliveryMessage) -> anyhow::
         remote_addr: response.remote.clone(),
         duration_ms: i32::try_from(duration.as_millis()).unwrap_or(i32::MAX),
         next_retry_at,
-        attempted_at: Utc::now(),
+        attempted_at,
     };
-    {
+    let recorded = {
         let mut conn = state.pool.get().await?;
-        deliveries::record_attempt(&mut conn, &row, outcome).await?;
+        deliveries::record_attempt(&mut conn, &row, outcome, claim.token).await?
+    };
+    if !recorded {
+        // This sender was presumed dead and the attempt was claimed again; that claim records.
+        tracing::warn!(delivery_id = %delivery.id, attempt, "claim taken over; attempt not recorded");
+        return Ok(());
     }
     tracing::info!(
         delivery_id = %delivery.id,
         job_id = %delivery.job_id,
         attempt,
+        trigger = trigger.as_str(),
         status = response.status,
         error_class = response.class.map(|c| c.as_str()),
         outcome = ?outcome,
         "webhook attempt"
     );
     if let AttemptOutcome::RetryAt(at) = outcome {
-        let delay = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
         let mut storage = state.deliveries.clone();
         let next = DeliveryMessage {
             delivery_id: message.delivery_id,
             attempt: attempt + 1,
         };
-        if let Err(e) = queue::push_delivery(&mut storage, next, delay).await {
+        if let Err(e) = push_attempt_at(&mut storage, next, at).await {
             // The row says when it is due; the reconciler pushes it.
             tracing::warn!(delivery_id = %delivery.id, error = %e, "push of the next attempt failed");
         }
     }
     Ok(())
+}
+
+/// Pushes an attempt to run no earlier than `at`. apalis schedules in whole seconds and runs a
+/// task once the current second reaches its time, so the time is rounded up, never down.
+pub async fn push_attempt_at(
+    storage: &mut DeliveryStorage,
+    message: DeliveryMessage,
+    at: DateTime<Utc>,
+) -> Result<(), QueueError> {
+    let task_id = queue::delivery_task_id(message.delivery_id, message.attempt);
+    let whole_seconds = at.timestamp() + i64::from(at.timestamp_subsec_nanos() > 0);
+    let task = TaskBuilder::new(message)
+        .task_id(TaskId::from_string(task_id))
+        .run_at_timestamp(u64::try_from(whole_seconds).unwrap_or(0))
+        .build();
+    storage
+        .push_task(task)
+        .await
+        .map_err(|e| QueueError::Push(e.to_string()))
 }
 
 /// The job's own secret, else the service's current (and previous) secret.
@@ -238,21 +277,30 @@ async fn read_limited(response: reqwest::Response) -> (String, Option<String>) {
 }
 
 /// 2xx delivers; 410 Gone and blocked URLs stop; anything else retries on the schedule
-/// (a longer `Retry-After` wins, up to the cap) until the attempts run out.
-fn outcome(state: &WebhookState, attempt: i32, response: &Response) -> AttemptOutcome {
+/// (a longer `Retry-After` wins, up to the cap) until the attempts run out. A manual attempt is
+/// a single attempt: if it fails, the delivery is dead again.
+fn outcome(
+    state: &WebhookState,
+    trigger: Trigger,
+    attempt: i32,
+    response: &Response,
+) -> AttemptOutcome {
     match (response.status, response.class) {
         (Some(200..=299), None) => AttemptOutcome::Delivered,
         (Some(410), _) | (_, Some(ErrorClass::Blocked)) => AttemptOutcome::Dead,
         (None, None) => AttemptOutcome::Dead,
-        _ => {
-            let failed = u32::try_from(attempt).unwrap_or(u32::MAX);
-            match state.schedule.delay_after(failed, response.retry_after) {
-                Some(delay) => AttemptOutcome::RetryAt(
-                    Utc::now()
-                        + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::zero()),
-                ),
-                None => AttemptOutcome::Dead,
+        _ => match trigger {
+            Trigger::Manual => AttemptOutcome::Dead,
+            Trigger::Scheduled => {
+                let failed = u32::try_from(attempt).unwrap_or(u32::MAX);
+                match state.schedule.delay_after(failed, response.retry_after) {
+                    Some(delay) => AttemptOutcome::RetryAt(
+                        Utc::now()
+                            + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::zero()),
+                    ),
+                    None => AttemptOutcome::Dead,
+                }
             }
-        }
+        },
     }
 }

@@ -22,9 +22,9 @@ use crate::schedule::RetrySchedule;
 use crate::signing::SigningKey;
 use crate::ssrf::AddressPolicy;
 
-/// Connect timeout of a delivery.
+/// Default connect timeout of a delivery (`WEBHOOK_CONNECT_TIMEOUT_SECS`).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Whole-request timeout of a delivery.
+/// Default whole-request timeout of a delivery (`WEBHOOK_REQUEST_TIMEOUT_SECS`).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// What every delivery shares inside one process.
@@ -48,7 +48,8 @@ impl WebhookState {
         let policy = AddressPolicy::parse_cidrs(&config.webhook_allowed_cidrs)
             .context("WEBHOOK_ALLOWED_CIDRS")?;
         let schedule = RetrySchedule::parse(&config.webhook_retry_schedule)
-            .context("WEBHOOK_RETRY_SCHEDULE")?;
+            .context("WEBHOOK_RETRY_SCHEDULE")?
+            .with_retry_after_cap(Duration::from_secs(config.webhook_retry_after_cap_secs));
         let mut default_keys = Vec::new();
         for (name, secret) in [
             ("LLM_WEBHOOK_SECRET", &config.llm_webhook_secret),
@@ -64,8 +65,12 @@ impl WebhookState {
                 );
             }
         }
-        let client = ssrf::build_client(policy.clone(), CONNECT_TIMEOUT, REQUEST_TIMEOUT)
-            .context("building the webhook HTTP client")?;
+        let client = ssrf::build_client(
+            policy.clone(),
+            Duration::from_secs(config.webhook_connect_timeout_secs),
+            Duration::from_secs(config.webhook_request_timeout_secs),
+        )
+        .context("building the webhook HTTP client")?;
         let pool = db::connect(
             config.database_url.expose_secret(),
             config.database_pool_size,

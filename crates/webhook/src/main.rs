@@ -14,6 +14,7 @@ async fn main() -> ExitCode {
         }
     };
     llmflow_core::telemetry::init(config.log_format);
+    let drain = std::time::Duration::from_secs(config.webhook_request_timeout_secs) * 2;
     let state = match llmflow_webhook::WebhookState::connect(config).await {
         Ok(state) => state,
         Err(e) => {
@@ -25,7 +26,7 @@ async fn main() -> ExitCode {
     let handle = llmflow_webhook::start(state);
     llmflow_core::signal::shutdown_signal().await;
     tracing::info!("stopping: letting running deliveries finish");
-    if tokio::time::timeout(llmflow_webhook::REQUEST_TIMEOUT * 2, handle.shutdown())
+    if tokio::time::timeout(drain, handle.shutdown())
         .await
         .is_err()
     {

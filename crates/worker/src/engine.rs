@@ -382,12 +382,27 @@ impl<'a> Runner<'a> {
         let work = async {
             match &step.kind {
                 StepKind::Llm(llm) => {
+                    // Streamed text goes out as `chunk` events (crate::events).
+                    let (chunks, streamed) = if llm.stream {
+                        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+                        (Some(tx), Some(rx))
+                    } else {
+                        (None, None)
+                    };
                     let cx = LlmCallCtx {
                         job_id: self.job.id,
                         user_id: self.job.user_id,
                         step_id: &step.id,
+                        chunks,
                     };
-                    steps::llm::execute(self.state, llm, &self.scope, &cx).await
+                    let call = steps::llm::execute(self.state, llm, &self.scope, &cx);
+                    match streamed {
+                        Some(rx) => {
+                            crate::events::forward_chunks(self.state, self.job, &step.id, rx, call)
+                                .await
+                        }
+                        None => call.await,
+                    }
                 }
                 StepKind::Transform {
                     input, transform, ..

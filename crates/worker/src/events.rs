@@ -14,7 +14,7 @@ use llmflow_core::events::{self, EventKind, WEBHOOK_CHUNK, WEBHOOK_PROGRESS};
 use llmflow_core::pricing::round_usd;
 use llmflow_core::queue::{self, DeliveryMessage};
 use llmflow_core::workflow::Step;
-use llmflow_core::{DeliveryId, JobStatus};
+use llmflow_core::JobStatus;
 
 use crate::WorkerState;
 
@@ -59,7 +59,7 @@ async fn webhook(state: &WorkerState, job: &JobRow, event_type: &str, data: Valu
         Ok(id) => {
             let mut storage = state.delivery_storage();
             let message = DeliveryMessage {
-                delivery_id: DeliveryId(id),
+                delivery_id: id,
                 attempt: 1,
             };
             if let Err(e) = queue::push_delivery(&mut storage, message, Duration::ZERO).await {
@@ -175,6 +175,13 @@ impl<'a> ChunkBatcher<'a> {
         }
     }
 
+    /// Publishes the batch if it has waited long enough.
+    pub async fn flush_if_due(&mut self) {
+        if !self.buffer.is_empty() && self.since.elapsed() >= CHUNK_INTERVAL {
+            self.flush().await;
+        }
+    }
+
     /// Publishes whatever is waiting.
     pub async fn flush(&mut self) {
         if self.buffer.is_empty() {
@@ -187,4 +194,30 @@ impl<'a> ChunkBatcher<'a> {
             webhook(self.state, self.job, WEBHOOK_CHUNK, data).await;
         }
     }
+}
+
+/// Runs `work` (a streaming LLM step) while forwarding the text deltas it sends to `chunks` as
+/// batched `chunk` events; whatever is left is published when the step ends.
+pub async fn forward_chunks<T>(
+    state: &WorkerState,
+    job: &JobRow,
+    step_id: &str,
+    mut chunks: tokio::sync::mpsc::UnboundedReceiver<String>,
+    work: impl std::future::Future<Output = T>,
+) -> T {
+    let mut batcher = ChunkBatcher::new(state, job, step_id);
+    let mut tick = tokio::time::interval(CHUNK_INTERVAL);
+    tokio::pin!(work);
+    let result = loop {
+        tokio::select! {
+            result = &mut work => break result,
+            Some(text) = chunks.recv() => batcher.push(&text).await,
+            _ = tick.tick() => batcher.flush_if_due().await,
+        }
+    };
+    while let Ok(text) = chunks.try_recv() {
+        batcher.buffer.push_str(&text);
+    }
+    batcher.flush().await;
+    result
 }

@@ -23,6 +23,8 @@ use tokio_util::sync::CancellationToken;
 
 use llmflow_core::config::Config;
 use llmflow_core::db::{self, PgPool};
+use llmflow_core::llm::limits::Limiter;
+use llmflow_core::llm::retry::RetryPolicy;
 use llmflow_core::llm::Providers;
 use llmflow_core::pricing::PriceTable;
 use llmflow_core::queue::{self, Band, DeliveryStorage, JobMessage, Queues};
@@ -38,6 +40,10 @@ pub struct WorkerState {
     pub queues: Queues,
     pub providers: Providers,
     pub pricing: PriceTable,
+    /// Provider limits shared with every other worker through Redis.
+    pub limiter: Limiter,
+    /// Retries of one LLM call on retryable errors.
+    pub retry: RetryPolicy,
     /// Unique per process start: apalis refuses a name still registered, and claims record it.
     pub worker_name: String,
     deliveries: DeliveryStorage,
@@ -71,6 +77,13 @@ impl WorkerState {
             .context("cannot reach Redis (REDIS_URL)")?;
         let queues = Queues::new(config.redis_namespace.clone());
         let deliveries = queues.delivery_storage(redis.clone(), 1);
+        let limiter = Limiter::new(
+            redis.clone(),
+            &config.redis_namespace,
+            config.llm_limits(),
+            config.limiter_settings(),
+        );
+        let retry = RetryPolicy::from_config(&config);
         let worker_name = format!(
             "worker-{}-{}",
             std::process::id(),
@@ -85,6 +98,8 @@ impl WorkerState {
             queues,
             providers,
             pricing,
+            limiter,
+            retry,
             worker_name,
             deliveries,
             cancels: cancel::Registry::default(),

@@ -181,6 +181,7 @@ pub async fn stream(
         .filter(|job| scope::visible(job.user_id, scoped))
         .ok_or_else(|| ApiError::NotFound(format!("job {job_id} not found")))?;
     let steps = db::jobs::job_steps(&mut conn, job_id).await?;
+    let webhook = db::deliveries::terminal_of_job(&mut conn, job_id).await?;
     drop(conn);
     let last_id = req
         .headers()
@@ -205,7 +206,7 @@ pub async fn stream(
         .status
         .parse::<JobStatus>()
         .is_ok_and(JobStatus::is_terminal);
-    let snapshot = serde_json::to_value(view(job, steps)).unwrap_or(Value::Null);
+    let snapshot = serde_json::to_value(view(job, steps, webhook)).unwrap_or(Value::Null);
     let mut queue = VecDeque::new();
     queue.push_back(Bytes::from_static(b"retry: 2000\n\n"));
     queue.push_back(named("connected", &snapshot));

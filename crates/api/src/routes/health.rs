@@ -76,15 +76,17 @@ async fn redis_figures(state: &AppState) -> Option<(u64, u64)> {
     let mut conn = state.redis.clone();
     let queue = state.queues.jobs();
     let since = chrono::Utc::now().timestamp() - LIVE_WORKER_WINDOW.as_secs() as i64;
-    let (workers, queued): (u64, u64) = redis::pipe()
-        .cmd("ZCOUNT")
+    // Every worker serves every priority band, so the normal band's worker set counts them.
+    let mut pipe = redis::pipe();
+    pipe.cmd("ZCOUNT")
         .arg(format!("{queue}:workers"))
         .arg(since)
-        .arg("+inf")
-        .cmd("LLEN")
-        .arg(format!("{queue}:active"))
-        .query_async(&mut conn)
-        .await
-        .ok()?;
-    Some((workers, queued))
+        .arg("+inf");
+    for band in llmflow_core::queue::Band::ALL {
+        pipe.cmd("LLEN")
+            .arg(format!("{}:active", state.queues.band(band)));
+    }
+    let figures: Vec<u64> = pipe.query_async(&mut conn).await.ok()?;
+    let workers = <[u64]>::first(&figures).copied().unwrap_or(0);
+    Some((workers, figures.iter().skip(1).sum()))
 }

@@ -6,6 +6,7 @@ pub(crate) mod events;
 pub(crate) mod health;
 pub(crate) mod status;
 pub(crate) mod validate;
+mod webhooks;
 pub(crate) mod workflow;
 
 use actix_web::error::{JsonPayloadError, PathError};
@@ -22,6 +23,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     status::configure(cfg);
     health::configure(cfg);
     admin::configure(cfg);
+    webhooks::configure(cfg);
 }
 
 /// JSON bodies: size limit, and actix's own parse errors in the one envelope.

@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
 
-use llmflow_core::db::{self, models::StepRow};
+use llmflow_core::db::{self, models::DeliveryRow, models::StepRow};
 use llmflow_core::pricing::round_usd;
 use llmflow_core::JobStatus;
 
@@ -43,6 +43,34 @@ pub struct Totals {
     cost_usd: Value,
 }
 
+/// The state of the job's `workflow.completed` / `workflow.failed` webhook.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct WebhookView {
+    delivery_id: Uuid,
+    event_type: String,
+    status: String,
+    attempts: i32,
+    last_status_code: Option<i32>,
+    last_error: Option<String>,
+    next_attempt_at: Option<DateTime<Utc>>,
+    delivered_at: Option<DateTime<Utc>>,
+    dead_lettered_at: Option<DateTime<Utc>>,
+}
+
+fn webhook_view(row: DeliveryRow) -> WebhookView {
+    WebhookView {
+        delivery_id: row.id,
+        event_type: row.event_type,
+        status: row.status,
+        attempts: row.attempts,
+        last_status_code: row.last_status_code,
+        last_error: row.last_error,
+        next_attempt_at: row.next_attempt_at,
+        delivered_at: row.delivered_at,
+        dead_lettered_at: row.dead_lettered_at,
+    }
+}
+
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct StatusView {
     job_id: Uuid,
@@ -58,6 +86,8 @@ pub struct StatusView {
     /// Running totals (the final breakdown is in `result.cost_data`).
     cost: Totals,
     steps: Vec<StepView>,
+    /// `null` until the job owes a webhook.
+    webhook: Option<WebhookView>,
     is_stale: bool,
     stale_reason: Option<String>,
     created_at: DateTime<Utc>,
@@ -122,12 +152,17 @@ pub async fn status(
         .filter(|job| scope::visible(job.user_id, scoped))
         .ok_or_else(|| ApiError::NotFound(format!("job {job_id} not found")))?;
     let steps = db::jobs::job_steps(&mut conn, job_id).await?;
+    let webhook = db::deliveries::terminal_of_job(&mut conn, job_id).await?;
     drop(conn);
-    Ok(HttpResponse::Ok().json(view(job, steps)))
+    Ok(HttpResponse::Ok().json(view(job, steps, webhook)))
 }
 
 /// The status document of a job (also the SSE `connected` snapshot).
-pub fn view(job: db::models::JobRow, steps: Vec<StepRow>) -> StatusView {
+pub fn view(
+    job: db::models::JobRow,
+    steps: Vec<StepRow>,
+    webhook: Option<DeliveryRow>,
+) -> StatusView {
     let progress = if job.status == JobStatus::Completed.as_str() {
         100
     } else if job.steps_planned > 0 {
@@ -153,6 +188,7 @@ pub fn view(job: db::models::JobRow, steps: Vec<StepRow>) -> StatusView {
             cost_usd: usd(job.total_cost_usd),
         },
         steps: steps.into_iter().map(step_view).collect(),
+        webhook: webhook.map(webhook_view),
         is_stale: job.is_stale,
         stale_reason: job.stale_reason,
         created_at: job.created_at,

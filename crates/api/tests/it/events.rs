@@ -189,3 +189,54 @@ async fn progress_webhooks_are_sent_when_asked_for() {
         .any(|b| b["data"]["event"] == "step_completed"
             && b["data"]["step"]["step_id"] == "fallback"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streamed_text_arrives_as_chunk_events_and_chunk_webhooks() {
+    let dir = std::env::temp_dir().join(format!("llmflow-wf-{}", uuid::Uuid::now_v7().simple()));
+    std::fs::create_dir_all(&dir).expect("workflow dir");
+    let workflow = json!({
+        "name": "streamed", "version": "1", "description": "one streamed call",
+        "steps": [{"id": "tell", "type": "llm", "provider": "openai", "model": "gpt-4o-mini",
+                   "prompt": "Tell a long story about a quarterly report.", "stream": true,
+                   "max_tokens": 400}]
+    });
+    std::fs::write(dir.join("streamed.json"), workflow.to_string()).expect("write");
+    let app = TestApp::spawn_with(json!({"workflows_dir": dir})).await;
+    app.emulator
+        .set_stream_chunk_delay(Duration::from_millis(5));
+    let response = app
+        .submit(json!({"workflow_name": "streamed", "input_data": {},
+                       "webhook_url": app.receiver.url, "webhook_events": ["workflow.chunk"]}))
+        .await;
+    assert_eq!(response.status(), 202);
+    let job_id = response.json::<Value>().await.expect("json")["job_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let doc = app
+        .wait_for_status(&job_id, "completed", Duration::from_secs(30))
+        .await;
+    let answer = doc["result"]["tell"]
+        .as_str()
+        .expect("text answer")
+        .to_owned();
+    let events = Sse::open(&app, &job_id, None).await.rest().await;
+    let text: String = events
+        .iter()
+        .filter(|e| e.name == "chunk")
+        .map(|e| e.data["text"].as_str().expect("text"))
+        .collect();
+    assert!(events.iter().any(|e| e.name == "chunk"), "{events:?}");
+    assert_eq!(text, answer, "the chunks add up to the answer");
+    let hooks = wait_until("chunk webhooks", Duration::from_secs(20), || async {
+        let bodies: Vec<Value> = app.receiver.requests().iter().map(|r| r.json()).collect();
+        let chunks: String = bodies
+            .iter()
+            .filter(|b| b["type"] == "workflow.chunk")
+            .filter_map(|b| b["data"]["text"].as_str().map(str::to_owned))
+            .collect();
+        (chunks.len() == answer.len()).then_some(chunks)
+    })
+    .await;
+    assert!(!hooks.is_empty());
+}

@@ -8,11 +8,13 @@ use chrono::{DateTime, Utc};
 use diesel::dsl::now;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use serde_json::Value;
 use uuid::Uuid;
 
 use super::models::{AttemptRow, DeliveryRow};
 use super::schema::{llm_webhook_attempts as attempts, llm_webhook_deliveries as deliveries};
 use super::DbError;
+use crate::DeliveryId;
 
 /// Delivery states as stored.
 pub mod state {
@@ -25,6 +27,83 @@ pub mod state {
     pub const DEAD: &str = "dead";
 }
 
+/// What starts an attempt, as stored in `next_trigger` and in each attempt row.
+pub mod trigger {
+    /// The first attempt and the retries of the schedule.
+    pub const SCHEDULED: &str = "scheduled";
+    /// An admin replay of a dead-lettered delivery.
+    pub const MANUAL: &str = "manual";
+}
+
+/// The terminal events: one delivery per (job, URL) each; any other event type may repeat.
+pub const TERMINAL_EVENTS: [&str; 2] = ["workflow.completed", "workflow.failed"];
+
+/// Records a webhook event owed to `url` for a job and returns its delivery id. The row is due
+/// at once (`pending`, attempt 1 next); the caller pushes `DeliveryMessage { delivery_id,
+/// attempt: 1 }` after its transaction commits, and the reconciler pushes it otherwise.
+///
+/// Any event type is accepted (`workflow.progress`, `workflow.chunk`, ...): each call makes a new
+/// delivery with its own `webhook-id`. A terminal event (`workflow.completed` /
+/// `workflow.failed`) is idempotent per (job, URL): a second call returns the first delivery's id.
+/// A payload object without `type` gets `type: event_type`.
+pub async fn enqueue_event(
+    conn: &mut AsyncPgConnection,
+    job_id: Uuid,
+    url: &str,
+    event_type: &str,
+    payload: Value,
+) -> Result<DeliveryId, DbError> {
+    let row = new_delivery(job_id, url, event_type, payload);
+    let inserted: Option<Uuid> = diesel::insert_into(deliveries::table)
+        .values(&row)
+        .on_conflict_do_nothing()
+        .returning(deliveries::id)
+        .get_result(conn)
+        .await
+        .optional()?;
+    if let Some(id) = inserted {
+        return Ok(DeliveryId(id));
+    }
+    // Only the terminal events' unique index can refuse the row: return the existing delivery.
+    Ok(DeliveryId(
+        deliveries::table
+            .filter(deliveries::job_id.eq(job_id))
+            .filter(deliveries::url.eq(url))
+            .filter(deliveries::event_type.eq(event_type))
+            .select(deliveries::id)
+            .first(conn)
+            .await?,
+    ))
+}
+
+/// A new pending delivery row, due now, with a fresh `msg_…` webhook id.
+pub fn new_delivery(job_id: Uuid, url: &str, event_type: &str, mut payload: Value) -> DeliveryRow {
+    if let Some(object) = payload.as_object_mut() {
+        object
+            .entry("type")
+            .or_insert_with(|| Value::String(event_type.to_owned()));
+    }
+    let at = Utc::now();
+    let id = Uuid::now_v7();
+    DeliveryRow {
+        id,
+        job_id,
+        url: url.to_owned(),
+        webhook_id: format!("msg_{}", id.simple()),
+        event_type: event_type.to_owned(),
+        payload,
+        status: state::PENDING.to_owned(),
+        attempts: 0,
+        next_attempt_at: Some(at),
+        last_status_code: None,
+        last_error: None,
+        dead_lettered_at: None,
+        delivered_at: None,
+        created_at: at,
+        updated_at: at,
+    }
+}
+
 pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<DeliveryRow>, DbError> {
     Ok(deliveries::table
         .find(id)
@@ -34,17 +113,30 @@ pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<Deliv
         .optional()?)
 }
 
+/// A claimed attempt: the delivery, what started the attempt, and the token that alone may
+/// record its result.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    pub delivery: DeliveryRow,
+    /// [`trigger::SCHEDULED`] or [`trigger::MANUAL`].
+    pub trigger: String,
+    pub token: Uuid,
+}
+
 /// Claims attempt number `attempt` of a delivery: allowed when the previous attempt is the last
-/// one recorded and the delivery is waiting, or when an earlier claim of this same attempt was
+/// one recorded and the delivery is waiting (`pending` or `failed`; a replayed delivery is
+/// `pending` with `next_trigger = manual`), or when an earlier claim of this same attempt was
 /// abandoned (its sender died between sending and recording) for longer than `claim_timeout`.
+/// Each claim gets a new token; [`record_attempt`] only accepts the latest one.
 pub async fn claim_attempt(
     conn: &mut AsyncPgConnection,
     id: Uuid,
     attempt: i32,
     claim_timeout: Duration,
-) -> Result<Option<DeliveryRow>, DbError> {
+) -> Result<Option<Claim>, DbError> {
     let abandoned_before: DateTime<Utc> = Utc::now() - claim_timeout;
-    Ok(diesel::update(deliveries::table.find(id))
+    let token = Uuid::now_v7();
+    let claimed: Option<(DeliveryRow, String)> = diesel::update(deliveries::table.find(id))
         .filter(
             deliveries::attempts
                 .eq(attempt - 1)
@@ -57,12 +149,18 @@ pub async fn claim_attempt(
         .set((
             deliveries::status.eq(state::DELIVERING),
             deliveries::attempts.eq(attempt),
+            deliveries::claim_token.eq(Some(token)),
             deliveries::updated_at.eq(now),
         ))
-        .returning(DeliveryRow::as_returning())
+        .returning((DeliveryRow::as_returning(), deliveries::next_trigger))
         .get_result(conn)
         .await
-        .optional()?)
+        .optional()?;
+    Ok(claimed.map(|(delivery, trigger)| Claim {
+        delivery,
+        trigger,
+        token,
+    }))
 }
 
 /// What an attempt leads to.
@@ -75,25 +173,28 @@ pub enum AttemptOutcome {
     Dead,
 }
 
-/// Records one attempt and moves the delivery accordingly, in one transaction.
+/// Records one attempt and moves the delivery accordingly, in one transaction — only while
+/// `token` still holds the claim. Returns false (and writes nothing) when the claim was taken
+/// over meanwhile (this sender was presumed dead and the attempt was made again).
 pub async fn record_attempt(
     conn: &mut AsyncPgConnection,
     attempt: &AttemptRow,
     outcome: AttemptOutcome,
-) -> Result<(), DbError> {
+    token: Uuid,
+) -> Result<bool, DbError> {
     conn.transaction(async |conn| {
-        diesel::insert_into(attempts::table)
-            .values(attempt)
-            .on_conflict_do_nothing()
-            .execute(conn)
-            .await?;
-        let target = deliveries::table.find(attempt.delivery_id);
+        let target = deliveries::table
+            .find(attempt.delivery_id)
+            .filter(deliveries::status.eq(state::DELIVERING))
+            .filter(deliveries::claim_token.eq(token));
         let common = (
             deliveries::last_status_code.eq(attempt.status_code),
             deliveries::last_error.eq(&attempt.error_message),
+            deliveries::claim_token.eq(None::<Uuid>),
+            deliveries::next_trigger.eq(trigger::SCHEDULED),
             deliveries::updated_at.eq(now),
         );
-        match outcome {
+        let updated = match outcome {
             AttemptOutcome::Delivered => {
                 diesel::update(target)
                     .set((
@@ -127,10 +228,122 @@ pub async fn record_attempt(
                     .await?
             }
         };
-        Ok::<_, diesel::result::Error>(())
+        if updated == 0 {
+            return Ok(false);
+        }
+        diesel::insert_into(attempts::table)
+            .values(attempt)
+            .on_conflict_do_nothing()
+            .execute(conn)
+            .await?;
+        Ok::<_, diesel::result::Error>(true)
     })
-    .await?;
-    Ok(())
+    .await
+    .map_err(DbError::from)
+}
+
+/// What an admin replay did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Replay {
+    /// The delivery is pending again with a manual attempt of this number due now.
+    Queued {
+        attempt: i32,
+    },
+    NotFound,
+    /// Only dead deliveries can be replayed; this one is in another state.
+    NotDead {
+        status: String,
+    },
+}
+
+/// Turns a dead delivery back into a pending one whose next attempt is manual and due now
+/// (`dead_lettered_at` is cleared; the attempt rows keep the history). The caller pushes
+/// `DeliveryMessage { delivery_id, attempt }`; the reconciler pushes it otherwise.
+pub async fn replay(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Replay, DbError> {
+    let attempts_so_far: Option<i32> = diesel::update(deliveries::table.find(id))
+        .filter(deliveries::status.eq(state::DEAD))
+        .set((
+            deliveries::status.eq(state::PENDING),
+            deliveries::next_trigger.eq(trigger::MANUAL),
+            deliveries::next_attempt_at.eq(now),
+            deliveries::dead_lettered_at.eq(None::<DateTime<Utc>>),
+            deliveries::claim_token.eq(None::<Uuid>),
+            deliveries::updated_at.eq(now),
+        ))
+        .returning(deliveries::attempts)
+        .get_result(conn)
+        .await
+        .optional()?;
+    if let Some(attempts) = attempts_so_far {
+        return Ok(Replay::Queued {
+            attempt: attempts + 1,
+        });
+    }
+    Ok(match find(conn, id).await? {
+        None => Replay::NotFound,
+        Some(row) => Replay::NotDead { status: row.status },
+    })
+}
+
+/// A dead-lettered delivery as the admin list shows it.
+#[derive(Debug, Clone, Queryable, serde::Serialize)]
+pub struct DeadLetter {
+    pub id: Uuid,
+    pub job_id: Uuid,
+    pub url: String,
+    pub event_type: String,
+    pub webhook_id: String,
+    pub attempts: i32,
+    pub last_status_code: Option<i32>,
+    pub last_error: Option<String>,
+    pub dead_lettered_at: Option<DateTime<Utc>>,
+}
+
+/// Dead deliveries, most recently dead first, and how many there are in all.
+pub async fn dead_letters(
+    conn: &mut AsyncPgConnection,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<DeadLetter>, i64), DbError> {
+    let total: i64 = deliveries::table
+        .filter(deliveries::status.eq(state::DEAD))
+        .count()
+        .get_result(conn)
+        .await?;
+    let page = deliveries::table
+        .filter(deliveries::status.eq(state::DEAD))
+        .order((deliveries::dead_lettered_at.desc(), deliveries::id.desc()))
+        .limit(limit)
+        .offset(offset)
+        .select((
+            deliveries::id,
+            deliveries::job_id,
+            deliveries::url,
+            deliveries::event_type,
+            deliveries::webhook_id,
+            deliveries::attempts,
+            deliveries::last_status_code,
+            deliveries::last_error,
+            deliveries::dead_lettered_at,
+        ))
+        .load(conn)
+        .await?;
+    Ok((page, total))
+}
+
+/// The delivery of a job's terminal event (`workflow.completed` / `workflow.failed`), first URL.
+pub async fn terminal_of_job(
+    conn: &mut AsyncPgConnection,
+    job_id: Uuid,
+) -> Result<Option<DeliveryRow>, DbError> {
+    Ok(deliveries::table
+        .filter(deliveries::job_id.eq(job_id))
+        .filter(deliveries::event_type.eq_any(TERMINAL_EVENTS))
+        .order(deliveries::created_at.asc())
+        .select(DeliveryRow::as_select())
+        .first(conn)
+        .await
+        .optional()?)
 }
 
 /// Attempts recorded for a delivery, oldest first.
@@ -140,7 +353,7 @@ pub async fn attempts_of(
 ) -> Result<Vec<AttemptRow>, DbError> {
     Ok(attempts::table
         .filter(attempts::delivery_id.eq(delivery_id))
-        .order(attempts::attempted_at.asc())
+        .order((attempts::attempt_number.asc(), attempts::attempted_at.asc()))
         .select(AttemptRow::as_select())
         .load(conn)
         .await?)
@@ -204,40 +417,4 @@ pub async fn due(
         .select((deliveries::id, deliveries::status, deliveries::attempts))
         .load(conn)
         .await?)
-}
-
-/// Records one extra webhook event for a job (progress, chunk…) as a delivery due now, and
-/// returns its id for the caller to push. Each event is its own delivery with its own
-/// `webhook-id`, signed and retried like the final one.
-pub async fn enqueue_event(
-    conn: &mut AsyncPgConnection,
-    job_id: Uuid,
-    url: &str,
-    event_type: &str,
-    payload: serde_json::Value,
-) -> Result<Uuid, DbError> {
-    let id = Uuid::now_v7();
-    let now_ts = Utc::now();
-    let row = DeliveryRow {
-        id,
-        job_id,
-        url: url.to_owned(),
-        webhook_id: format!("msg_{}", id.simple()),
-        event_type: event_type.to_owned(),
-        payload,
-        status: state::PENDING.to_owned(),
-        attempts: 0,
-        next_attempt_at: Some(now_ts),
-        last_status_code: None,
-        last_error: None,
-        dead_lettered_at: None,
-        delivered_at: None,
-        created_at: now_ts,
-        updated_at: now_ts,
-    };
-    diesel::insert_into(deliveries::table)
-        .values(&row)
-        .execute(conn)
-        .await?;
-    Ok(id)
 }

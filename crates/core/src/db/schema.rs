@@ -112,6 +112,8 @@ diesel::table! {
         delivered_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        claim_token -> Nullable<Uuid>,
+        next_trigger -> Varchar,
     }
 }
 

@@ -1,8 +1,13 @@
 //! The LLM provider abstraction: one request and response type, one error taxonomy, and one
 //! file per provider behind the `LlmProvider` trait (used as `dyn`, so tests can plug in their own).
 
+mod anthropic;
+pub mod chain;
+pub mod limits;
 mod openai;
 mod openrouter;
+pub mod retry;
+mod stream;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,6 +18,7 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use anthropic::Anthropic;
 pub use openai::OpenAiCompatible;
 
 use crate::config::Config;
@@ -52,11 +58,35 @@ pub struct CompletionRequest {
     pub format: OutputFormat,
 }
 
-/// Who is calling, for logs and traces.
+/// Who is calling, for logs and traces, and where a streaming call sends its text.
 #[derive(Clone, Debug, Default)]
 pub struct CallCtx {
     pub job_id: Option<crate::JobId>,
     pub step_id: Option<String>,
+    /// A streaming call sends each text delta here, in order, as it arrives (the engine
+    /// forwards them as `chunk` events). Non-streaming calls leave it alone.
+    pub chunks: Option<tokio::sync::mpsc::UnboundedSender<String>>,
+}
+
+impl CallCtx {
+    /// Passes one text delta on; a closed receiver is not the call's problem.
+    pub fn send_chunk(&self, text: &str) {
+        if text.is_empty() {
+            return;
+        }
+        if let Some(tx) = &self.chunks {
+            let _ = tx.send(text.to_owned());
+        }
+    }
+}
+
+/// What a provider's rate-limit response headers said about the requests left in its window.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RateLimitHint {
+    /// Requests left before the provider starts answering 429.
+    pub remaining_requests: Option<u64>,
+    /// When the request window resets, from now.
+    pub reset_requests: Option<Duration>,
 }
 
 /// One completion, provider-neutral.
@@ -72,6 +102,8 @@ pub struct Completion {
     pub provider_cost: Option<Decimal>,
     pub duration: Duration,
     pub request_id: Option<String>,
+    /// The provider's rate-limit headers, for the shared limiter to learn from.
+    pub rate_limit: Option<RateLimitHint>,
 }
 
 /// Why a call failed, mapped from each provider's statuses and bodies.
@@ -134,11 +166,26 @@ pub trait LlmProvider: Send + Sync {
     /// The provider's name as workflows write it (`openrouter`, `openai`, `anthropic`).
     fn name(&self) -> &str;
 
+    /// One call, the whole answer at once.
     async fn complete(
         &self,
         request: &CompletionRequest,
         cx: &CallCtx,
     ) -> Result<Completion, ProviderError>;
+
+    /// One streamed call: each text delta goes to `cx.chunks` as it arrives; the result is the
+    /// whole answer with the usage of the stream's final event (estimated and flagged when the
+    /// provider sent none). Providers without a streaming wire format may keep this default,
+    /// which passes the whole answer on as a single chunk.
+    async fn stream(
+        &self,
+        request: &CompletionRequest,
+        cx: &CallCtx,
+    ) -> Result<Completion, ProviderError> {
+        let completion = self.complete(request, cx).await?;
+        cx.send_chunk(&completion.content);
+        Ok(completion)
+    }
 }
 
 /// The configured providers by name.
@@ -179,6 +226,13 @@ impl Providers {
                 key,
             )));
         }
+        if let Some(key) = key_of(&config.anthropic_api_key) {
+            providers.insert(Arc::new(Anthropic::new(
+                http.clone(),
+                &config.anthropic_base_url,
+                key,
+            )));
+        }
         Ok(providers)
     }
 
@@ -202,4 +256,70 @@ fn key_of(value: &Option<SecretString>) -> Option<SecretString> {
 /// Token estimate for text when a provider reports no usage: about four characters a token.
 pub fn estimate_tokens(text: &str) -> u64 {
     (text.chars().count() as u64).div_ceil(4)
+}
+
+/// Usage estimated from the request's messages and the answer's text (never zero: at least one
+/// token each way), for calls whose provider reported none.
+pub fn estimate_usage(request: &CompletionRequest, content: &str) -> TokenUsage {
+    TokenUsage {
+        input_tokens: request
+            .messages
+            .iter()
+            .map(|m| estimate_tokens(&m.content))
+            .sum::<u64>()
+            .max(1),
+        output_tokens: estimate_tokens(content).max(1),
+        cached_input_tokens: 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn estimated_usage_is_never_zero() {
+        let request = CompletionRequest {
+            model: "gpt-4o".into(),
+            messages: vec![Message {
+                role: Role::User,
+                content: "Summarise this paragraph, please.".into(),
+            }],
+            temperature: None,
+            max_tokens: None,
+            format: OutputFormat::Text,
+        };
+        let usage = estimate_usage(&request, "A short answer.");
+        assert_eq!(usage.input_tokens, 9);
+        assert_eq!(usage.output_tokens, 4);
+        let empty = CompletionRequest {
+            messages: Vec::new(),
+            ..request
+        };
+        let usage = estimate_usage(&empty, "");
+        assert_eq!((usage.input_tokens, usage.output_tokens), (1, 1));
+    }
+
+    #[test]
+    fn every_error_kind_has_a_retry_decision() {
+        let cases = [
+            (ProviderError::Auth(String::new()), false),
+            (ProviderError::BadRequest(String::new()), false),
+            (
+                ProviderError::RateLimited {
+                    retry_after: None,
+                    message: String::new(),
+                },
+                true,
+            ),
+            (ProviderError::Overloaded(String::new()), true),
+            (ProviderError::Server(String::new()), true),
+            (ProviderError::Timeout(String::new()), true),
+            (ProviderError::Network(String::new()), true),
+            (ProviderError::InvalidResponse(String::new()), false),
+        ];
+        for (error, retryable) in cases {
+            assert_eq!(error.is_retryable(), retryable, "{}", error.kind());
+        }
+    }
 }

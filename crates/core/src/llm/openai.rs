@@ -4,15 +4,16 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use reqwest::header::{HeaderMap, RETRY_AFTER};
+use futures::StreamExt;
 use reqwest::StatusCode;
 use rust_decimal::Decimal;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::stream::{events, header, map_transport, openai_hint, retry_after};
 use super::{
-    estimate_tokens, CallCtx, Completion, CompletionRequest, LlmProvider, OutputFormat,
+    estimate_usage, CallCtx, Completion, CompletionRequest, LlmProvider, OutputFormat,
     ProviderError,
 };
 use crate::pricing::TokenUsage;
@@ -52,11 +53,18 @@ impl OpenAiCompatible {
         Self::new(http, base_url, api_key, Flavor::OpenAi)
     }
 
-    fn body(&self, request: &CompletionRequest) -> Value {
+    /// The request body; `stream` asks for SSE with usage in the final chunk.
+    fn body(&self, request: &CompletionRequest, stream: bool) -> Value {
         let mut body = json!({
             "model": request.model,
             "messages": request.messages,
         });
+        if stream {
+            body["stream"] = json!(true);
+            if self.flavor == Flavor::OpenAi {
+                body["stream_options"] = json!({"include_usage": true});
+            }
+        }
         if let Some(temperature) = request.temperature {
             body["temperature"] = json!(temperature);
         }
@@ -103,6 +111,27 @@ struct ChoiceMessage {
 }
 
 #[derive(Deserialize)]
+struct StreamChunk {
+    id: Option<String>,
+    model: Option<String>,
+    #[serde(default)]
+    choices: Vec<StreamChoice>,
+    usage: Option<Usage>,
+    error: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct StreamChoice {
+    #[serde(default)]
+    delta: Option<StreamDelta>,
+}
+
+#[derive(Deserialize)]
+struct StreamDelta {
+    content: Option<String>,
+}
+
+#[derive(Deserialize)]
 struct Usage {
     prompt_tokens: u64,
     completion_tokens: u64,
@@ -114,6 +143,57 @@ struct Usage {
 #[derive(Deserialize)]
 struct PromptDetails {
     cached_tokens: Option<u64>,
+}
+
+impl OpenAiCompatible {
+    /// Sends the request; a non-2xx answer becomes the mapped error.
+    async fn send(&self, body: &Value) -> Result<reqwest::Response, ProviderError> {
+        let response = self
+            .http
+            .post(&self.url)
+            .bearer_auth(self.api_key.expose_secret())
+            .json(body)
+            .send()
+            .await
+            .map_err(map_transport)?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let retry_after = retry_after(response.headers());
+        let text = response.text().await.unwrap_or_default();
+        Err(map_status(status, retry_after, &text))
+    }
+
+    /// Token counts and (OpenRouter only) the provider's cost; estimated when absent.
+    fn usage(
+        &self,
+        usage: Option<Usage>,
+        request: &CompletionRequest,
+        content: &str,
+    ) -> (TokenUsage, bool, Option<Decimal>) {
+        match usage {
+            Some(usage) => {
+                let cost = usage
+                    .cost
+                    .filter(|_| self.flavor == Flavor::OpenRouter)
+                    .and_then(|cost| Decimal::from_str(&cost.to_string()).ok());
+                (
+                    TokenUsage {
+                        input_tokens: usage.prompt_tokens,
+                        output_tokens: usage.completion_tokens,
+                        cached_input_tokens: usage
+                            .prompt_tokens_details
+                            .and_then(|d| d.cached_tokens)
+                            .unwrap_or(0),
+                    },
+                    false,
+                    cost,
+                )
+            }
+            None => (estimate_usage(request, content), true, None),
+        }
+    }
 }
 
 #[async_trait]
@@ -131,21 +211,9 @@ impl LlmProvider for OpenAiCompatible {
         _cx: &CallCtx,
     ) -> Result<Completion, ProviderError> {
         let started = Instant::now();
-        let response = self
-            .http
-            .post(&self.url)
-            .bearer_auth(self.api_key.expose_secret())
-            .json(&self.body(request))
-            .send()
-            .await
-            .map_err(map_transport)?;
-        let status = response.status();
+        let response = self.send(&self.body(request, false)).await?;
         let request_id = header(response.headers(), "x-request-id");
-        if !status.is_success() {
-            let retry_after = retry_after(response.headers());
-            let text = response.text().await.unwrap_or_default();
-            return Err(map_status(status, retry_after, &text));
-        }
+        let rate_limit = openai_hint(response.headers());
         let bytes = response.bytes().await.map_err(map_transport)?;
         let parsed: ChatResponse = serde_json::from_slice(&bytes)
             .map_err(|e| ProviderError::InvalidResponse(format!("not a chat completion: {e}")))?;
@@ -155,66 +223,111 @@ impl LlmProvider for OpenAiCompatible {
             .next()
             .and_then(|choice| choice.message.content)
             .ok_or_else(|| ProviderError::InvalidResponse("no message content".into()))?;
-        let (usage, usage_estimated, provider_cost) = match parsed.usage {
-            Some(usage) => (
-                TokenUsage {
-                    input_tokens: usage.prompt_tokens,
-                    output_tokens: usage.completion_tokens,
-                    cached_input_tokens: usage
-                        .prompt_tokens_details
-                        .and_then(|d| d.cached_tokens)
-                        .unwrap_or(0),
-                },
-                false,
-                usage
-                    .cost
-                    .and_then(|cost| Decimal::from_str(&cost.to_string()).ok()),
-            ),
-            None => (estimate(request, &content), true, None),
-        };
+        let (usage, usage_estimated, provider_cost) = self.usage(parsed.usage, request, &content);
         Ok(Completion {
             content,
             model: parsed.model.unwrap_or_else(|| request.model.clone()),
             usage,
             usage_estimated,
-            provider_cost: if self.flavor == Flavor::OpenRouter {
-                provider_cost
-            } else {
-                None
-            },
+            provider_cost,
             duration: started.elapsed(),
             request_id: request_id.or(parsed.id),
+            rate_limit,
+        })
+    }
+
+    async fn stream(
+        &self,
+        request: &CompletionRequest,
+        cx: &CallCtx,
+    ) -> Result<Completion, ProviderError> {
+        let started = Instant::now();
+        let response = self.send(&self.body(request, true)).await?;
+        let mut request_id = header(response.headers(), "x-request-id");
+        let rate_limit = openai_hint(response.headers());
+        let mut events = events(response);
+        let mut content = String::new();
+        let mut model = None;
+        let mut usage = None;
+        let mut done = false;
+        while let Some(event) = events.next().await {
+            let event = event?;
+            let data = event.data.trim();
+            if data == "[DONE]" {
+                done = true;
+                break;
+            }
+            if data.is_empty() || data.starts_with(':') {
+                continue;
+            }
+            let chunk: StreamChunk = serde_json::from_str(data).map_err(|e| {
+                ProviderError::InvalidResponse(format!("not a chat completion chunk: {e}"))
+            })?;
+            if let Some(error) = chunk.error {
+                return Err(map_stream_error(&error));
+            }
+            if request_id.is_none() {
+                request_id = chunk.id;
+            }
+            if model.is_none() {
+                model = chunk.model;
+            }
+            for choice in chunk.choices {
+                if let Some(text) = choice.delta.and_then(|d| d.content) {
+                    cx.send_chunk(&text);
+                    content.push_str(&text);
+                }
+            }
+            if chunk.usage.is_some() {
+                usage = chunk.usage;
+            }
+        }
+        if !done {
+            return Err(ProviderError::Network(
+                "stream ended before [DONE]".to_owned(),
+            ));
+        }
+        let (usage, usage_estimated, provider_cost) = self.usage(usage, request, &content);
+        Ok(Completion {
+            content,
+            model: model.unwrap_or_else(|| request.model.clone()),
+            usage,
+            usage_estimated,
+            provider_cost,
+            duration: started.elapsed(),
+            request_id,
+            rate_limit,
         })
     }
 }
 
-fn estimate(request: &CompletionRequest, content: &str) -> TokenUsage {
-    TokenUsage {
-        input_tokens: request
-            .messages
-            .iter()
-            .map(|m| estimate_tokens(&m.content))
-            .sum(),
-        output_tokens: estimate_tokens(content),
-        cached_input_tokens: 0,
+/// An error object sent inside a stream (`data: {"error": {...}}`), by its numeric `code`
+/// (OpenRouter) or its `type` (OpenAI).
+fn map_stream_error(error: &Value) -> ProviderError {
+    let message = error["message"]
+        .as_str()
+        .unwrap_or("error event in stream")
+        .to_owned();
+    if let Some(code) = error["code"]
+        .as_u64()
+        .and_then(|c| u16::try_from(c).ok())
+        .and_then(|c| StatusCode::from_u16(c).ok())
+    {
+        return map_status(
+            code,
+            None,
+            &json!({"error": {"message": message}}).to_string(),
+        );
     }
-}
-
-fn header(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-}
-
-/// `Retry-After` in seconds (the form LLM providers send).
-pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    headers
-        .get(RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .filter(|secs| secs.is_finite() && *secs >= 0.0)
-        .map(Duration::from_secs_f64)
+    match error["type"].as_str().unwrap_or_default() {
+        "overloaded_error" => ProviderError::Overloaded(message),
+        "rate_limit_error" | "requests" | "tokens" => ProviderError::RateLimited {
+            retry_after: None,
+            message,
+        },
+        "invalid_request_error" => ProviderError::BadRequest(message),
+        _ => ProviderError::Server(message),
+    }
 }
 
 /// The message in an OpenAI-style error body, else the body's start.
@@ -225,6 +338,8 @@ fn error_message(body: &str) -> String {
         .unwrap_or_else(|| body.chars().take(300).collect())
 }
 
+/// OpenAI's and OpenRouter's statuses: 401/403 auth (OpenRouter 402 is out of credits, a bad
+/// request for us), 408 timeout, 429 rate limited, 502/503/529 overloaded, other 5xx server.
 pub(crate) fn map_status(
     status: StatusCode,
     retry_after: Option<Duration>,
@@ -238,18 +353,8 @@ pub(crate) fn map_status(
             retry_after,
             message,
         },
-        503 | 529 => ProviderError::Overloaded(message),
+        502 | 503 | 529 => ProviderError::Overloaded(message),
         500..=599 => ProviderError::Server(message),
         _ => ProviderError::BadRequest(message),
-    }
-}
-
-pub(crate) fn map_transport(e: reqwest::Error) -> ProviderError {
-    if e.is_timeout() {
-        ProviderError::Timeout(e.to_string())
-    } else if e.is_decode() || e.is_body() {
-        ProviderError::InvalidResponse(e.to_string())
-    } else {
-        ProviderError::Network(e.to_string())
     }
 }

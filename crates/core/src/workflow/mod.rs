@@ -16,7 +16,7 @@ use serde_json::Value;
 
 pub use catalog::{definition_hash, resolve_prompts, Catalog, CatalogError, LoadedWorkflow};
 pub use condition::Condition;
-pub use raw::{OnError, RawResponseFormat, RawStep, RawWorkflow};
+pub use raw::{OnError, RawFallback, RawResponseFormat, RawStep, RawWorkflow};
 pub use value::ValueTemplate;
 
 use crate::llm::{OutputFormat, PROVIDER_NAMES};
@@ -28,6 +28,10 @@ use crate::transform::Transform;
 pub const MAX_TIMEOUT_MS: u64 = 3_600_000;
 /// Most attempts `on_error: retry` may ask for.
 pub const MAX_RETRY_ATTEMPTS: u32 = 10;
+/// Most repair calls an llm step may ask for.
+pub const MAX_REPAIR_ATTEMPTS: u32 = 5;
+/// Repair calls of an llm step with `response_format: json` that names none.
+pub const DEFAULT_REPAIR_ATTEMPTS: u32 = 1;
 
 /// One problem in a definition or an input, with the JSON path where it is.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -107,6 +111,17 @@ pub struct LlmStep {
     pub max_tokens: Option<u32>,
     pub format: OutputFormat,
     pub stream: bool,
+    /// Provider and model pairs tried after the step's own, in order.
+    pub fallbacks: Vec<Fallback>,
+    /// Repair calls for a JSON answer that fails to parse or to match the schema.
+    pub repair_attempts: u32,
+}
+
+/// A validated fallback: a known provider and a priced model.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fallback {
+    pub provider: String,
+    pub model: String,
 }
 
 /// Step ids are identifiers so that `steps.<id>.output` works in templates and CEL.
@@ -398,6 +413,37 @@ impl Checker<'_> {
                 );
             }
         }
+        for (i, fallback) in s.fallbacks.iter().enumerate() {
+            if !PROVIDER_NAMES.contains(&fallback.provider.as_str()) {
+                self.problem(
+                    format!("{path}.fallbacks[{i}].provider"),
+                    format!(
+                        "unknown provider `{}` (one of {})",
+                        fallback.provider,
+                        PROVIDER_NAMES.join(", ")
+                    ),
+                );
+            }
+            if !self.pricing.contains(&fallback.model) {
+                self.problem(
+                    format!("{path}.fallbacks[{i}].model"),
+                    format!("model `{}` is not in the pricing table", fallback.model),
+                );
+            }
+        }
+        if let Some(n) = s.repair_attempts {
+            if s.response_format != RawResponseFormat::Json {
+                self.problem(
+                    format!("{path}.repair_attempts"),
+                    "needs `response_format: json`",
+                );
+            } else if n > MAX_REPAIR_ATTEMPTS {
+                self.problem(
+                    format!("{path}.repair_attempts"),
+                    format!("must be between 0 and {MAX_REPAIR_ATTEMPTS}"),
+                );
+            }
+        }
         let prompt_source = match (&s.prompt, &s.prompt_file) {
             (Some(prompt), None) => Some(prompt),
             (None, Some(file)) => {
@@ -448,6 +494,15 @@ impl Checker<'_> {
                 },
             },
             stream: s.stream,
+            fallbacks: s
+                .fallbacks
+                .iter()
+                .map(|f| Fallback {
+                    provider: f.provider.clone(),
+                    model: f.model.clone(),
+                })
+                .collect(),
+            repair_attempts: s.repair_attempts.unwrap_or(DEFAULT_REPAIR_ATTEMPTS),
         })
     }
 

@@ -117,6 +117,22 @@ pub struct RawLlmStep {
     pub json_schema: Option<Value>,
     #[serde(default)]
     pub stream: bool,
+    /// Tried in order when the call fails with a retryable error after its retries, or with an
+    /// authentication error — never once streamed text has been passed on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fallbacks: Vec<RawFallback>,
+    /// With `response_format: json`: calls made to repair an answer that does not parse or
+    /// fails the schema, the errors fed back to the model (default 1; 0 turns repair off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repair_attempts: Option<u32>,
+}
+
+/// One entry of an llm step's `fallbacks`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFallback {
+    pub provider: String,
+    pub model: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

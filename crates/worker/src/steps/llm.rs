@@ -4,37 +4,33 @@ use chrono::Utc;
 use serde_json::Value;
 
 use llmflow_core::db::models::UsageRow;
-use llmflow_core::llm::{CallCtx, Completion, CompletionRequest, Message, OutputFormat, Role};
+use llmflow_core::llm::chain::{self, Answer, CallOptions, Target};
+use llmflow_core::llm::{CallCtx, CompletionRequest, Message, OutputFormat, Role};
 use llmflow_core::pricing::round_usd;
 use llmflow_core::workflow::LlmStep;
 
 use super::{StepFailure, StepOutput};
 use crate::WorkerState;
 
-/// Who the call is for, recorded on the usage row.
+/// Who the call is for, recorded on the usage row, and where streamed text goes.
 pub struct LlmCallCtx<'a> {
     pub job_id: uuid::Uuid,
     pub user_id: Option<uuid::Uuid>,
     pub step_id: &'a str,
+    /// Text deltas of a `stream: true` step, in order (the engine forwards them as events).
+    pub chunks: Option<tokio::sync::mpsc::UnboundedSender<String>>,
 }
 
+/// Runs one llm step: the call (limits, retries and fallbacks are in `chain::call`), then the
+/// answer parsed; a JSON answer that fails to parse or to match the schema gets up to
+/// `repair_attempts` follow-up calls with the errors fed back, each recorded with its usage.
 pub async fn execute(
     state: &WorkerState,
     step: &LlmStep,
     scope: &Value,
     cx: &LlmCallCtx<'_>,
 ) -> Result<StepOutput, StepFailure> {
-    let provider_name = step
-        .provider
-        .as_deref()
-        .unwrap_or(&state.config.default_provider);
-    let provider = state.providers.get(provider_name).ok_or_else(|| {
-        StepFailure::new(
-            "auth",
-            format!("provider `{provider_name}` is not configured (set its API key)"),
-            false,
-        )
-    })?;
+    let targets = targets(state, step)?;
     let render = |t: &llmflow_core::template::Template, what: &str| {
         t.render(scope)
             .map_err(|e| StepFailure::new("template", format!("{what}: {e}"), false))
@@ -50,7 +46,7 @@ pub async fn execute(
         role: Role::User,
         content: render(&step.prompt, "prompt")?,
     });
-    let request = CompletionRequest {
+    let mut request = CompletionRequest {
         model: step.model.clone(),
         messages,
         temperature: step.temperature,
@@ -60,27 +56,99 @@ pub async fn execute(
     let call_ctx = CallCtx {
         job_id: Some(cx.job_id.into()),
         step_id: Some(cx.step_id.to_owned()),
+        chunks: cx.chunks.clone(),
     };
-    let completion = provider
-        .complete(&request, &call_ctx)
-        .await
-        .map_err(|e| StepFailure::new(e.kind(), e.to_string(), e.is_retryable()))?;
-    let usage = vec![usage_row(
-        state,
-        provider_name,
-        &step.model,
-        &completion,
-        cx,
-    )];
-    match parse_output(&step.format, &completion.content) {
-        Ok(output) => Ok(StepOutput { output, usage }),
-        Err(message) => Err(StepFailure {
-            kind: "invalid_output",
-            message,
-            retryable: true,
-            usage,
-        }),
+    let mut usage = Vec::new();
+    let mut repairs_left = match step.format {
+        OutputFormat::Text => 0,
+        OutputFormat::Json { .. } => step.repair_attempts,
+    };
+    // Repair calls are not streamed: the text already passed on stays the first answer's.
+    let mut stream = step.stream;
+    loop {
+        let options = CallOptions {
+            retry: state.retry,
+            limiter: Some(&state.limiter),
+            stream,
+        };
+        let answer = match chain::call(&targets, &request, &call_ctx, options).await {
+            Ok(answer) => answer,
+            Err(failure) => {
+                let error = failure.error;
+                return Err(StepFailure {
+                    kind: error.kind(),
+                    message: format!("{} ({}): {error}", failure.provider, failure.model),
+                    // Text already streamed would be streamed again by a step retry.
+                    retryable: error.is_retryable() && !failure.streamed,
+                    usage,
+                });
+            }
+        };
+        usage.push(usage_row(state, &answer, cx));
+        match parse_output(&step.format, &answer.completion.content) {
+            Ok(output) => return Ok(StepOutput { output, usage }),
+            Err(message) if repairs_left > 0 => {
+                tracing::info!(step = cx.step_id, error = %message, "asking the model to repair its JSON answer");
+                repairs_left -= 1;
+                stream = false;
+                request.messages.push(Message {
+                    role: Role::Assistant,
+                    content: answer.completion.content,
+                });
+                request.messages.push(Message {
+                    role: Role::User,
+                    content: format!(
+                        "Your answer could not be used: {message}\n\
+                         Answer again with only the corrected JSON, nothing else."
+                    ),
+                });
+            }
+            Err(message) => {
+                return Err(StepFailure {
+                    kind: "invalid_output",
+                    message,
+                    retryable: true,
+                    usage,
+                })
+            }
+        }
     }
+}
+
+/// The step's provider and model, then its fallbacks; providers without an API key are left
+/// out (a fallback to an unconfigured provider is skipped, not an error).
+fn targets(state: &WorkerState, step: &LlmStep) -> Result<Vec<Target>, StepFailure> {
+    let primary = step
+        .provider
+        .as_deref()
+        .unwrap_or(&state.config.default_provider);
+    let wanted = std::iter::once((primary, step.model.as_str())).chain(
+        step.fallbacks
+            .iter()
+            .map(|f| (f.provider.as_str(), f.model.as_str())),
+    );
+    let mut targets = Vec::new();
+    let mut missing = Vec::new();
+    for (name, model) in wanted {
+        match state.providers.get(name) {
+            Some(provider) => targets.push(Target {
+                provider: provider.clone(),
+                model: model.to_owned(),
+            }),
+            None => missing.push(name),
+        }
+    }
+    if !missing.is_empty() {
+        tracing::warn!(providers = ?missing, "skipping providers without an API key");
+    }
+    if targets.is_empty() {
+        return Err(StepFailure::new(
+            "auth",
+            format!("provider `{primary}` is not configured (set its API key)"),
+            false,
+        ));
+    }
+    Ok(targets)
 }
 
 /// The step's output: the text, or for `response_format: json` the parsed (and schema-checked)
@@ -122,14 +190,10 @@ fn strip_fence(content: &str) -> &str {
 }
 
 /// Prices the call from the table (by the model asked for, else the model that answered); the
-/// provider's own figure, when reported, is the recorded cost.
-fn usage_row(
-    state: &WorkerState,
-    provider: &str,
-    model: &str,
-    completion: &Completion,
-    cx: &LlmCallCtx<'_>,
-) -> UsageRow {
+/// provider's own figure, when reported, is the recorded cost and the table's is kept beside it.
+/// The row names the provider and model that answered (a fallback, perhaps).
+fn usage_row(state: &WorkerState, answer: &Answer, cx: &LlmCallCtx<'_>) -> UsageRow {
+    let (provider, model, completion) = (&answer.provider, &answer.model, &answer.completion);
     let table_cost = state
         .pricing
         .cost(model, completion.usage)

@@ -1,0 +1,155 @@
+//! A scripted webhook receiver (answers from a list, records every request) and a listener that
+//! only counts connections.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::support::wait_until;
+
+// ---------------------------------------------------------------------------------------------
+
+/// What the receiver answers to one request.
+#[derive(Clone, Debug)]
+pub enum Reply {
+    Status(u16),
+    Full {
+        status: u16,
+        headers: Vec<(&'static str, String)>,
+        body: String,
+    },
+    /// Never answers (holds the request open).
+    Stall,
+}
+
+#[derive(Clone, Debug)]
+pub struct Hit {
+    pub at: DateTime<Utc>,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Hit {
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_else(|| panic!("{name} header missing"))
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).expect("JSON body")
+    }
+}
+
+/// A webhook consumer that answers from a script (then 200) and records every request.
+#[derive(Clone)]
+pub struct Scripted {
+    hits: Arc<Mutex<Vec<Hit>>>,
+    script: Arc<Mutex<VecDeque<Reply>>>,
+    pub url: String,
+}
+
+impl Scripted {
+    pub async fn spawn(script: Vec<Reply>) -> Scripted {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}/hooks", listener.local_addr().expect("addr"));
+        let this = Scripted {
+            hits: Arc::default(),
+            script: Arc::new(Mutex::new(script.into())),
+            url,
+        };
+        let state = this.clone();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(web::Data::new(state.clone()))
+                .default_service(web::to(answer))
+        })
+        .workers(1)
+        .listen(listener)
+        .expect("listen")
+        .run();
+        tokio::spawn(server);
+        this
+    }
+
+    pub fn hits(&self) -> Vec<Hit> {
+        self.hits.lock().expect("lock").clone()
+    }
+
+    pub async fn wait_hits(&self, n: usize, deadline: Duration) -> Vec<Hit> {
+        wait_until(&format!("{n} webhook requests"), deadline, || async {
+            let hits = self.hits();
+            (hits.len() >= n).then_some(hits)
+        })
+        .await
+    }
+}
+
+async fn answer(req: HttpRequest, body: web::Bytes, state: web::Data<Scripted>) -> HttpResponse {
+    let headers = req
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+        .collect();
+    state.hits.lock().expect("lock").push(Hit {
+        at: Utc::now(),
+        headers,
+        body: body.to_vec(),
+    });
+    let reply = state.script.lock().expect("lock").pop_front();
+    let (status, headers, body) = match reply {
+        None => (200, Vec::new(), "ok".to_owned()),
+        Some(Reply::Status(status)) => (status, Vec::new(), "no".to_owned()),
+        Some(Reply::Full {
+            status,
+            headers,
+            body,
+        }) => (status, headers, body),
+        Some(Reply::Stall) => {
+            std::future::pending::<()>().await;
+            unreachable!("pending never completes")
+        }
+    };
+    let mut response =
+        HttpResponse::build(actix_web::http::StatusCode::from_u16(status).expect("status"));
+    for (name, value) in headers {
+        response.insert_header((name, value));
+    }
+    response.body(body)
+}
+
+/// A TCP listener that counts connections and closes them.
+pub struct Counter {
+    pub addr: SocketAddr,
+    connections: Arc<AtomicUsize>,
+}
+
+impl Counter {
+    pub async fn spawn(ip: &str) -> Counter {
+        let listener = tokio::net::TcpListener::bind((ip, 0))
+            .await
+            .expect("bind counter");
+        let addr = listener.local_addr().expect("addr");
+        let connections = Arc::new(AtomicUsize::new(0));
+        let count = connections.clone();
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                drop(socket);
+            }
+        });
+        Counter { addr, connections }
+    }
+
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+}

@@ -1,0 +1,188 @@
+//! One logical LLM call as a step makes it: through the shared limits, with retries on
+//! retryable errors, then down the step's fallback chain — and never retried or handed to a
+//! fallback once a streamed token has been passed on to the caller.
+
+use std::sync::Arc;
+
+use super::limits::Limiter;
+use super::retry::RetryPolicy;
+use super::{estimate_tokens, CallCtx, Completion, CompletionRequest, LlmProvider, ProviderError};
+
+/// One provider and model to try.
+#[derive(Clone)]
+pub struct Target {
+    pub provider: Arc<dyn LlmProvider>,
+    pub model: String,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.provider.name(), self.model)
+    }
+}
+
+/// How the call is made.
+#[derive(Clone, Copy, Debug)]
+pub struct CallOptions<'a> {
+    pub retry: RetryPolicy,
+    /// The shared limits; `None` calls without them.
+    pub limiter: Option<&'a Limiter>,
+    /// Stream the answer (text deltas go to `CallCtx::chunks`).
+    pub stream: bool,
+}
+
+/// The answer and who gave it.
+#[derive(Clone, Debug)]
+pub struct Answer {
+    pub completion: Completion,
+    /// The provider that answered (`openrouter`, `openai`, `anthropic`).
+    pub provider: String,
+    /// The model asked of it (the table's name; `completion.model` is what the provider says).
+    pub model: String,
+    /// Calls made in all, across retries and fallbacks.
+    pub calls: u32,
+}
+
+/// Why the call failed, after retries and fallbacks.
+#[derive(Clone, Debug)]
+pub struct CallFailure {
+    pub error: ProviderError,
+    pub provider: String,
+    pub model: String,
+    /// Text had already been passed on when it failed: retrying would repeat it.
+    pub streamed: bool,
+}
+
+/// Makes the call against `targets` in order (the step's provider first, then its fallbacks).
+/// A target is left for the next after a retryable error that outlived its retries, or after
+/// an authentication failure; any other error ends the call.
+pub async fn call(
+    targets: &[Target],
+    request: &CompletionRequest,
+    cx: &CallCtx,
+    options: CallOptions<'_>,
+) -> Result<Answer, CallFailure> {
+    let mut calls = 0;
+    let mut last = None;
+    for (index, target) in targets.iter().enumerate() {
+        let name = target.provider.name().to_owned();
+        let request = CompletionRequest {
+            model: target.model.clone(),
+            ..request.clone()
+        };
+        let failure = |error: ProviderError, streamed: bool| CallFailure {
+            error,
+            provider: name.clone(),
+            model: target.model.clone(),
+            streamed,
+        };
+        let reserve = request
+            .messages
+            .iter()
+            .map(|m| estimate_tokens(&m.content))
+            .sum::<u64>()
+            + u64::from(request.max_tokens.unwrap_or(0));
+        let mut attempt = 1;
+        let error = loop {
+            let permit = match options.limiter {
+                Some(limiter) => match limiter.acquire(&name, &target.model, reserve).await {
+                    Ok(permit) => Some(permit),
+                    Err(error) => break error,
+                },
+                None => None,
+            };
+            calls += 1;
+            let (result, forwarded) = attempt_once(target, &request, cx, options.stream).await;
+            match result {
+                Ok(completion) => {
+                    if let Some(limiter) = options.limiter {
+                        if let Some(hint) = completion.rate_limit {
+                            limiter.learn(&name, hint).await;
+                        }
+                    }
+                    if let Some(permit) = &permit {
+                        let usage = completion.usage;
+                        permit
+                            .record_tokens(usage.input_tokens + usage.output_tokens)
+                            .await;
+                    }
+                    return Ok(Answer {
+                        completion,
+                        provider: name,
+                        model: target.model.clone(),
+                        calls,
+                    });
+                }
+                Err(error) => {
+                    drop(permit);
+                    let retry_after = match &error {
+                        ProviderError::RateLimited { retry_after, .. } => *retry_after,
+                        _ => None,
+                    };
+                    if let (Some(limiter), Some(wait)) = (options.limiter, retry_after) {
+                        limiter
+                            .hold(&name, wait.min(options.retry.retry_after_cap))
+                            .await;
+                    }
+                    if forwarded {
+                        tracing::warn!(provider = %name, model = %target.model, error = %error, "stream failed after text was passed on; not retried");
+                        return Err(failure(error, true));
+                    }
+                    if error.is_retryable() && attempt < options.retry.max_attempts {
+                        let delay = options.retry.delay(attempt, retry_after);
+                        tracing::info!(provider = %name, model = %target.model, attempt, delay_ms = delay.as_millis() as u64, error = %error, "retrying LLM call");
+                        tokio::time::sleep(delay).await;
+                        attempt += 1;
+                        continue;
+                    }
+                    break error;
+                }
+            }
+        };
+        let falls_back = error.is_retryable() || matches!(error, ProviderError::Auth(_));
+        if falls_back && index + 1 < targets.len() {
+            tracing::warn!(provider = %name, model = %target.model, error = %error, "LLM call failed; trying the next fallback");
+            last = Some(failure(error, false));
+            continue;
+        }
+        return Err(failure(error, false));
+    }
+    Err(last.unwrap_or(CallFailure {
+        error: ProviderError::BadRequest("no provider to call".to_owned()),
+        provider: String::new(),
+        model: request.model.clone(),
+        streamed: false,
+    }))
+}
+
+/// One call; for a stream, the deltas pass through here on their way to `cx.chunks`, so that
+/// we know whether any reached the caller.
+async fn attempt_once(
+    target: &Target,
+    request: &CompletionRequest,
+    cx: &CallCtx,
+    stream: bool,
+) -> (Result<Completion, ProviderError>, bool) {
+    if !stream {
+        return (target.provider.complete(request, cx).await, false);
+    }
+    let Some(outer) = cx.chunks.clone() else {
+        return (target.provider.stream(request, cx).await, false);
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let inner = CallCtx {
+        chunks: Some(tx),
+        ..cx.clone()
+    };
+    // `inner` (the only sender) is dropped when the call ends, which ends the forwarding.
+    let call = async move { target.provider.stream(request, &inner).await };
+    let forward = async move {
+        let mut forwarded = false;
+        while let Some(chunk) = rx.recv().await {
+            forwarded = true;
+            let _ = outer.send(chunk);
+        }
+        forwarded
+    };
+    tokio::join!(call, forward)
+}

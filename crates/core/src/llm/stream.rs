@@ -1,0 +1,144 @@
+//! Helpers shared by the providers: server-sent events over a `reqwest` body (parsed by
+//! `eventsource-stream`), transport error mapping, and rate-limit header parsing.
+
+use std::time::Duration;
+
+use eventsource_stream::{Event, EventStreamError, Eventsource};
+use futures::{Stream, StreamExt};
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+
+use super::{ProviderError, RateLimitHint};
+
+/// The events of a `text/event-stream` response, with errors already mapped.
+pub(crate) fn events(
+    response: reqwest::Response,
+) -> impl Stream<Item = Result<Event, ProviderError>> + Send + Unpin {
+    response.bytes_stream().eventsource().map(|item| {
+        item.map_err(|e| match e {
+            EventStreamError::Transport(e) => stream_transport(e),
+            EventStreamError::Utf8(e) => {
+                ProviderError::InvalidResponse(format!("stream is not UTF-8: {e}"))
+            }
+            EventStreamError::Parser(e) => {
+                ProviderError::InvalidResponse(format!("malformed event stream: {e}"))
+            }
+        })
+    })
+}
+
+/// A failure while reading a streamed body: the connection went away (retryable), or the
+/// whole-request timeout fired.
+fn stream_transport(e: reqwest::Error) -> ProviderError {
+    if e.is_timeout() {
+        ProviderError::Timeout(e.to_string())
+    } else {
+        ProviderError::Network(format!("stream interrupted: {e}"))
+    }
+}
+
+/// A failure before or while reading a whole (non-streamed) response.
+pub(crate) fn map_transport(e: reqwest::Error) -> ProviderError {
+    if e.is_timeout() {
+        ProviderError::Timeout(e.to_string())
+    } else if e.is_decode() {
+        ProviderError::InvalidResponse(e.to_string())
+    } else {
+        // Connection refused or reset, body cut short: the same request may work again.
+        ProviderError::Network(e.to_string())
+    }
+}
+
+pub(crate) fn header(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// `Retry-After` in seconds (the form LLM providers send).
+pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    headers
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|secs| secs.is_finite() && *secs >= 0.0)
+        .map(Duration::from_secs_f64)
+}
+
+/// OpenAI's `x-ratelimit-remaining-requests` / `x-ratelimit-reset-requests` (`6ms`, `1s`,
+/// `6m0s`, `1h2m3.5s`).
+pub(crate) fn openai_hint(headers: &HeaderMap) -> Option<RateLimitHint> {
+    let remaining = header(headers, "x-ratelimit-remaining-requests")
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let reset = header(headers, "x-ratelimit-reset-requests").and_then(|v| go_duration(&v));
+    (remaining.is_some() || reset.is_some()).then_some(RateLimitHint {
+        remaining_requests: remaining,
+        reset_requests: reset,
+    })
+}
+
+/// Anthropic's `anthropic-ratelimit-requests-remaining` / `-reset` (an RFC 3339 instant).
+pub(crate) fn anthropic_hint(headers: &HeaderMap) -> Option<RateLimitHint> {
+    let remaining = header(headers, "anthropic-ratelimit-requests-remaining")
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let reset = header(headers, "anthropic-ratelimit-requests-reset")
+        .and_then(|v| chrono::DateTime::parse_from_rfc3339(v.trim()).ok())
+        .map(|at| {
+            (at.with_timezone(&chrono::Utc) - chrono::Utc::now())
+                .to_std()
+                .unwrap_or(Duration::ZERO)
+        });
+    (remaining.is_some() || reset.is_some()).then_some(RateLimitHint {
+        remaining_requests: remaining,
+        reset_requests: reset,
+    })
+}
+
+/// A duration in Go's notation as OpenAI sends it: `250ms`, `1s`, `6m0s`, `1h2m3.5s`.
+pub(crate) fn go_duration(text: &str) -> Option<Duration> {
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let number_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let number: f64 = rest[..number_len].parse().ok()?;
+        rest = &rest[number_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let factor = match &rest[..unit_len] {
+            "h" => 3600.0,
+            "m" => 60.0,
+            "s" => 1.0,
+            "ms" => 0.001,
+            "us" | "µs" => 0.000_001,
+            "ns" => 0.000_000_001,
+            _ => return None,
+        };
+        rest = &rest[unit_len..];
+        total += number * factor;
+    }
+    (total.is_finite() && total >= 0.0).then(|| Duration::from_secs_f64(total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations_parse() {
+        assert_eq!(go_duration("6ms"), Some(Duration::from_millis(6)));
+        assert_eq!(go_duration("1s"), Some(Duration::from_secs(1)));
+        assert_eq!(go_duration("6m0s"), Some(Duration::from_secs(360)));
+        assert_eq!(
+            go_duration("1h2m3.5s"),
+            Some(Duration::from_millis(3_723_500))
+        );
+        assert_eq!(go_duration("soon"), None);
+        assert_eq!(go_duration(""), None);
+    }
+}

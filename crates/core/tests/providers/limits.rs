@@ -1,0 +1,208 @@
+//! The shared limiter against the real Redis: two limiters with their own connections stand
+//! for two worker processes (all limiter state is in Redis; a limiter keeps none in memory).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use redis::aio::ConnectionManager;
+
+use llmflow_core::llm::chain::{self, CallOptions, Target};
+use llmflow_core::llm::limits::{Limiter, LimiterSettings, LimitsConfig};
+use llmflow_core::llm::retry::RetryPolicy;
+use llmflow_core::llm::{CallCtx, CompletionRequest, Message, OutputFormat, RateLimitHint, Role};
+
+use super::{Bench, Kind};
+
+fn redis_url() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".to_owned())
+}
+
+async fn connection() -> ConnectionManager {
+    llmflow_core::queue::connect(&redis_url())
+        .await
+        .expect("redis")
+}
+
+fn namespace() -> String {
+    format!("t{}", uuid::Uuid::now_v7().simple())
+}
+
+async fn limiter(namespace: &str, limits: &str, settings: LimiterSettings) -> Limiter {
+    Limiter::new(
+        connection().await,
+        namespace,
+        LimitsConfig::parse(limits).expect("limits"),
+        settings,
+    )
+}
+
+fn settings(max_wait: Duration) -> LimiterSettings {
+    LimiterSettings {
+        lease_ttl: Duration::from_secs(5),
+        max_wait,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrency_limit_holds_across_two_limiters() {
+    let bench = Bench::start().await;
+    bench.emulator.set_latency(Duration::from_millis(150));
+    let ns = namespace();
+    let limits = r#"{"openai": {"max_concurrency": 2}}"#;
+    let a = limiter(&ns, limits, settings(Duration::from_secs(60))).await;
+    let b = limiter(&ns, limits, settings(Duration::from_secs(60))).await;
+    let targets = Arc::new([Target {
+        provider: bench.provider(Kind::OpenAi),
+        model: Kind::OpenAi.model().to_owned(),
+    }]);
+    let mut calls = Vec::new();
+    for i in 0..12 {
+        let limiter = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let targets = targets.clone();
+        calls.push(tokio::spawn(async move {
+            let request = CompletionRequest {
+                model: Kind::OpenAi.model().to_owned(),
+                messages: vec![Message {
+                    role: Role::User,
+                    content: format!("call {i}"),
+                }],
+                temperature: None,
+                max_tokens: None,
+                format: OutputFormat::Text,
+            };
+            let options = CallOptions {
+                retry: RetryPolicy::default(),
+                limiter: Some(&limiter),
+                stream: false,
+            };
+            chain::call(&targets[..], &request, &CallCtx::default(), options)
+                .await
+                .map(|_| ())
+                .map_err(|f| f.error.to_string())
+        }));
+    }
+    for call in calls {
+        call.await
+            .expect("task")
+            .expect("call succeeds after waiting");
+    }
+    let stats = bench.emulator.stats();
+    assert_eq!(stats.calls, 12);
+    assert!(
+        stats.max_in_flight <= 2,
+        "max in flight {}",
+        stats.max_in_flight
+    );
+    assert_eq!(stats.max_in_flight, 2, "the limit was used");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leases_of_dead_workers_expire_and_model_limits_apply() {
+    let ns = namespace();
+    let limits = r#"{"openrouter": {"max_concurrency": 5, "models": {"openai/gpt-4o": {"max_concurrency": 1}}}}"#;
+    let limiter = limiter(&ns, limits, settings(Duration::from_millis(300))).await;
+    // A worker that died holding a lease: its score (expiry) is in the past.
+    let mut conn = connection().await;
+    let key = format!("{ns}:llm:sem:openrouter:openai/gpt-4o");
+    let _: () = redis::cmd("ZADD")
+        .arg(&key)
+        .arg(1)
+        .arg("dead-lease")
+        .query_async(&mut conn)
+        .await
+        .expect("zadd");
+    let held = limiter
+        .acquire("openrouter", "openai/gpt-4o", 10)
+        .await
+        .expect("the stale lease does not count");
+    let error = limiter
+        .acquire("openrouter", "openai/gpt-4o", 10)
+        .await
+        .err()
+        .expect("the model's limit of 1 is full");
+    assert_eq!(error.kind(), "timeout");
+    // Another model of the same provider is only under the provider's limit.
+    let other = limiter
+        .acquire("openrouter", "openai/gpt-4o-mini", 10)
+        .await
+        .expect("other model");
+    drop(held);
+    let start = Instant::now();
+    loop {
+        if limiter
+            .acquire("openrouter", "openai/gpt-4o", 10)
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "released lease frees the slot"
+        );
+    }
+    drop(other);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_per_minute_are_counted_across_limiters() {
+    let ns = namespace();
+    let limits = r#"{"anthropic": {"rpm": 2}}"#;
+    let a = limiter(&ns, limits, settings(Duration::from_millis(200))).await;
+    let b = limiter(&ns, limits, settings(Duration::from_millis(200))).await;
+    let mut conn = connection().await;
+    let minute = |conn: &mut ConnectionManager| {
+        let mut conn = conn.clone();
+        async move {
+            let (secs, _): (u64, u64) = redis::cmd("TIME")
+                .query_async(&mut conn)
+                .await
+                .expect("time");
+            secs / 60
+        }
+    };
+    let before = minute(&mut conn).await;
+    a.acquire("anthropic", "m", 1).await.expect("first");
+    b.acquire("anthropic", "m", 1).await.expect("second");
+    let third = a.acquire("anthropic", "m", 1).await;
+    if minute(&mut conn).await == before {
+        let error = third.err().expect("the third call of the minute waits");
+        assert_eq!(error.kind(), "timeout");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limit_headers_hold_new_calls_until_the_reset() {
+    let ns = namespace();
+    // No configured limit for openai: what the provider says is still learned.
+    let a = limiter(&ns, "", settings(Duration::from_secs(10))).await;
+    let b = limiter(&ns, "", settings(Duration::from_secs(10))).await;
+    let started = Instant::now();
+    a.learn(
+        "openai",
+        RateLimitHint {
+            remaining_requests: Some(0),
+            reset_requests: Some(Duration::from_millis(700)),
+        },
+    )
+    .await;
+    b.acquire("openai", "gpt-4o", 1)
+        .await
+        .expect("admitted after the reset");
+    assert!(
+        started.elapsed() >= Duration::from_millis(700),
+        "held {:?}",
+        started.elapsed()
+    );
+    // Remaining requests above zero hold nothing.
+    a.learn(
+        "anthropic",
+        RateLimitHint {
+            remaining_requests: Some(3),
+            reset_requests: Some(Duration::from_secs(30)),
+        },
+    )
+    .await;
+    let short = limiter(&ns, "", settings(Duration::from_millis(100))).await;
+    short.acquire("anthropic", "m", 1).await.expect("no hold");
+}
