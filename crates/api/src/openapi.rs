@@ -8,7 +8,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::error::FieldError;
-use crate::routes::{admin, cancel, events, health, status, validate, workflow};
+use crate::routes::{admin, cancel, events, health, status, validate, webhooks, workflow};
 
 /// The body of every error: `detail`, plus `errors` (422 only) and `request_id` (5xx and 503).
 #[derive(Serialize, ToSchema)]
@@ -84,6 +84,8 @@ impl Modify for ApiKeyScheme {
         events::stream,
         health::health,
         admin::cleanup_stale,
+        webhooks::dead,
+        webhooks::replay,
     ),
     components(schemas(ErrorBody, SubmitRequest, ValidateRequest, CleanupRequest)),
     modifiers(&ApiKeyScheme),

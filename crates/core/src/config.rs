@@ -113,6 +113,8 @@ pub struct Config {
     pub maintenance_cron: String,
     /// Finished and dead queue entries older than this many hours are trimmed from Redis.
     pub queue_history_hours: u64,
+    /// Seconds of quiet after which an SSE stream sends a keep-alive comment.
+    pub sse_keepalive_secs: u64,
 
     pub log_format: LogFormat,
 }
@@ -154,6 +156,7 @@ struct Defaults {
     rate_limits: &'static str,
     maintenance_cron: &'static str,
     queue_history_hours: u64,
+    sse_keepalive_secs: u64,
 }
 
 const DEFAULTS: Defaults = Defaults {
@@ -191,6 +194,7 @@ const DEFAULTS: Defaults = Defaults {
     rate_limits: "",
     maintenance_cron: "0 0 3 * * *",
     queue_history_hours: 24,
+    sse_keepalive_secs: 15,
 };
 
 /// Environment variables read, each mapped to the field of the same name in lower case.
@@ -240,6 +244,7 @@ const ENV_KEYS: &[&str] = &[
     "RATE_LIMITS",
     "MAINTENANCE_CRON",
     "QUEUE_HISTORY_HOURS",
+    "SSE_KEEPALIVE_SECS",
 ];
 
 /// Settings that could not be read; the message names the variable or file key at fault.

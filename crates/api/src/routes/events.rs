@@ -2,7 +2,8 @@
 //!
 //! The stream opens with `connected` (the status document), then relays the job's Redis Stream
 //! (see `llmflow_core::events`): each entry as `id: <stream id>`, `event: <name>`,
-//! `data: <JSON>`. A comment line (`: keep-alive`) goes out after 15 s without events. A client
+//! `data: <JSON>`. A comment line (`: keep-alive`) goes out after `SSE_KEEPALIVE_SECS` (15) without
+//! events. A client
 //! that reconnects with `Last-Event-ID` gets every entry after that id. The response ends after
 //! the job's terminal event (`job_completed`, `job_failed`, `job_cancelled`); for a job that
 //! ended so long ago that its stream expired, one terminal event is built from the record.
@@ -28,9 +29,6 @@ use crate::{scope, AppState};
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/status/{job_id}/events", web::get().to(stream));
 }
-
-/// Quiet time after which a keep-alive comment is sent.
-pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// Entries read per round trip.
 const BATCH: usize = 200;
@@ -191,8 +189,9 @@ pub async fn stream(
         .filter(|id| events::is_stream_id(id))
         .unwrap_or("0")
         .to_owned();
+    let keep_alive = Duration::from_secs(state.config.sse_keepalive_secs.max(1));
     let config = redis::AsyncConnectionConfig::new()
-        .set_response_timeout(Some(KEEP_ALIVE + Duration::from_secs(10)))
+        .set_response_timeout(Some(keep_alive + Duration::from_secs(10)))
         .set_connection_timeout(Some(Duration::from_secs(5)));
     let redis = state
         .redis_client
@@ -217,7 +216,7 @@ pub async fn stream(
         last_id,
         queue,
         finished: false,
-        block: (!ended).then_some(KEEP_ALIVE),
+        block: (!ended).then_some(keep_alive),
     };
     let body = futures::stream::unfold(relay, |mut relay| async move {
         relay.next().await.map(|item| (item, relay))

@@ -6,7 +6,7 @@ pub(crate) mod events;
 pub(crate) mod health;
 pub(crate) mod status;
 pub(crate) mod validate;
-mod webhooks;
+pub(crate) mod webhooks;
 pub(crate) mod workflow;
 
 use actix_web::error::{JsonPayloadError, PathError};

@@ -315,6 +315,8 @@ async fn openapi_and_swagger_ui_are_served() {
         ("/api/v1/status/{job_id}/events", "get"),
         ("/api/v1/health", "get"),
         ("/api/v1/admin/cleanup/stale", "post"),
+        ("/api/v1/admin/webhooks/dead", "get"),
+        ("/api/v1/admin/webhooks/{delivery_id}/replay", "post"),
     ] {
         let op = &doc["paths"][path][method];
         assert!(op.is_object(), "{method} {path} missing");
