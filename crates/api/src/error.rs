@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use llmflow_core::workflow::Problem;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
     pub field: String,
     pub message: String,
@@ -33,6 +33,8 @@ pub enum ApiError {
     Forbidden(String),
     #[error("{0}")]
     NotFound(String),
+    #[error("method not allowed for this route")]
+    MethodNotAllowed,
     #[error("{0}")]
     Conflict(String),
     #[error("request body is too large")]
@@ -44,6 +46,9 @@ pub enum ApiError {
         detail: String,
         errors: Vec<FieldError>,
     },
+    /// Too many requests for this user's tier; retry after this many seconds.
+    #[error("rate limit exceeded; retry in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
     #[error("{0}")]
     Unavailable(String),
     /// Something failed on our side; the cause is logged, never sent.
@@ -80,10 +85,12 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -107,7 +114,11 @@ impl ResponseError for ApiError {
             }
             other => (other.to_string(), None, None),
         };
-        HttpResponse::build(status).json(Envelope {
+        let mut builder = HttpResponse::build(status);
+        if let ApiError::RateLimited { retry_after_secs } = self {
+            builder.insert_header(("Retry-After", retry_after_secs.to_string()));
+        }
+        builder.json(Envelope {
             detail,
             errors,
             request_id,

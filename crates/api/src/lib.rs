@@ -3,7 +3,11 @@
 
 pub mod auth;
 pub mod error;
+mod errors;
+mod openapi;
+mod ratelimit;
 mod routes;
+mod scope;
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -33,6 +37,12 @@ pub struct AppState {
     pub queues: Queues,
     pub catalog: Catalog,
     pub pricing: PriceTable,
+    /// For connections of their own (SSE streams block on `XREAD`).
+    pub redis_client: redis::Client,
+    /// Webhook URLs naming a blocked literal address are refused at submit.
+    pub webhook_policy: llmflow_webhook::ssrf::AddressPolicy,
+    /// Per-user submit limits by tier (requests per minute); empty: no limit.
+    pub rate_limits: Vec<(String, u32)>,
     client_key: String,
     admin_key: Option<String>,
 }
@@ -88,6 +98,14 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     }
     let queues = Queues::new(config.redis_namespace.clone());
     let jobs = queues.job_storage(redis.clone(), 1);
+    let redis_client = redis::Client::open(config.redis_url.expose_secret())
+        .context("REDIS_URL is not a valid Redis URL")?;
+    let webhook_policy =
+        llmflow_webhook::ssrf::AddressPolicy::parse_cidrs(&config.webhook_allowed_cidrs)
+            .map_err(|e| anyhow::anyhow!("WEBHOOK_ALLOWED_CIDRS: {e}"))?;
+    let rate_limits = config
+        .rate_limit_tiers()
+        .map_err(|e| anyhow::anyhow!("RATE_LIMITS: {e}"))?;
     Ok(AppState {
         config,
         pool,
@@ -96,6 +114,9 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         queues,
         catalog,
         pricing,
+        redis_client,
+        webhook_policy,
+        rate_limits,
         client_key,
         admin_key,
     })
@@ -106,11 +127,13 @@ pub fn run(state: AppState, listener: TcpListener) -> std::io::Result<Server> {
     let state = web::Data::new(Arc::new(state));
     let server = HttpServer::new(move || {
         App::new()
+            .wrap(errors::envelope())
             .app_data(state.clone())
             .app_data(routes::json_config())
             .app_data(routes::path_config())
             .app_data(web::PayloadConfig::new(BODY_LIMIT))
             .service(web::scope("/api/v1").configure(routes::configure))
+            .configure(openapi::configure)
             .default_service(web::to(not_found))
     })
     .listen(listener)?
@@ -118,6 +141,11 @@ pub fn run(state: AppState, listener: TcpListener) -> std::io::Result<Server> {
     Ok(server)
 }
 
-async fn not_found() -> Result<HttpResponse, ApiError> {
+/// No route matched. A request whose path matched a resource but not its methods comes here
+/// too (actix hands it to the app's default service), and answers 405.
+async fn not_found(req: actix_web::HttpRequest) -> Result<HttpResponse, ApiError> {
+    if req.match_pattern().is_some() {
+        return Err(ApiError::MethodNotAllowed);
+    }
     Err(ApiError::NotFound("no such route".to_owned()))
 }

@@ -106,6 +106,16 @@ pub struct Config {
     pub stale_job_hours: u64,
     /// PostgreSQL connections per process.
     pub database_pool_size: usize,
+    /// Per-user submit rate limits, requests per minute by tier (`default=60,pro=600`; the
+    /// tier comes from `X-User-Tier`, else `default`). Empty: no limit.
+    pub rate_limits: String,
+    /// When the maintenance job (stale cleanup, queue history trim) runs: a cron expression
+    /// with seconds (`0 0 3 * * *` = daily at 03:00 UTC). Empty: never.
+    pub maintenance_cron: String,
+    /// Finished and dead queue entries older than this many hours are trimmed from Redis.
+    pub queue_history_hours: u64,
+    /// Seconds of quiet after which an SSE stream sends a keep-alive comment.
+    pub sse_keepalive_secs: u64,
 
     pub log_format: LogFormat,
 
@@ -157,6 +167,10 @@ struct Defaults {
     log_format: LogFormat,
     workflow_env_allowlist: &'static str,
     external_api_rate_limits: &'static str,
+    rate_limits: &'static str,
+    maintenance_cron: &'static str,
+    queue_history_hours: u64,
+    sse_keepalive_secs: u64,
 }
 
 const DEFAULTS: Defaults = Defaults {
@@ -193,6 +207,10 @@ const DEFAULTS: Defaults = Defaults {
     log_format: LogFormat::Json,
     workflow_env_allowlist: "",
     external_api_rate_limits: "google_places=10/1,http=20/1",
+    rate_limits: "",
+    maintenance_cron: "0 0 3 * * *",
+    queue_history_hours: 24,
+    sse_keepalive_secs: 15,
 };
 
 /// Environment variables read, each mapped to the field of the same name in lower case.
@@ -241,6 +259,10 @@ const ENV_KEYS: &[&str] = &[
     "LOG_FORMAT",
     "WORKFLOW_ENV_ALLOWLIST",
     "EXTERNAL_API_RATE_LIMITS",
+    "RATE_LIMITS",
+    "MAINTENANCE_CRON",
+    "QUEUE_HISTORY_HOURS",
+    "SSE_KEEPALIVE_SECS",
 ];
 
 /// Settings that could not be read; the message names the variable or file key at fault.
@@ -394,6 +416,9 @@ impl Config {
         }
         self.external_api_rate_limits()
             .map_err(|e| invalid("external_api_rate_limits", e))?;
+        if let Err(message) = self.rate_limit_tiers() {
+            return Err(invalid("rate_limits", message));
+        }
         for (key, value) in [("default_provider", self.default_provider.as_str())] {
             if !matches!(value, "openrouter" | "openai" | "anthropic") {
                 return Err(invalid(key, format!("unknown provider `{value}`")));
@@ -436,6 +461,34 @@ impl Config {
 
     pub fn queue_poll_interval(&self) -> Duration {
         Duration::from_millis(self.queue_poll_ms.max(1))
+    }
+
+    /// The per-user limits by tier (requests per minute), from `rate_limits`.
+    pub fn rate_limit_tiers(&self) -> Result<Vec<(String, u32)>, String> {
+        let mut tiers = Vec::new();
+        for part in self
+            .rate_limits
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+        {
+            let (tier, limit) = part
+                .split_once('=')
+                .ok_or_else(|| format!("`{part}` is not tier=requests_per_minute"))?;
+            let limit: u32 = limit
+                .trim()
+                .parse()
+                .map_err(|_| format!("`{part}`: the limit must be a whole number"))?;
+            if limit == 0 {
+                return Err(format!("`{part}`: the limit must be at least 1"));
+            }
+            tiers.push((tier.trim().to_owned(), limit));
+        }
+        Ok(tiers)
+    }
+
+    pub fn stale_after(&self) -> Duration {
+        Duration::from_secs(self.stale_job_hours.saturating_mul(3600))
     }
 
     /// A secret that is set and not blank.

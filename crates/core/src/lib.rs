@@ -4,6 +4,8 @@
 
 pub mod config;
 pub mod db;
+pub mod estimate;
+pub mod events;
 pub mod ids;
 pub mod llm;
 pub mod pricing;

@@ -78,8 +78,70 @@ impl Queues {
         RedisStorage::new(conn).with_config(self.config(&self.jobs(), batch_size))
     }
 
+    /// The queue of one priority band. The normal band is the plain job queue, so tools that
+    /// look at `{namespace}:jobs` keep working.
+    pub fn band(&self, band: Band) -> String {
+        match band {
+            Band::High => format!("{}:jobs:high", self.namespace),
+            Band::Normal => self.jobs(),
+            Band::Low => format!("{}:jobs:low", self.namespace),
+        }
+    }
+
+    /// Storage of one priority band (push with it, or consume from it).
+    pub fn band_storage(
+        &self,
+        conn: ConnectionManager,
+        band: Band,
+        batch_size: usize,
+    ) -> JobStorage {
+        RedisStorage::new(conn).with_config(self.config(&self.band(band), batch_size))
+    }
+
     pub fn delivery_storage(&self, conn: ConnectionManager, batch_size: usize) -> DeliveryStorage {
         RedisStorage::new(conn).with_config(self.config(&self.webhooks(), batch_size))
+    }
+}
+
+/// Priority bands. apalis-redis keeps one FIFO list per queue and ignores task priorities, so
+/// priority 0–10 maps to three queues (7–10 high, 4–6 normal, 0–3 low); workers take a free
+/// slot for the highest band with work waiting (see the worker's `PriorityGate`). Three bands
+/// rather than eleven queues keep the number of Redis polls per worker small.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Band {
+    High,
+    Normal,
+    Low,
+}
+
+impl Band {
+    /// Highest first: the order workers prefer.
+    pub const ALL: [Band; 3] = [Band::High, Band::Normal, Band::Low];
+
+    /// The band of a job priority (0 lowest, 10 highest).
+    pub fn of(priority: i16) -> Band {
+        match priority {
+            7.. => Band::High,
+            4..=6 => Band::Normal,
+            _ => Band::Low,
+        }
+    }
+
+    /// 0 for the highest band.
+    pub fn rank(self) -> usize {
+        match self {
+            Band::High => 0,
+            Band::Normal => 1,
+            Band::Low => 2,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Band::High => "high",
+            Band::Normal => "normal",
+            Band::Low => "low",
+        }
     }
 }
 

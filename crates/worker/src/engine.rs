@@ -38,6 +38,8 @@ use crate::WorkerState;
 pub async fn run_job(state: &WorkerState, job_id: JobId) -> anyhow::Result<()> {
     let span = tracing::info_span!("job", %job_id, worker = %state.worker_name);
     async move {
+        // Registered before the claim, so a cancellation announced after it is not missed.
+        let registration = state.cancels.register(job_id.0);
         let claim = {
             let mut conn = state.pool.get().await?;
             db::jobs::claim(
@@ -75,7 +77,7 @@ pub async fn run_job(state: &WorkerState, job_id: JobId) -> anyhow::Result<()> {
         if !done.is_empty() {
             tracing::info!(steps = done.len(), "resuming after committed steps");
         }
-        let cancel = CancellationToken::new();
+        let cancel = registration.token();
         let runner = Runner::new(state, &job, done, cancel.clone());
         let mut scope = new_scope(&job.input_data);
         let outcome = tokio::select! {
@@ -335,6 +337,12 @@ impl<'a> Runner<'a> {
         }
 
         let started = Utc::now();
+        if let StepKind::Llm(llm) = &step.kind {
+            let run_usage = self.journal().usage.clone();
+            crate::budget::check(self.state, self.job, &run_usage, &step.id, llm, scope)
+                .map_err(Stop::Failed)?;
+        }
+        crate::events::step_started(self.state, self.job, step).await;
         let (result, attempts) = self.execute_with_policy(scope, step).await?;
         let (output, status, error, usage) = match result {
             Ok(StepOutput { output, usage }) => (output, "completed", None, usage),
@@ -352,6 +360,8 @@ impl<'a> Runner<'a> {
                             failure.usage,
                             started,
                         );
+                        let finished = self.journal().pending.steps.last().cloned();
+                        crate::events::step_finished(self.state, self.job, finished.as_ref()).await;
                         self.commit(None).await?;
                         return Err(Stop::Failed(format!(
                             "step `{}` failed: {message}",
@@ -372,6 +382,8 @@ impl<'a> Runner<'a> {
             usage,
             started,
         );
+        let finished = self.journal().pending.steps.last().cloned();
+        crate::events::step_finished(self.state, self.job, finished.as_ref()).await;
         set_output(scope, &step.id, output);
         if effectful {
             self.commit(Some(&step.id)).await?;
@@ -455,13 +467,27 @@ impl<'a> Runner<'a> {
         let work = async {
             match &step.kind {
                 StepKind::Llm(llm) => {
+                    // Streamed text goes out as `chunk` events (crate::events).
+                    let (chunks, streamed) = if llm.stream {
+                        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+                        (Some(tx), Some(rx))
+                    } else {
+                        (None, None)
+                    };
                     let cx = LlmCallCtx {
                         job_id: self.job.id,
                         user_id: self.job.user_id,
                         step_id: &step.id,
-                        chunks: None,
+                        chunks,
                     };
-                    steps::llm::execute(self.state, llm, scope, &cx).await
+                    let call = steps::llm::execute(self.state, llm, scope, &cx);
+                    match streamed {
+                        Some(rx) => {
+                            crate::events::forward_chunks(self.state, self.job, &step.id, rx, call)
+                                .await
+                        }
+                        None => call.await,
+                    }
                 }
                 StepKind::Transform {
                     input, transform, ..
@@ -635,6 +661,7 @@ impl<'a> Runner<'a> {
             _ => Vec::new(),
         };
         let delivery_ids: Vec<Uuid> = deliveries.iter().map(|d| d.id).collect();
+        let result_for_event = result.clone();
         let finish = Finish {
             status,
             result,
@@ -652,6 +679,14 @@ impl<'a> Runner<'a> {
             CommitOutcome::Committed { .. } => {}
         }
         drop(conn);
+        crate::events::job_ended(
+            self.state,
+            self.job,
+            status,
+            result_for_event.as_ref(),
+            error.as_deref(),
+        )
+        .await;
         tracing::info!(status = %status, duration_ms, error = error.as_deref().unwrap_or(""), "job finished");
         let mut storage = self.state.deliveries.clone();
         for id in delivery_ids {

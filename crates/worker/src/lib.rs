@@ -2,8 +2,13 @@
 //! step by step (committing each finished step and its LLM usage), and hands the result to
 //! webhook delivery. A reconciler re-pushes any unfinished job or due delivery that Redis lost.
 
+pub mod bands;
+mod budget;
+pub mod cancel;
 mod engine;
+pub mod events;
 pub mod external;
+pub mod maintenance;
 pub mod reconciler;
 mod steps;
 
@@ -23,7 +28,7 @@ use llmflow_core::llm::limits::Limiter;
 use llmflow_core::llm::retry::RetryPolicy;
 use llmflow_core::llm::Providers;
 use llmflow_core::pricing::PriceTable;
-use llmflow_core::queue::{self, DeliveryStorage, JobMessage, Queues};
+use llmflow_core::queue::{self, Band, DeliveryStorage, JobMessage, Queues};
 use llmflow_core::workflow::{Checks, LoadedWorkflow};
 
 pub use engine::run_job;
@@ -45,6 +50,10 @@ pub struct WorkerState {
     /// HTTP client, response cache and rate limiter of `external_api` steps.
     pub external: external::ExternalApis,
     deliveries: DeliveryStorage,
+    /// Cancellation tokens of the jobs running here (cancelled by pub/sub announcements).
+    pub cancels: cancel::Registry,
+    /// Run slots shared by the priority bands' consumers.
+    pub gate: Arc<bands::PriorityGate>,
     /// Workflow definitions by hash, as pinned by jobs.
     definitions: Mutex<HashMap<String, Arc<LoadedWorkflow>>>,
 }
@@ -84,7 +93,9 @@ impl WorkerState {
             std::process::id(),
             uuid::Uuid::now_v7().simple()
         );
+        let gate = bands::PriorityGate::new(config.worker_concurrency);
         Ok(WorkerState {
+            gate,
             config,
             pool,
             redis,
@@ -96,8 +107,14 @@ impl WorkerState {
             worker_name,
             external,
             deliveries,
+            cancels: cancel::Registry::default(),
             definitions: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// A handle for pushing webhook deliveries.
+    pub fn delivery_storage(&self) -> DeliveryStorage {
+        self.deliveries.clone()
     }
 
     /// The workflow a job was pinned to, from the cache or PostgreSQL.
@@ -158,16 +175,40 @@ impl WorkerHandle {
 pub fn start(state: WorkerState) -> WorkerHandle {
     let state = Arc::new(state);
     let shutdown = CancellationToken::new();
-    let consumer = tokio::spawn(consume(state.clone(), shutdown.clone()));
-    let reconciler = tokio::spawn(reconciler::run(state.clone(), shutdown.clone()));
+    let mut tasks: Vec<tokio::task::JoinHandle<()>> = Band::ALL
+        .into_iter()
+        .map(|band| tokio::spawn(consume(state.clone(), shutdown.clone(), band)))
+        .collect();
+    tasks.push(tokio::spawn(reconciler::run(
+        state.clone(),
+        shutdown.clone(),
+    )));
+    tasks.push(tokio::spawn(cancel::listen(
+        state.clone(),
+        shutdown.clone(),
+    )));
+    tasks.push(tokio::spawn(maintenance::schedule(
+        state.clone(),
+        shutdown.clone(),
+    )));
     WorkerHandle {
         shutdown,
-        tasks: vec![consumer, reconciler],
+        tasks,
         state,
     }
 }
 
-async fn handle(message: JobMessage, state: Data<Arc<WorkerState>>) -> Result<(), BoxDynError> {
+/// Which priority band a consumer serves.
+#[derive(Clone, Copy)]
+struct ServedBand(Band);
+
+async fn handle(
+    message: JobMessage,
+    state: Data<Arc<WorkerState>>,
+    band: Data<ServedBand>,
+) -> Result<(), BoxDynError> {
+    let ServedBand(band) = *band;
+    let _slot = state.gate.acquire(band).await;
     // Errors are ours to handle: a job that could not finish stays `processing` and the
     // reconciler re-pushes it once its claim lapses. apalis's own retries are not used.
     if let Err(e) = run_job(&state, message.job_id).await {
@@ -176,22 +217,28 @@ async fn handle(message: JobMessage, state: Data<Arc<WorkerState>>) -> Result<()
     Ok(())
 }
 
-async fn consume(state: Arc<WorkerState>, shutdown: CancellationToken) {
+async fn consume(state: Arc<WorkerState>, shutdown: CancellationToken, band: Band) {
     let concurrency = state.config.worker_concurrency;
     let poll = state.config.queue_poll_interval();
-    queue::supervise("jobs", shutdown.clone(), |generation| {
+    let what = format!("jobs ({} priority)", band.as_str());
+    queue::supervise(&what, shutdown.clone(), |generation| {
         let state = state.clone();
         let shutdown = shutdown.clone();
         async move {
             let storage = state
                 .queues
-                .job_storage(state.redis.clone(), concurrency.min(100))
+                .band_storage(state.redis.clone(), band, concurrency.min(100))
                 .poll_with_interval(poll);
-            let worker = WorkerBuilder::new(format!("{}-{generation}", state.worker_name))
-                .backend(storage)
-                .concurrency(concurrency)
-                .data(state.clone())
-                .build(handle);
+            let worker = WorkerBuilder::new(format!(
+                "{}-{}-{generation}",
+                state.worker_name,
+                band.as_str()
+            ))
+            .backend(storage)
+            .concurrency(concurrency)
+            .data(state.clone())
+            .data(ServedBand(band))
+            .build(handle);
             worker
                 .run_until(async move {
                     shutdown.cancelled().await;

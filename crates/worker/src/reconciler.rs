@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use llmflow_core::db::{self, deliveries};
-use llmflow_core::queue::{self, DeliveryMessage};
+use llmflow_core::queue::{self, Band, DeliveryMessage};
 use llmflow_core::{DeliveryId, JobId, JobStatus};
 
 use crate::WorkerState;
@@ -58,9 +58,7 @@ pub async fn reconcile_once(state: &WorkerState) -> anyhow::Result<Counts> {
 async fn reconcile_jobs(state: &WorkerState) -> anyhow::Result<usize> {
     let min_age = state.config.reconcile_interval();
     let claim_timeout = state.config.claim_timeout();
-    let queue_name = state.queues.jobs();
     let mut redis = state.redis.clone();
-    let mut storage = state.queues.job_storage(state.redis.clone(), 1);
     let mut after = None;
     let mut pushed = 0;
     loop {
@@ -76,7 +74,18 @@ async fn reconcile_jobs(state: &WorkerState) -> anyhow::Result<usize> {
             .iter()
             .map(|c| c.queue_task_id.clone().unwrap_or_else(|| c.id.to_string()))
             .collect();
-        let alive = queue::task_alive(&mut redis, &queue_name, &waiting).await?;
+        // Each job lives in the queue of its priority band.
+        let mut alive = vec![false; page.len()];
+        for band in Band::ALL {
+            let members: Vec<usize> = (0..page.len())
+                .filter(|&i| Band::of(page[i].priority) == band)
+                .collect();
+            let ids: Vec<String> = members.iter().map(|&i| waiting[i].clone()).collect();
+            let found = queue::task_alive(&mut redis, &state.queues.band(band), &ids).await?;
+            for (i, found) in members.into_iter().zip(found) {
+                alive[i] = found;
+            }
+        }
         for (candidate, alive) in page.iter().zip(alive) {
             let abandoned = candidate.status == JobStatus::Processing.as_str();
             if alive && !abandoned {
@@ -84,6 +93,10 @@ async fn reconcile_jobs(state: &WorkerState) -> anyhow::Result<usize> {
             }
             let job_id = JobId(candidate.id);
             let task_id = queue::repush_task_id(job_id);
+            let mut storage =
+                state
+                    .queues
+                    .band_storage(state.redis.clone(), Band::of(candidate.priority), 1);
             queue::push_job(&mut storage, job_id, &task_id).await?;
             let mut conn = state.pool.get().await?;
             if abandoned {

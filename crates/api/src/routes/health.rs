@@ -19,8 +19,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 const LIVE_WORKER_WINDOW: Duration = Duration::from_secs(30);
 const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
 
-#[derive(Serialize)]
-struct Health {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Health {
     status: &'static str,
     database: &'static str,
     redis: &'static str,
@@ -28,7 +28,17 @@ struct Health {
     queued: u64,
 }
 
-async fn health(state: web::Data<Arc<AppState>>) -> HttpResponse {
+/// PostgreSQL, Redis and live workers (no key needed).
+#[utoipa::path(
+    get,
+    path = "/api/v1/health",
+    tag = "health",
+    responses(
+        (status = 200, description = "Healthy or degraded (no live worker)", body = Health),
+        (status = 503, description = "PostgreSQL or Redis unreachable", body = Health),
+    )
+)]
+pub async fn health(state: web::Data<Arc<AppState>>) -> HttpResponse {
     let database = tokio::time::timeout(CHECK_TIMEOUT, async {
         let mut conn = state.pool.get().await.ok()?;
         diesel::sql_query("SELECT 1").execute(&mut conn).await.ok()
@@ -66,15 +76,17 @@ async fn redis_figures(state: &AppState) -> Option<(u64, u64)> {
     let mut conn = state.redis.clone();
     let queue = state.queues.jobs();
     let since = chrono::Utc::now().timestamp() - LIVE_WORKER_WINDOW.as_secs() as i64;
-    let (workers, queued): (u64, u64) = redis::pipe()
-        .cmd("ZCOUNT")
+    // Every worker serves every priority band, so the normal band's worker set counts them.
+    let mut pipe = redis::pipe();
+    pipe.cmd("ZCOUNT")
         .arg(format!("{queue}:workers"))
         .arg(since)
-        .arg("+inf")
-        .cmd("LLEN")
-        .arg(format!("{queue}:active"))
-        .query_async(&mut conn)
-        .await
-        .ok()?;
-    Some((workers, queued))
+        .arg("+inf");
+    for band in llmflow_core::queue::Band::ALL {
+        pipe.cmd("LLEN")
+            .arg(format!("{}:active", state.queues.band(band)));
+    }
+    let figures: Vec<u64> = pipe.query_async(&mut conn).await.ok()?;
+    let workers = <[u64]>::first(&figures).copied().unwrap_or(0);
+    Some((workers, figures.iter().skip(1).sum()))
 }

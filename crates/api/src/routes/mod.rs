@@ -1,10 +1,14 @@
 //! Routes, one module per resource.
 
-mod health;
-mod status;
-mod webhooks;
-mod workflow;
-mod workflows;
+pub(crate) mod admin;
+pub(crate) mod cancel;
+pub(crate) mod events;
+pub(crate) mod health;
+pub(crate) mod status;
+pub(crate) mod validate;
+pub(crate) mod webhooks;
+pub(crate) mod workflow;
+pub(crate) mod workflows;
 
 use actix_web::error::{JsonPayloadError, PathError};
 use actix_web::web;
@@ -13,10 +17,14 @@ use crate::error::{ApiError, FieldError};
 use crate::BODY_LIMIT;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    validate::configure(cfg);
     workflow::configure(cfg);
     workflows::configure(cfg);
+    cancel::configure(cfg);
+    events::configure(cfg);
     status::configure(cfg);
     health::configure(cfg);
+    admin::configure(cfg);
     webhooks::configure(cfg);
 }
 

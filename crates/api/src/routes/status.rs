@@ -13,14 +13,14 @@ use llmflow_core::pricing::round_usd;
 use llmflow_core::JobStatus;
 
 use crate::error::ApiError;
-use crate::AppState;
+use crate::{scope, AppState};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/status/{job_id}", web::get().to(status));
 }
 
-#[derive(Serialize)]
-struct StepView {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct StepView {
     step_id: String,
     #[serde(rename = "type")]
     step_type: String,
@@ -35,8 +35,8 @@ struct StepView {
     completed_at: DateTime<Utc>,
 }
 
-#[derive(Serialize)]
-struct Totals {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Totals {
     input_tokens: i64,
     output_tokens: i64,
     total_tokens: i64,
@@ -44,8 +44,8 @@ struct Totals {
 }
 
 /// The state of the job's `workflow.completed` / `workflow.failed` webhook.
-#[derive(Serialize)]
-struct WebhookView {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct WebhookView {
     delivery_id: Uuid,
     event_type: String,
     status: String,
@@ -71,8 +71,8 @@ fn webhook_view(row: DeliveryRow) -> WebhookView {
     }
 }
 
-#[derive(Serialize)]
-struct StatusView {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct StatusView {
     job_id: Uuid,
     status: String,
     workflow_name: String,
@@ -122,20 +122,47 @@ fn step_view(row: StepRow) -> StepView {
     }
 }
 
-async fn status(
+/// Where a job is, its result and what it cost.
+#[utoipa::path(
+    get,
+    path = "/api/v1/status/{job_id}",
+    tag = "jobs",
+    params(
+        ("job_id" = Uuid, Path, description = "The job"),
+        ("X-User-Id" = Option<Uuid>, Header, description = "Restrict to this user's jobs"),
+    ),
+    responses(
+        (status = 200, description = "The job", body = StatusView),
+        (status = 401, description = "Missing or invalid API key", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such job (or not this user's)", body = crate::openapi::ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn status(
     req: HttpRequest,
     state: web::Data<Arc<AppState>>,
     job_id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     state.require_client(&req)?;
+    let scoped = scope::header_user(&req)?;
     let job_id = job_id.into_inner();
     let mut conn = state.pool.get().await.map_err(db::DbError::from)?;
     let job = db::jobs::find_job(&mut conn, job_id)
         .await?
+        .filter(|job| scope::visible(job.user_id, scoped))
         .ok_or_else(|| ApiError::NotFound(format!("job {job_id} not found")))?;
     let steps = db::jobs::job_steps(&mut conn, job_id).await?;
     let webhook = db::deliveries::terminal_of_job(&mut conn, job_id).await?;
     drop(conn);
+    Ok(HttpResponse::Ok().json(view(job, steps, webhook)))
+}
+
+/// The status document of a job (also the SSE `connected` snapshot).
+pub fn view(
+    job: db::models::JobRow,
+    steps: Vec<StepRow>,
+    webhook: Option<DeliveryRow>,
+) -> StatusView {
     let progress = if job.status == JobStatus::Completed.as_str() {
         100
     } else if job.steps_planned > 0 {
@@ -143,7 +170,7 @@ async fn status(
     } else {
         0
     };
-    Ok(HttpResponse::Ok().json(StatusView {
+    StatusView {
         job_id: job.id,
         status: job.status,
         workflow_name: job.workflow_name,
@@ -169,5 +196,5 @@ async fn status(
         started_at: job.started_at,
         completed_at: job.completed_at,
         updated_at: job.updated_at,
-    }))
+    }
 }

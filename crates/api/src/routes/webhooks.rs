@@ -78,7 +78,27 @@ fn parse_page(req: &HttpRequest) -> Result<(i64, i64), ApiError> {
     }
 }
 
-async fn dead(req: HttpRequest, state: web::Data<Arc<AppState>>) -> Result<HttpResponse, ApiError> {
+/// Dead-lettered webhook deliveries, newest first (admin key).
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/webhooks/dead",
+    tag = "admin",
+    params(
+        ("limit" = Option<i64>, Query, description = "1 to 500, default 50"),
+        ("offset" = Option<i64>, Query, description = "default 0"),
+    ),
+    responses(
+        (status = 200, description = "`{items, total, limit, offset}`", body = serde_json::Value),
+        (status = 401, description = "No valid key", body = crate::openapi::ErrorBody),
+        (status = 403, description = "The client key, not the admin key", body = crate::openapi::ErrorBody),
+        (status = 422, description = "Bad limit or offset", body = crate::openapi::ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn dead(
+    req: HttpRequest,
+    state: web::Data<Arc<AppState>>,
+) -> Result<HttpResponse, ApiError> {
     state.require_admin(&req)?;
     let (limit, offset) = parse_page(&req)?;
     let mut conn = state.pool.get().await.map_err(db::DbError::from)?;
@@ -91,7 +111,22 @@ async fn dead(req: HttpRequest, state: web::Data<Arc<AppState>>) -> Result<HttpR
     }))
 }
 
-async fn replay(
+/// Replay a dead webhook delivery: a new manual attempt, same `webhook-id` (admin key).
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/webhooks/{delivery_id}/replay",
+    tag = "admin",
+    params(("delivery_id" = Uuid, Path, description = "The delivery")),
+    responses(
+        (status = 202, description = "`{delivery_id, status, attempt, trigger}`", body = serde_json::Value),
+        (status = 401, description = "No valid key", body = crate::openapi::ErrorBody),
+        (status = 403, description = "The client key, not the admin key", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such delivery", body = crate::openapi::ErrorBody),
+        (status = 409, description = "Not dead", body = crate::openapi::ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn replay(
     req: HttpRequest,
     state: web::Data<Arc<AppState>>,
     delivery_id: web::Path<Uuid>,

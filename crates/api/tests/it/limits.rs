@@ -1,0 +1,276 @@
+//! Idempotency keys, per-user rate limits, budgets and stale cleanup.
+
+use std::time::Duration;
+
+use diesel_async::RunQueryDsl;
+use serde_json::{json, Value};
+
+use crate::support::{TestApp, ADMIN_KEY, API_KEY};
+
+async fn submit_with(app: &TestApp, headers: &[(&str, &str)], body: Value) -> reqwest::Response {
+    let mut request = app
+        .http
+        .post(app.url("/workflow"))
+        .header("X-API-Key", API_KEY);
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    request.json(&body).send().await.expect("submit")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotency_key_returns_the_same_job_and_refuses_another_body() {
+    let app = TestApp::spawn_api(json!({})).await;
+    let body = json!({"workflow_name": "bench_pipeline", "input_data": {"text": "once"}});
+    let key = [("Idempotency-Key", "order-42")];
+    let first = submit_with(&app, &key, body.clone()).await;
+    assert_eq!(first.status(), 202);
+    let first: Value = first.json().await.expect("json");
+    let again = submit_with(&app, &key, body.clone()).await;
+    assert_eq!(again.status(), 202);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    let again: Value = again.json().await.expect("json");
+    for field in ["job_id", "status", "status_url", "queue_task_id"] {
+        assert_eq!(first[field], again[field], "{field}");
+    }
+    let other = submit_with(
+        &app,
+        &key,
+        json!({"workflow_name": "bench_pipeline", "input_data": {"text": "twice"}}),
+    )
+    .await;
+    assert_eq!(other.status(), 409);
+    let other: Value = other.json().await.expect("json");
+    assert!(other["detail"]
+        .as_str()
+        .expect("detail")
+        .contains("Idempotency-Key"));
+    // Without the key, the same body is a new job.
+    let fresh: Value = submit_with(&app, &[], body)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_ne!(fresh["job_id"], first["job_id"]);
+
+    // After the window the key is free again.
+    let mut conn = app.conn().await;
+    diesel::sql_query("UPDATE llm_workflow_jobs SET idempotency_expires_at = now() - interval '1 second' WHERE idempotency_key = 'order-42'")
+        .execute(&mut conn)
+        .await
+        .expect("expire");
+    let later: Value = submit_with(
+        &app,
+        &key,
+        json!({"workflow_name": "bench_pipeline", "input_data": {"text": "twice"}}),
+    )
+    .await
+    .json()
+    .await
+    .expect("json");
+    assert_ne!(later["job_id"], first["job_id"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_apply_per_user_and_tier() {
+    let app = TestApp::spawn_api(json!({"rate_limits": "default=3,pro=6"})).await;
+    let body = json!({"workflow_name": "bench_pipeline", "input_data": {"text": "x"}});
+    let alice = "0b9f5c4e-6c7e-4a8e-9a57-8a1f3f0e2d11";
+    let bob = "7d3c1a2b-0000-4000-8000-000000000001";
+    for _ in 0..3 {
+        assert_eq!(
+            submit_with(&app, &[("X-User-Id", alice)], body.clone())
+                .await
+                .status(),
+            202
+        );
+    }
+    let refused = submit_with(&app, &[("X-User-Id", alice)], body.clone()).await;
+    assert_eq!(refused.status(), 429);
+    let retry: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
+    assert!((1..=20).contains(&retry), "{retry}");
+    let envelope: Value = refused.json().await.expect("json");
+    assert!(envelope["detail"]
+        .as_str()
+        .expect("detail")
+        .contains("rate limit"));
+    // Another user has a budget of their own; a higher tier a bigger one.
+    assert_eq!(
+        submit_with(&app, &[("X-User-Id", bob)], body.clone())
+            .await
+            .status(),
+        202
+    );
+    let pro = [("X-User-Id", bob), ("X-User-Tier", "pro")];
+    for _ in 0..6 {
+        assert_eq!(submit_with(&app, &pro, body.clone()).await.status(), 202);
+    }
+    assert_eq!(submit_with(&app, &pro, body).await.status(), 429);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_budget_stops_the_job_before_a_call_that_would_exceed_it() {
+    let app = TestApp::spawn().await;
+    let response = app
+        .submit(json!({"workflow_name": "bench_pipeline", "input_data": {"text": "cheap?"}, "max_cost_usd": 0.00001}))
+        .await;
+    assert_eq!(response.status(), 202);
+    let job_id = response.json::<Value>().await.expect("json")["job_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let doc = app
+        .wait_for_status(&job_id, "failed", Duration::from_secs(30))
+        .await;
+    let message = doc["error_message"].as_str().expect("message");
+    assert!(
+        message.contains("budget exceeded") && message.contains("analyze"),
+        "{message}"
+    );
+    assert!(message.contains("$0 of the $0.00001 budget"), "{message}");
+    assert_eq!(app.emulator.stats().calls, 0, "the call was never made");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_cleanup_marks_stuck_jobs_failed_and_counts_them() {
+    let app = TestApp::spawn_api(json!({})).await;
+    let old = app.submit_bench("old", false).await;
+    let fresh = app.submit_bench("fresh", false).await;
+    let mut conn = app.conn().await;
+    diesel::sql_query(format!(
+        "UPDATE llm_workflow_jobs SET updated_at = now() - interval '73 hours' WHERE id = '{old}'"
+    ))
+    .execute(&mut conn)
+    .await
+    .expect("age");
+    let cleanup = |key: &'static str| {
+        app.http
+            .post(app.url("/admin/cleanup/stale"))
+            .header("X-API-Key", key)
+            .send()
+    };
+    assert_eq!(cleanup(API_KEY).await.expect("403").status(), 403);
+    let response = cleanup(ADMIN_KEY).await.expect("cleanup");
+    assert_eq!(response.status(), 200);
+    let report: Value = response.json().await.expect("json");
+    assert_eq!(report["marked_stale"], 1, "{report}");
+    assert_eq!(report["by_previous_status"]["queued"], 1);
+    assert_eq!(report["older_than_hours"], 72);
+    let doc = app.status(&old).await;
+    assert_eq!(doc["status"], "failed");
+    assert_eq!(doc["is_stale"], true);
+    assert!(doc["stale_reason"]
+        .as_str()
+        .expect("reason")
+        .contains("72 h"));
+    assert_eq!(app.status(&fresh).await["status"], "queued");
+    // A second pass finds nothing; a custom threshold is honoured.
+    let again: Value = cleanup(ADMIN_KEY)
+        .await
+        .expect("again")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(again["marked_stale"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_maintenance_pass_runs_in_one_process_at_a_time_and_trims_queue_history() {
+    let app = TestApp::spawn_with(json!({"maintenance_cron": ""})).await;
+    let stuck = app.submit_bench("stuck\nEMULATOR_SCORE: 10", false).await;
+    app.wait_for_status(&stuck, "completed", Duration::from_secs(30))
+        .await;
+    let mut conn = app.conn().await;
+    // A job stuck in `processing` for four days.
+    diesel::sql_query(format!(
+        "UPDATE llm_workflow_jobs SET status = 'processing', updated_at = now() - interval '96 hours' WHERE id = '{stuck}'"
+    ))
+    .execute(&mut conn)
+    .await
+    .expect("age");
+    // Queue history: one entry finished two days ago, one just now.
+    let client = redis::Client::open(crate::support::redis_url()).expect("client");
+    let mut redis = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    let queue = format!("{}:jobs:low", app.namespace);
+    let old = chrono::Utc::now().timestamp() - 48 * 3600;
+    let now = chrono::Utc::now().timestamp();
+    for (id, done_at, set) in [
+        ("old-task", old, "done"),
+        ("old-dead", old, "dead"),
+        ("new-task", now, "done"),
+    ] {
+        let _: () = redis::pipe()
+            .cmd("SADD")
+            .arg(format!("{queue}:{set}"))
+            .arg(id)
+            .ignore()
+            .cmd("HSET")
+            .arg(format!("{queue}:meta:{id}"))
+            .arg("done_at")
+            .arg(done_at)
+            .arg("status")
+            .arg("Done")
+            .ignore()
+            .cmd("HSET")
+            .arg(format!("{queue}:data"))
+            .arg(id)
+            .arg("{}")
+            .ignore()
+            .query_async(&mut redis)
+            .await
+            .expect("seed");
+    }
+    let state = app.worker.as_ref().expect("worker").state.clone();
+
+    // Another process holds the lock: this one skips its pass.
+    diesel::sql_query(format!(
+        "SELECT pg_advisory_lock({})",
+        llmflow_worker::maintenance::LOCK_KEY
+    ))
+    .execute(&mut conn)
+    .await
+    .expect("lock");
+    let skipped = llmflow_worker::maintenance::run_once(&state)
+        .await
+        .expect("pass");
+    assert_eq!(skipped, None);
+    diesel::sql_query(format!(
+        "SELECT pg_advisory_unlock({})",
+        llmflow_worker::maintenance::LOCK_KEY
+    ))
+    .execute(&mut conn)
+    .await
+    .expect("unlock");
+
+    let report = llmflow_worker::maintenance::run_once(&state)
+        .await
+        .expect("pass")
+        .expect("lock taken");
+    assert_eq!(report.stale.processing, 1, "{report:?}");
+    assert_eq!(report.trimmed, 2, "{report:?}");
+    let doc = app.status(&stuck).await;
+    assert_eq!(doc["status"], "failed");
+    assert_eq!(doc["is_stale"], true);
+    let done: Vec<String> = redis::cmd("SMEMBERS")
+        .arg(format!("{queue}:done"))
+        .query_async(&mut redis)
+        .await
+        .expect("members");
+    assert!(
+        done.contains(&"new-task".to_owned()) && !done.contains(&"old-task".to_owned()),
+        "{done:?}"
+    );
+    let data: Vec<String> = redis::cmd("HKEYS")
+        .arg(format!("{queue}:data"))
+        .query_async(&mut redis)
+        .await
+        .expect("keys");
+    assert!(!data.contains(&"old-task".to_owned()));
+}

@@ -1,0 +1,223 @@
+//! Publishing a job's live events (the contract is in `llmflow_core::events`): step started,
+//! step finished, streamed text and the job's end go to the job's Redis Stream; when the job
+//! asked for `workflow.progress` or `workflow.chunk` webhooks, a delivery is recorded and pushed
+//! for each as well. All of it is best effort: a failure is logged and the job goes on.
+
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use serde_json::{json, Value};
+
+use llmflow_core::db::models::{JobRow, StepRow};
+use llmflow_core::db::{self, deliveries};
+use llmflow_core::events::{self, EventKind, WEBHOOK_CHUNK, WEBHOOK_PROGRESS};
+use llmflow_core::pricing::round_usd;
+use llmflow_core::queue::{self, DeliveryMessage};
+use llmflow_core::workflow::Step;
+use llmflow_core::JobStatus;
+
+use crate::WorkerState;
+
+/// Streamed text is sent in batches: after this long…
+pub const CHUNK_INTERVAL: Duration = Duration::from_millis(100);
+/// …or once this many bytes are waiting.
+pub const CHUNK_BYTES: usize = 1024;
+
+fn wants(job: &JobRow, event: &str) -> bool {
+    job.webhook_url.is_some()
+        && job
+            .webhook_events
+            .as_ref()
+            .and_then(Value::as_array)
+            .is_some_and(|list| list.iter().any(|e| e == event))
+}
+
+async fn publish(state: &WorkerState, job: &JobRow, kind: EventKind, data: Value) {
+    let mut redis = state.redis.clone();
+    if let Err(e) = events::publish(&mut redis, state.queues.namespace(), job.id, kind, &data).await
+    {
+        tracing::warn!(job_id = %job.id, event = kind.as_str(), error = %e, "cannot publish job event");
+    }
+}
+
+/// Records and pushes one extra webhook event.
+async fn webhook(state: &WorkerState, job: &JobRow, event_type: &str, data: Value) {
+    let Some(url) = &job.webhook_url else { return };
+    let payload = json!({
+        "type": event_type,
+        "job_id": job.id,
+        "workflow_name": job.workflow_name,
+        "data": data,
+        "timestamp": Utc::now().to_rfc3339(),
+    });
+    let recorded = async {
+        let mut conn = state.pool.get().await.map_err(db::DbError::from)?;
+        deliveries::enqueue_event(&mut conn, job.id, url, event_type, payload).await
+    }
+    .await;
+    match recorded {
+        Ok(id) => {
+            let mut storage = state.delivery_storage();
+            let message = DeliveryMessage {
+                delivery_id: id,
+                attempt: 1,
+            };
+            if let Err(e) = queue::push_delivery(&mut storage, message, Duration::ZERO).await {
+                // The row is due now: the reconciler pushes it.
+                tracing::warn!(delivery_id = %id, error = %e, "push of event webhook failed");
+            }
+        }
+        Err(e) => tracing::warn!(job_id = %job.id, error = %e, "cannot record event webhook"),
+    }
+}
+
+/// A step is about to run.
+pub async fn step_started(state: &WorkerState, job: &JobRow, step: &Step) {
+    let data = json!({"job_id": job.id, "step_id": step.id, "type": step.kind.name()});
+    publish(state, job, EventKind::StepStarted, data.clone()).await;
+    if wants(job, WEBHOOK_PROGRESS) {
+        webhook(
+            state,
+            job,
+            WEBHOOK_PROGRESS,
+            json!({"event": "step_started", "step": data}),
+        )
+        .await;
+    }
+}
+
+/// A step finished (its row as recorded): `step_completed`, or `step_failed` when it failed
+/// (also when `on_error` let the job go on).
+pub async fn step_finished(state: &WorkerState, job: &JobRow, row: Option<&StepRow>) {
+    let Some(row) = row else { return };
+    let failed = row.status == "failed";
+    let kind = if failed {
+        EventKind::StepFailed
+    } else {
+        EventKind::StepCompleted
+    };
+    let cost = round_usd(row.cost_usd).normalize().to_string();
+    let data = json!({
+        "job_id": job.id,
+        "step_id": row.step_id,
+        "type": row.step_type,
+        "status": row.status,
+        "duration_ms": row.duration_ms,
+        "cost_usd": cost.parse::<serde_json::Number>().map(Value::Number).unwrap_or(Value::Null),
+        "error": row.error_message,
+    });
+    publish(state, job, kind, data.clone()).await;
+    if wants(job, WEBHOOK_PROGRESS) {
+        webhook(
+            state,
+            job,
+            WEBHOOK_PROGRESS,
+            json!({"event": kind.as_str(), "step": data}),
+        )
+        .await;
+    }
+}
+
+/// The job ended (after its end was committed): the stream's last event.
+pub async fn job_ended(
+    state: &WorkerState,
+    job: &JobRow,
+    status: JobStatus,
+    result: Option<&Value>,
+    error: Option<&str>,
+) {
+    let (kind, data) = match status {
+        JobStatus::Completed => (
+            EventKind::JobCompleted,
+            json!({"job_id": job.id, "status": status, "result": result}),
+        ),
+        JobStatus::Failed => (
+            EventKind::JobFailed,
+            json!({"job_id": job.id, "status": status, "error": error}),
+        ),
+        JobStatus::Cancelled => (
+            EventKind::JobCancelled,
+            json!({"job_id": job.id, "status": status}),
+        ),
+        JobStatus::Pending | JobStatus::Queued | JobStatus::Processing => return,
+    };
+    publish(state, job, kind, data).await;
+}
+
+/// Streamed text of one step, batched by time and size before it is published.
+pub struct ChunkBatcher<'a> {
+    state: &'a WorkerState,
+    job: &'a JobRow,
+    step_id: String,
+    buffer: String,
+    since: Instant,
+}
+
+impl<'a> ChunkBatcher<'a> {
+    pub fn new(state: &'a WorkerState, job: &'a JobRow, step_id: &str) -> Self {
+        ChunkBatcher {
+            state,
+            job,
+            step_id: step_id.to_owned(),
+            buffer: String::new(),
+            since: Instant::now(),
+        }
+    }
+
+    /// Adds a text delta; publishes when the batch is old or big enough.
+    pub async fn push(&mut self, text: &str) {
+        if self.buffer.is_empty() {
+            self.since = Instant::now();
+        }
+        self.buffer.push_str(text);
+        if self.buffer.len() >= CHUNK_BYTES || self.since.elapsed() >= CHUNK_INTERVAL {
+            self.flush().await;
+        }
+    }
+
+    /// Publishes the batch if it has waited long enough.
+    pub async fn flush_if_due(&mut self) {
+        if !self.buffer.is_empty() && self.since.elapsed() >= CHUNK_INTERVAL {
+            self.flush().await;
+        }
+    }
+
+    /// Publishes whatever is waiting.
+    pub async fn flush(&mut self) {
+        if self.buffer.is_empty() {
+            return;
+        }
+        let text = std::mem::take(&mut self.buffer);
+        let data = json!({"job_id": self.job.id, "step_id": self.step_id, "text": text});
+        publish(self.state, self.job, EventKind::Chunk, data.clone()).await;
+        if wants(self.job, WEBHOOK_CHUNK) {
+            webhook(self.state, self.job, WEBHOOK_CHUNK, data).await;
+        }
+    }
+}
+
+/// Runs `work` (a streaming LLM step) while forwarding the text deltas it sends to `chunks` as
+/// batched `chunk` events; whatever is left is published when the step ends.
+pub async fn forward_chunks<T>(
+    state: &WorkerState,
+    job: &JobRow,
+    step_id: &str,
+    mut chunks: tokio::sync::mpsc::UnboundedReceiver<String>,
+    work: impl std::future::Future<Output = T>,
+) -> T {
+    let mut batcher = ChunkBatcher::new(state, job, step_id);
+    let mut tick = tokio::time::interval(CHUNK_INTERVAL);
+    tokio::pin!(work);
+    let result = loop {
+        tokio::select! {
+            result = &mut work => break result,
+            Some(text) = chunks.recv() => batcher.push(&text).await,
+            _ = tick.tick() => batcher.flush_if_due().await,
+        }
+    };
+    while let Ok(text) = chunks.try_recv() {
+        batcher.buffer.push_str(&text);
+    }
+    batcher.flush().await;
+    result
+}
