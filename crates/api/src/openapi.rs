@@ -8,7 +8,9 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::error::FieldError;
-use crate::routes::{admin, cancel, events, health, status, validate, webhooks, workflow};
+use crate::routes::{
+    admin, cancel, events, health, status, validate, webhooks, workflow, workflows,
+};
 
 /// The body of every error: `detail`, plus `errors` (422 only) and `request_id` (5xx and 503).
 #[derive(Serialize, ToSchema)]
@@ -86,11 +88,14 @@ impl Modify for ApiKeyScheme {
         admin::cleanup_stale,
         webhooks::dead,
         webhooks::replay,
+        workflows::list,
+        workflows::schema,
     ),
     components(schemas(ErrorBody, SubmitRequest, ValidateRequest, CleanupRequest)),
     modifiers(&ApiKeyScheme),
     tags(
         (name = "jobs", description = "Submit, follow and cancel jobs"),
+        (name = "workflows", description = "The workflow catalog and the language's JSON Schema"),
         (name = "admin", description = "Needs the admin key"),
         (name = "health", description = "Liveness"),
     )

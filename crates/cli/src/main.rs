@@ -8,7 +8,7 @@ use secrecy::ExposeSecret;
 
 use llmflow_core::config::Config;
 use llmflow_core::pricing::PriceTable;
-use llmflow_core::workflow::Catalog;
+use llmflow_core::workflow::{Catalog, Checks};
 
 #[derive(Parser)]
 #[command(name = "llmflow", version, about = "llmflow operator tools")]
@@ -83,7 +83,16 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 .unwrap_or_else(|| PathBuf::from("./prompts"));
             let pricing_file = std::env::var_os("PRICING_FILE").map(PathBuf::from);
             let pricing = PriceTable::load(pricing_file.as_deref())?;
-            match Catalog::load(&workflows, &prompts, &pricing) {
+            // The same `${env.NAME}` allow-list the services use (names only; no values needed).
+            let env: Vec<String> = std::env::var("WORKFLOW_ENV_ALLOWLIST")
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|name| !name.is_empty())
+                .map(str::to_owned)
+                .collect();
+            let checks = Checks::new(&pricing).with_env(&env);
+            match Catalog::load_checked(&workflows, &prompts, checks) {
                 Ok(catalog) => {
                     for loaded in catalog.iter() {
                         println!(

@@ -18,7 +18,21 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/workflows/schema", web::get().to(schema));
 }
 
-async fn list(req: HttpRequest, state: web::Data<Arc<AppState>>) -> Result<HttpResponse, ApiError> {
+/// The workflows this deployment offers.
+#[utoipa::path(
+    get,
+    path = "/api/v1/workflows",
+    tag = "workflows",
+    responses(
+        (status = 200, description = "`{workflows: [{name, version, description, input_schema, hash, steps}]}`", body = Object),
+        (status = 401, description = "Missing or invalid API key", body = crate::openapi::ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn list(
+    req: HttpRequest,
+    state: web::Data<Arc<AppState>>,
+) -> Result<HttpResponse, ApiError> {
     state.require_client(&req)?;
     let workflows: Vec<Value> = state
         .catalog
@@ -39,7 +53,15 @@ async fn list(req: HttpRequest, state: web::Data<Arc<AppState>>) -> Result<HttpR
 }
 
 /// Public like any published schema: it describes the language, not this deployment.
-async fn schema() -> HttpResponse {
+#[utoipa::path(
+    get,
+    path = "/api/v1/workflows/schema",
+    tag = "workflows",
+    responses(
+        (status = 200, description = "JSON Schema (draft 2020-12) of a workflow file", content_type = "application/schema+json", body = Object),
+    )
+)]
+pub async fn schema() -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, "application/schema+json"))
         .insert_header((header::CACHE_CONTROL, "public, max-age=300"))

@@ -317,11 +317,15 @@ async fn openapi_and_swagger_ui_are_served() {
         ("/api/v1/admin/cleanup/stale", "post"),
         ("/api/v1/admin/webhooks/dead", "get"),
         ("/api/v1/admin/webhooks/{delivery_id}/replay", "post"),
+        ("/api/v1/workflows", "get"),
+        ("/api/v1/workflows/schema", "get"),
     ] {
         let op = &doc["paths"][path][method];
         assert!(op.is_object(), "{method} {path} missing");
         assert!(
-            op["responses"].as_object().expect("responses").len() >= 2 || path == "/api/v1/health",
+            op["responses"].as_object().expect("responses").len() >= 2
+                || path == "/api/v1/health"
+                || path == "/api/v1/workflows/schema",
             "{path}"
         );
     }
