@@ -2,7 +2,10 @@
 //! answers 404, exactly like a job that does not exist.
 
 use actix_web::HttpRequest;
+use diesel_async::AsyncPgConnection;
 use uuid::Uuid;
+
+use llmflow_core::db::{self, models::JobRow};
 
 use crate::error::ApiError;
 
@@ -24,4 +27,18 @@ pub fn header_user(req: &HttpRequest) -> Result<Option<Uuid>, ApiError> {
 /// Whether a job owned by `owner` is visible to a request scoped to `scope`.
 pub fn visible(owner: Option<Uuid>, scope: Option<Uuid>) -> bool {
     scope.is_none_or(|user| owner == Some(user))
+}
+
+/// The job `job_id` as the request may see it: 404 when it does not exist or belongs to another
+/// user than the one the request is scoped to.
+pub async fn find_job(
+    req: &HttpRequest,
+    conn: &mut AsyncPgConnection,
+    job_id: Uuid,
+) -> Result<JobRow, ApiError> {
+    let scoped = header_user(req)?;
+    db::jobs::find_job(conn, job_id)
+        .await?
+        .filter(|job| visible(job.user_id, scoped))
+        .ok_or_else(|| ApiError::NotFound(format!("job {job_id} not found")))
 }

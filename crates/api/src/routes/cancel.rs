@@ -52,16 +52,10 @@ pub async fn cancel(
     job_id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     state.require_client(&req)?;
-    let scoped = scope::header_user(&req)?;
     let job_id = job_id.into_inner();
-    let not_found = || ApiError::NotFound(format!("job {job_id} not found"));
     let mut conn = state.pool.get().await.map_err(db::DbError::from)?;
-    let job = db::jobs::find_job(&mut conn, job_id)
-        .await?
-        .ok_or_else(not_found)?;
-    if !scope::visible(job.user_id, scoped) {
-        return Err(not_found());
-    }
+    // 404 unless the job exists and the request may see it.
+    scope::find_job(&req, &mut conn, job_id).await?;
     let outcome = db::jobs::cancel(&mut conn, job_id).await?;
     drop(conn);
     let namespace = &state.config.redis_namespace;
@@ -108,6 +102,6 @@ pub async fn cancel(
         CancelOutcome::Finished(status) => Err(ApiError::Conflict(format!(
             "job {job_id} already ended ({status})"
         ))),
-        CancelOutcome::NotFound => Err(not_found()),
+        CancelOutcome::NotFound => Err(ApiError::NotFound(format!("job {job_id} not found"))),
     }
 }

@@ -144,13 +144,9 @@ pub async fn status(
     job_id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     state.require_client(&req)?;
-    let scoped = scope::header_user(&req)?;
     let job_id = job_id.into_inner();
     let mut conn = state.pool.get().await.map_err(db::DbError::from)?;
-    let job = db::jobs::find_job(&mut conn, job_id)
-        .await?
-        .filter(|job| scope::visible(job.user_id, scoped))
-        .ok_or_else(|| ApiError::NotFound(format!("job {job_id} not found")))?;
+    let job = scope::find_job(&req, &mut conn, job_id).await?;
     let steps = db::jobs::job_steps(&mut conn, job_id).await?;
     let webhook = db::deliveries::terminal_of_job(&mut conn, job_id).await?;
     drop(conn);
