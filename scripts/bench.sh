@@ -7,6 +7,7 @@
 #   scripts/bench.sh --quick          small counts: a check anyone can run in a few minutes
 #   scripts/bench.sh --scenario 2     only scenario 2 (repeat the flag for several)
 #   scripts/bench.sh --latency-ms 200 LLM latency of the pipeline scenarios (default 200)
+#   BENCH_PERF=1 scripts/bench.sh     also record a flat `perf` CPU profile during scenario 2
 #
 # Scenarios: 0 pgbench (this machine's commit rate), 1 submit, 2 pipeline (+ 2b at 100 jobs/s
 # offered), 3 backlog, 4 in-flight, 5 overhead. Uses its own database (llmflow_bench, dropped
@@ -23,7 +24,7 @@ while [ $# -gt 0 ]; do
     --quick) QUICK=1 ;;
     --scenario) shift; SCENARIOS+=("${1:?--scenario needs a number}") ;;
     --latency-ms) shift; LATENCY_MS="${1:?--latency-ms needs a number}" ;;
-    -h | --help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,15p' "$0"; exit 0 ;;
     *) die "unknown argument $1 (see --help)" ;;
   esac
   shift
@@ -153,15 +154,45 @@ commits() {
 
 load1() { cut -d' ' -f1 /proc/loadavg; }
 
-# Peak RSS (MB) and CPU seconds of each running service, as --set arguments.
+cpu_s() { # CPU seconds (user + system) of the given PIDs
+  local pid total=0
+  for pid in "$@"; do
+    [ -r "/proc/$pid/stat" ] || continue
+    total=$(awk -v t="$TCK" -v s="$total" '{printf "%.2f", s + ($14 + $15) / t}' "/proc/$pid/stat")
+  done
+  echo "$total"
+}
+redis_cpu() { cpu_s $(pgrep -x redis-server); }
+pg_backends() { pgrep -f "postgres: .*${DB} " || true; }
+
+# Marks the start of a scenario's measured part.
+mark_start() {
+  LOAD_BEFORE=$(load1)
+  BEFORE=$(commits)
+  REDIS_CPU_BEFORE=$(redis_cpu)
+}
+
+# Peak RSS (MB) and CPU seconds of each running service, and the CPU seconds of the rest of the
+# system under test (the PostgreSQL backends serving llmflow_bench, Redis, the emulator), as
+# --set arguments. The backends live as long as the services' pools, so theirs is the
+# scenario's whole PostgreSQL CPU (the WAL writer and checkpointer are not counted).
 process_figures() {
-  local name pid
+  local name pid jobs=$1 total=0 cpu
   for name in api worker webhook; do
     pid="${PIDS[$name]:-}"
     [ -n "$pid" ] && [ -r "/proc/$pid/status" ] || continue
+    cpu=$(cpu_s "$pid")
+    total=$(awk -v a="$total" -v b="$cpu" 'BEGIN {printf "%.2f", a + b}')
     echo "--set ${name}_rss_mb=$(awk '/^VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$pid/status")"
-    echo "--set ${name}_cpu_s=$(awk -v t="$TCK" '{printf "%.2f", ($14 + $15) / t}' "/proc/$pid/stat")"
+    echo "--set ${name}_cpu_s=$cpu"
   done
+  local pg redis emulator
+  # shellcheck disable=SC2046
+  pg=$(cpu_s $(pg_backends))
+  redis=$(awk -v a="$(redis_cpu)" -v b="$REDIS_CPU_BEFORE" 'BEGIN {printf "%.2f", a - b}')
+  emulator=$(cpu_s "${PIDS[emulator]}")
+  echo "--set postgres_cpu_s=$pg --set redis_cpu_s=$redis --set emulator_cpu_s=$emulator"
+  echo "--set cpu_ms_per_job=$(awk -v a="$total" -v p="$pg" -v r="$redis" -v e="$emulator" -v j="$jobs" 'BEGIN {printf "%.2f", (a + p + r + e) * 1000 / j}')"
 }
 
 # ERROR lines in the services' logs of this scenario.
@@ -179,7 +210,7 @@ finish() {
   local run=$1 jobs=$2 before=$3
   shift 3
   local figures errors after
-  figures=$(process_figures)
+  figures=$(process_figures "$jobs")
   errors=$(log_errors)
   stop api worker webhook emulator
   sleep 1 # backends flush their statistics as they exit
@@ -224,8 +255,7 @@ if wants 1; then
   fresh_database
   start_emulator 0
   start_api
-  LOAD_BEFORE=$(load1)
-  BEFORE=$(commits)
+  mark_start
   loadgen --scenario "1 submit" --jobs "$S1_JOBS" --concurrency 50 --out "$OUT/run1.json"
   finish "$OUT/run1.json" "$S1_JOBS" "$BEFORE"
 fi
@@ -244,10 +274,23 @@ if wants 2; then
     start_api
     start_worker
     start_webhook
-    LOAD_BEFORE=$(load1)
-    BEFORE=$(commits)
+    mark_start
+    PERF=""
+    if [ -n "${BENCH_PERF:-}" ] && [ $part = a ] && command -v perf >/dev/null; then
+      # A flat CPU profile of the three services (software clock: no hardware counters in VMs).
+      perf record -q -e cpu-clock -F 499 -o "$OUT/perf2.data" \
+        -p "${PIDS[api]},${PIDS[worker]},${PIDS[webhook]}" >"$OUT/perf.log" 2>&1 &
+      PERF=$!
+    fi
     loadgen --scenario "$label" --jobs "$jobs" --concurrency 200 --rate "$rate" --score 80 \
       --webhook-listen "127.0.0.1:${RECEIVER_PORT}" --emulator "$EMULATOR_URL" --out "$OUT/run2$part.json"
+    if [ -n "$PERF" ]; then
+      kill -INT "$PERF" 2>/dev/null || true
+      wait "$PERF" 2>/dev/null || true
+      perf report -i "$OUT/perf2.data" --stdio --no-children --sort comm,symbol 2>/dev/null |
+        grep -v '^#' | grep -v '^$' | head -60 >"$OUT/perf2.txt" || true
+      log "CPU profile of scenario 2 in $OUT/perf2.txt"
+    fi
     finish "$OUT/run2$part.json" "$jobs" "$BEFORE" --set "llm_latency_ms=$LATENCY_MS"
   done
 fi
@@ -259,8 +302,7 @@ if wants 3; then
   start_emulator "$LATENCY_MS"
   start_api
   start_webhook
-  LOAD_BEFORE=$(load1)
-  BEFORE=$(commits)
+  mark_start
   rm -f "$OUT/submitted3"
   loadgen --scenario "3 backlog" --jobs "$S3_JOBS" --concurrency 200 --score 80 \
     --webhook-listen "127.0.0.1:${RECEIVER_PORT}" --emulator "$EMULATOR_URL" \
@@ -295,8 +337,7 @@ if wants 4; then
   IDLE_KB=$(awk '/^VmRSS/ {print $2}' "/proc/${PIDS[worker]}/status")
   kill -STOP "${PIDS[worker]}"
   rm -f "$OUT/submitted4"
-  LOAD_BEFORE=$(load1)
-  BEFORE=$(commits)
+  mark_start
   loadgen --scenario "4 in-flight" --workflow bench_single --jobs "$S4_JOBS" --concurrency 200 \
     --webhook-listen "127.0.0.1:${RECEIVER_PORT}" --emulator "$EMULATOR_URL" \
     --submitted-marker "$OUT/submitted4" --idle-timeout-secs 60 --out "$OUT/run4.json" &
@@ -322,8 +363,7 @@ if wants 5; then
   start_api
   start_worker
   start_webhook
-  LOAD_BEFORE=$(load1)
-  BEFORE=$(commits)
+  mark_start
   loadgen --scenario "5 overhead" --workflow bench_single --jobs "$S5_JOBS" --concurrency 20 --rate 50 \
     --webhook-listen "127.0.0.1:${RECEIVER_PORT}" --emulator "$EMULATOR_URL" --probe 500 --out "$OUT/run5.json"
   # Step duration of each LLM step (worker clock, µs resolution) against the bare round trip.

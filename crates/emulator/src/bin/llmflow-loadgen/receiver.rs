@@ -22,7 +22,12 @@ pub struct Received {
     pub rejected: u64,
     /// Signed webhooks reporting a job that did not complete.
     pub not_completed: u64,
+    /// The `error_message` of the first few jobs that did not complete.
+    pub failure_samples: Vec<String>,
 }
+
+/// How many failure messages a run keeps.
+const FAILURE_SAMPLES: usize = 5;
 
 struct Shared {
     verifier: Option<Webhook>,
@@ -120,6 +125,10 @@ async fn receive(
     let completed = payload
         .as_ref()
         .is_some_and(|p| p["status"].as_str() == Some("completed"));
+    let failure = payload
+        .as_ref()
+        .map(|p| format!("{}: {}", p["status"], p["error_message"]))
+        .unwrap_or_default();
     let Ok(mut received) = shared.received.lock() else {
         return HttpResponse::InternalServerError().finish();
     };
@@ -131,7 +140,12 @@ async fn receive(
             }
             match (fresh, completed) {
                 (false, _) => received.duplicates += 1,
-                (true, false) => received.not_completed += 1,
+                (true, false) => {
+                    received.not_completed += 1;
+                    if received.failure_samples.len() < FAILURE_SAMPLES {
+                        received.failure_samples.push(failure);
+                    }
+                }
                 (true, true) => {}
             }
             HttpResponse::NoContent().finish()

@@ -65,12 +65,19 @@ const COLUMNS: &[(&str, &[&str])] = &[
         "CPU s api/worker/webhook",
         &["api_cpu_s", "worker_cpu_s", "webhook_cpu_s"],
     ),
+    ("CPU ms/job, all", &["cpu_ms_per_job"]),
     ("PG commits/job", &["commits_per_job"]),
     ("errors", &["errors"]),
 ];
 
 /// Keys not worth repeating under the table.
-const QUIET: &[&str] = &["workflow", "submitted", "webhooks", "e2e_max_ms"];
+const QUIET: &[&str] = &[
+    "workflow",
+    "submitted",
+    "webhooks",
+    "e2e_max_ms",
+    "failures",
+];
 
 fn cell(object: &Map<String, Value>, keys: &[&str]) -> String {
     keys.iter()
@@ -167,7 +174,7 @@ mod tests {
         );
         assert_eq!(
             rows[2],
-            "| submit | 1000 | 50 | 1.23/4.50/12 | 2500 | – | –/– | 18.2/–/– | –/–/– | 2.01 | 0 |"
+            "| submit | 1000 | 50 | 1.23/4.50/12 | 2500 | – | –/– | 18.2/–/– | –/–/– | – | 2.01 | 0 |"
         );
         assert!(rows[3].starts_with("| overhead | 200 |"), "{text}");
         assert!(text.contains("- overhead: overhead_p99_ms=0.42"), "{text}");

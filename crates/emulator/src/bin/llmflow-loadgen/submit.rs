@@ -179,6 +179,9 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Map<String, Value>> {
         out.insert("webhooks_duplicate".into(), json!(received.duplicates));
         out.insert("webhooks_unknown_job".into(), json!(unknown));
         out.insert("jobs_not_completed".into(), json!(received.not_completed));
+        if !received.failure_samples.is_empty() {
+            out.insert("failures".into(), json!(received.failure_samples));
+        }
         out.insert(
             "e2e_throughput".into(),
             json!(round(
