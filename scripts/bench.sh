@@ -54,8 +54,9 @@ TCK=$(getconf CLK_TCK)
 ensure_cargo
 ensure_postgres
 ensure_redis
-command -v pgbench >/dev/null || apt_install postgresql-contrib
-command -v pgbench >/dev/null || PGBENCH_MISSING=1
+# Debian's /usr/bin/pgbench is a wrapper that fails without the server package's binary.
+pgbench --version >/dev/null 2>&1 || { command -v apt-get >/dev/null && apt_install postgresql-contrib; } || true
+pgbench --version >/dev/null 2>&1 || PGBENCH_MISSING=1
 
 log "building release binaries"
 cargo build --release --locked -p llmflow-api -p llmflow-worker -p llmflow-webhook \
