@@ -170,13 +170,50 @@ pub async fn push_job(
     job_id: JobId,
     task_id: &str,
 ) -> Result<(), QueueError> {
-    let task = TaskBuilder::new(JobMessage { job_id })
-        .task_id(TaskId::from_string(task_id))
-        .build();
-    storage
-        .push_task(task)
-        .await
-        .map_err(|e| QueueError::Push(e.to_string()))
+    push_now(storage, &JobMessage { job_id }, task_id).await
+}
+
+/// apalis-redis 1.0 stores every push, even one due now, in the `{q}:scheduled` sorted set, and
+/// a worker's fetch promotes *all* due entries with one `rpush(unpack(ids))`: with about 8,000
+/// or more due at once (a backlog submitted while the workers were down) Lua's stack overflows
+/// ("too many results to unpack") and every worker on the queue fails on every poll. A task due
+/// now therefore goes straight onto the `{q}:active` list, in the storage format of apalis's own
+/// `batch_push.lua` (its `schedule_time <= 0` branch), where fetches take `batch_size` at a time
+/// however long the list grows. Delayed tasks still go through apalis (`{q}:scheduled`).
+const PUSH_NOW_SCRIPT: &str = r#"
+-- KEYS: data hash, active list, signal list, meta prefix. ARGV: task id, task data.
+local set = redis.call("hsetnx", KEYS[1], ARGV[1], ARGV[2])
+if set == 1 then
+    redis.call("hmset", KEYS[4] .. ":" .. ARGV[1], "attempts", 0, "max_attempts", 25,
+        "status", "Pending", "idempotency_key", "")
+    redis.call("rpush", KEYS[2], ARGV[1])
+    redis.call("del", KEYS[3])
+    redis.call("lpush", KEYS[3], 1)
+end
+return set
+"#;
+
+/// Pushes `message` as task `task_id`, due now, onto the queue's active list (see
+/// [`PUSH_NOW_SCRIPT`]). A task id apalis already holds is ignored, as with apalis's own push.
+async fn push_now<T: Serialize>(
+    storage: &mut RedisStorage<T>,
+    message: &T,
+    task_id: &str,
+) -> Result<(), QueueError> {
+    static SCRIPT: std::sync::LazyLock<redis::Script> =
+        std::sync::LazyLock::new(|| redis::Script::new(PUSH_NOW_SCRIPT));
+    let data = serde_json::to_vec(message).map_err(|e| QueueError::Push(e.to_string()))?;
+    let config = storage.get_config().clone();
+    let _: i64 = SCRIPT
+        .key(config.job_data_hash())
+        .key(config.active_jobs_list())
+        .key(config.signal_list())
+        .key(config.job_meta_hash())
+        .arg(task_id)
+        .arg(data)
+        .invoke_async(storage.get_connection())
+        .await?;
+    Ok(())
 }
 
 /// Pushes a delivery attempt, to run after `delay` (1-second resolution).
@@ -186,12 +223,15 @@ pub async fn push_delivery(
     delay: Duration,
 ) -> Result<(), QueueError> {
     let task_id = delivery_task_id(message.delivery_id, message.attempt);
-    let mut builder = TaskBuilder::new(message).task_id(TaskId::from_string(task_id));
-    if !delay.is_zero() {
-        builder = builder.run_after(delay);
+    if delay.is_zero() {
+        return push_now(storage, &message, &task_id).await;
     }
+    let task = TaskBuilder::new(message)
+        .task_id(TaskId::from_string(task_id))
+        .run_after(delay)
+        .build();
     storage
-        .push_task(builder.build())
+        .push_task(task)
         .await
         .map_err(|e| QueueError::Push(e.to_string()))
 }
@@ -202,13 +242,7 @@ pub async fn push_delivery_as(
     message: DeliveryMessage,
     task_id: &str,
 ) -> Result<(), QueueError> {
-    let task = TaskBuilder::new(message)
-        .task_id(TaskId::from_string(task_id))
-        .build();
-    storage
-        .push_task(task)
-        .await
-        .map_err(|e| QueueError::Push(e.to_string()))
+    push_now(storage, &message, task_id).await
 }
 
 /// One task per (delivery, attempt): a second push of the same attempt is ignored by apalis.

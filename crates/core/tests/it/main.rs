@@ -1,0 +1,3 @@
+//! Integration tests of llmflow-core against the real Redis on the machine.
+
+mod queue;

@@ -1,0 +1,385 @@
+#!/usr/bin/env bash
+# The benchmark: PostgreSQL and Redis (started or reused), a release build, the emulator as the
+# LLM provider, llmflow's three services in release mode, and llmflow-loadgen driving them over
+# HTTP. Prints one JSON line per scenario and a table (see BENCHMARKS.md).
+#
+#   scripts/bench.sh                  every scenario at full size (about 10–15 minutes)
+#   scripts/bench.sh --quick          small counts: a check anyone can run in a few minutes
+#   scripts/bench.sh --scenario 2     only scenario 2 (repeat the flag for several)
+#   scripts/bench.sh --latency-ms 200 LLM latency of the pipeline scenarios (default 200)
+#   BENCH_PERF=1 scripts/bench.sh     also record a flat `perf` CPU profile during scenario 2
+#
+# Scenarios: 0 pgbench (this machine's commit rate), 1 submit, 2 pipeline (+ 2b at 100 jobs/s
+# offered), 3 backlog, 4 in-flight, 5 overhead. Uses its own database (llmflow_bench, dropped
+# and recreated per scenario) and Redis namespace; logs and results go to .bench/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+
+QUICK=0
+LATENCY_MS=200
+SCENARIOS=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) QUICK=1 ;;
+    --scenario) shift; SCENARIOS+=("${1:?--scenario needs a number}") ;;
+    --latency-ms) shift; LATENCY_MS="${1:?--latency-ms needs a number}" ;;
+    -h | --help) sed -n '2,15p' "$0"; exit 0 ;;
+    *) die "unknown argument $1 (see --help)" ;;
+  esac
+  shift
+done
+[ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(0 1 2 3 4 5)
+wants() { printf '%s\n' "${SCENARIOS[@]}" | grep -qx "$1"; }
+
+# Sizes: full, then --quick.
+if [ "$QUICK" = 1 ]; then
+  S1_JOBS=1000 S2_JOBS=2000 S2B_JOBS=300 S3_JOBS=9000 S4_JOBS=1000 S5_JOBS=200 PGBENCH_SECS=5
+else
+  S1_JOBS=1000 S2_JOBS=20000 S2B_JOBS=3000 S3_JOBS=20000 S4_JOBS=10000 S5_JOBS=1000 PGBENCH_SECS=15
+fi
+
+OUT=.bench
+mkdir -p "$OUT"
+RESULTS="$OUT/results.jsonl"
+: >"$RESULTS"
+
+API_PORT="${BENCH_API_PORT:-18000}"
+EMULATOR_PORT="${BENCH_EMULATOR_PORT:-19100}"
+RECEIVER_PORT="${BENCH_RECEIVER_PORT:-19300}"
+DB=llmflow_bench
+NAMESPACE="llmflow_bench_$$"
+TCK=$(getconf CLK_TCK)
+
+ensure_cargo
+ensure_postgres
+ensure_redis
+# Debian's /usr/bin/pgbench is a wrapper that fails without the server package's binary.
+pgbench --version >/dev/null 2>&1 || { command -v apt-get >/dev/null && apt_install postgresql-contrib; } || true
+pgbench --version >/dev/null 2>&1 || PGBENCH_MISSING=1
+
+log "building release binaries"
+cargo build --release --locked -p llmflow-api -p llmflow-worker -p llmflow-webhook \
+  -p llmflow-emulator -p llmflow-cli --bins
+BIN="${CARGO_TARGET_DIR:-target}/release"
+
+export DATABASE_URL="postgres://postgres:postgres@${PG_HOST}:${PG_PORT}/${DB}"
+export REDIS_URL="redis://127.0.0.1:${REDIS_PORT}/0"
+export REDIS_NAMESPACE="$NAMESPACE"
+export PORT="$API_PORT" HOST=127.0.0.1
+export LLM_MICROSERVICE_API_KEY=bench-key
+export LLM_WEBHOOK_SECRET="whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"
+export WEBHOOK_ALLOWED_CIDRS="127.0.0.0/8"
+export OPENROUTER_API_KEY=emulator OPENAI_API_KEY=emulator ANTHROPIC_API_KEY=emulator GOOGLE_PLACES_API_KEY=emulator
+export OPENROUTER_BASE_URL="http://127.0.0.1:${EMULATOR_PORT}/v1" OPENAI_BASE_URL="http://127.0.0.1:${EMULATOR_PORT}/v1"
+export ANTHROPIC_BASE_URL="http://127.0.0.1:${EMULATOR_PORT}" GOOGLE_PLACES_BASE_URL="http://127.0.0.1:${EMULATOR_PORT}"
+export WORKFLOWS_DIR=./workflows PROMPTS_DIR=./prompts
+export LOG_FORMAT=json RUST_LOG="${BENCH_RUST_LOG:-warn}"
+EMULATOR_URL="http://127.0.0.1:${EMULATOR_PORT}"
+
+declare -A PIDS=()
+
+stop() { # stop NAME...: SIGTERM, then wait for the process to go
+  local name pid
+  for name in "$@"; do
+    pid="${PIDS[$name]:-}"
+    [ -n "$pid" ] || continue
+    kill -CONT "$pid" 2>/dev/null || true # in case it was paused
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    unset "PIDS[$name]"
+  done
+}
+
+redis_wipe() {
+  redis-cli -p "$REDIS_PORT" --scan --pattern "${NAMESPACE}:*" | xargs -r -n 500 redis-cli -p "$REDIS_PORT" DEL >/dev/null
+}
+
+cleanup() {
+  stop api worker webhook emulator
+  redis_wipe || true
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+for port in "$API_PORT" "$EMULATOR_PORT" "$RECEIVER_PORT"; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    die "port $port is in use (set BENCH_API_PORT / BENCH_EMULATOR_PORT / BENCH_RECEIVER_PORT)"
+  fi
+done
+
+start() { # start NAME ENV=VALUE... -- COMMAND...
+  local name=$1
+  shift
+  local envs=()
+  while [ "$1" != "--" ]; do envs+=("$1"); shift; done
+  shift
+  env "${envs[@]}" "$@" >"$OUT/$name.log" 2>&1 &
+  PIDS[$name]=$!
+}
+
+fresh_database() {
+  psql "$PG_ADMIN_URL" -q -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null
+  psql "$PG_ADMIN_URL" -q -c "CREATE DATABASE $DB" >/dev/null
+  "$BIN/llmflow" migrate >"$OUT/migrate.log" 2>&1 || die "migration failed; see $OUT/migrate.log"
+  redis_wipe
+}
+
+wait_http() { # wait_http URL NAME
+  for _ in $(seq 1 150); do
+    curl -fsS "$1" >/dev/null 2>&1 && return 0
+    kill -0 "${PIDS[$2]}" 2>/dev/null || die "$2 exited; see $OUT/$2.log"
+    sleep 0.1
+  done
+  die "$2 did not answer at $1; see $OUT/$2.log"
+}
+
+start_emulator() { # start_emulator LATENCY_MS
+  start emulator -- "$BIN/llmflow-emulator" --port "$EMULATOR_PORT" --latency-ms "$1" --workers 2
+  wait_http "$EMULATOR_URL/_emulator/health" emulator
+}
+
+start_api() {
+  start api "$@" -- "$BIN/llmflow-api"
+  wait_http "http://127.0.0.1:${API_PORT}/api/v1/health" api
+}
+
+start_worker() { start worker "$@" -- "$BIN/llmflow-worker"; }
+start_webhook() { start webhook "$@" -- "$BIN/llmflow-webhook"; }
+
+commits() {
+  psql "$PG_ADMIN_URL" -tAc "SELECT xact_commit FROM pg_stat_database WHERE datname = '$DB'"
+}
+
+load1() { cut -d' ' -f1 /proc/loadavg; }
+
+cpu_s() { # CPU seconds (user + system) of the given PIDs
+  local pid total=0
+  for pid in "$@"; do
+    [ -r "/proc/$pid/stat" ] || continue
+    total=$(awk -v t="$TCK" -v s="$total" '{printf "%.2f", s + ($14 + $15) / t}' "/proc/$pid/stat")
+  done
+  echo "$total"
+}
+redis_cpu() { cpu_s $(pgrep -x redis-server); }
+pg_backends() { pgrep -f "postgres: .*${DB} " || true; }
+
+# Marks the start of a scenario's measured part.
+mark_start() {
+  LOAD_BEFORE=$(load1)
+  BEFORE=$(commits)
+  REDIS_CPU_BEFORE=$(redis_cpu)
+}
+
+# Peak RSS (MB) and CPU seconds of each running service, and the CPU seconds of the rest of the
+# system under test (the PostgreSQL backends serving llmflow_bench, Redis, the emulator), as
+# --set arguments. The backends live as long as the services' pools, so theirs is the
+# scenario's whole PostgreSQL CPU (the WAL writer and checkpointer are not counted).
+process_figures() {
+  local name pid jobs=$1 total=0 cpu
+  for name in api worker webhook; do
+    pid="${PIDS[$name]:-}"
+    [ -n "$pid" ] && [ -r "/proc/$pid/status" ] || continue
+    cpu=$(cpu_s "$pid")
+    total=$(awk -v a="$total" -v b="$cpu" 'BEGIN {printf "%.2f", a + b}')
+    echo "--set ${name}_rss_mb=$(awk '/^VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$pid/status")"
+    echo "--set ${name}_cpu_s=$cpu"
+  done
+  local pg redis emulator
+  # shellcheck disable=SC2046
+  pg=$(cpu_s $(pg_backends))
+  redis=$(awk -v a="$(redis_cpu)" -v b="$REDIS_CPU_BEFORE" 'BEGIN {printf "%.2f", a - b}')
+  emulator=$(cpu_s "${PIDS[emulator]}")
+  echo "--set postgres_cpu_s=$pg --set redis_cpu_s=$redis --set emulator_cpu_s=$emulator"
+  echo "--set cpu_ms_per_job=$(awk -v a="$total" -v p="$pg" -v r="$redis" -v e="$emulator" -v j="$jobs" 'BEGIN {printf "%.2f", (a + p + r + e) * 1000 / j}')"
+}
+
+# ERROR lines in the services' logs of this scenario.
+log_errors() {
+  local n=0 name
+  for name in api worker webhook; do
+    [ -f "$OUT/$name.log" ] && n=$((n + $(grep -c '"level":"ERROR"' "$OUT/$name.log" || true)))
+  done
+  echo "$n"
+}
+
+# finish SCENARIO_RUN_JSON JOBS COMMITS_BEFORE [extra --set args...]: measures, stops the
+# services, and appends the scenario's line.
+finish() {
+  local run=$1 jobs=$2 before=$3
+  shift 3
+  local figures errors after
+  figures=$(process_figures "$jobs")
+  errors=$(log_errors)
+  stop api worker webhook emulator
+  sleep 1 # backends flush their statistics as they exit
+  after=$(commits)
+  # shellcheck disable=SC2086
+  "$BIN/llmflow-loadgen" report --run "$run" --append "$RESULTS" $figures \
+    --set "commits_per_job=$(awk -v a="$after" -v b="$before" -v j="$jobs" 'BEGIN {printf "%.2f", (a - b) / j}')" \
+    --set "errors=$errors" --set "log_errors=$errors" --set "load1_before=$LOAD_BEFORE" --set "load1_after=$(load1)" "$@"
+}
+
+loadgen() { "$BIN/llmflow-loadgen" run --api "http://127.0.0.1:${API_PORT}" "$@"; }
+
+log "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f MB", $2 / 1024}' /proc/meminfo), load $(cut -d' ' -f1-3 /proc/loadavg)"
+
+# 0. This machine's PostgreSQL commit rate, to explain a commit-bound limit.
+if wants 0; then
+  if [ -n "${PGBENCH_MISSING:-}" ]; then
+    log "scenario 0 skipped: pgbench is not installed"
+  else
+    log "scenario 0: pgbench (-N, simple updates) for ${PGBENCH_SECS}s at 1, 16 and 48 clients"
+    LOAD_BEFORE=$(load1)
+    psql "$PG_ADMIN_URL" -q -c "DROP DATABASE IF EXISTS ${DB}_pgbench WITH (FORCE)" -c "CREATE DATABASE ${DB}_pgbench" >/dev/null
+    PGBENCH_URL="postgres://postgres:postgres@${PG_HOST}:${PG_PORT}/${DB}_pgbench"
+    pgbench -q -i -s 4 "$PGBENCH_URL" >"$OUT/pgbench.log" 2>&1
+    tps() { pgbench -N -c "$1" -j 2 -T "$PGBENCH_SECS" "$PGBENCH_URL" 2>>"$OUT/pgbench.log" | tee -a "$OUT/pgbench.log" | awk '/^tps/ {printf "%.0f", $3}'; }
+    TPS1=$(tps 1)
+    TPS16=$(tps 16)
+    TPS48=$(tps 48)
+    psql "$PG_ADMIN_URL" -q -c "DROP DATABASE IF EXISTS ${DB}_pgbench WITH (FORCE)" >/dev/null
+    echo "{\"scenario\":\"0 pgbench\"}" >"$OUT/run0.json"
+    "$BIN/llmflow-loadgen" report --run "$OUT/run0.json" --append "$RESULTS" \
+      --set "commits_per_s_1_client=$TPS1" --set "commits_per_s_16_clients=$TPS16" \
+      --set "commits_per_s_48_clients=$TPS48" \
+      --set "synchronous_commit=$(psql "$PG_ADMIN_URL" -tAc 'SHOW synchronous_commit')" \
+      --set "load1_before=$LOAD_BEFORE" --set "load1_after=$(load1)"
+  fi
+fi
+
+# 1. Submit only: acceptance with the workers stopped.
+if wants 1; then
+  log "scenario 1: submit $S1_JOBS jobs at 50 in flight, workers stopped"
+  fresh_database
+  start_emulator 0
+  start_api
+  mark_start
+  loadgen --scenario "1 submit" --jobs "$S1_JOBS" --concurrency 50 --out "$OUT/run1.json"
+  finish "$OUT/run1.json" "$S1_JOBS" "$BEFORE"
+fi
+
+# 2. The pipeline at saturation, then at 100 jobs/s offered (latency when not saturated).
+if wants 2; then
+  for part in a b; do
+    if [ $part = a ]; then
+      jobs=$S2_JOBS label="2 pipeline" rate=0
+    else
+      jobs=$S2B_JOBS label="2b pipeline 100/s" rate=100
+    fi
+    log "scenario $label: $jobs jobs, LLM latency ${LATENCY_MS} ms, 200 in flight, webhooks on"
+    fresh_database
+    start_emulator "$LATENCY_MS"
+    start_api
+    start_worker
+    start_webhook
+    mark_start
+    PERF=""
+    if [ -n "${BENCH_PERF:-}" ] && [ $part = a ] && command -v perf >/dev/null; then
+      # A flat CPU profile of the three services (software clock: no hardware counters in VMs).
+      perf record -q -e cpu-clock -F 499 -o "$OUT/perf2.data" \
+        -p "${PIDS[api]},${PIDS[worker]},${PIDS[webhook]}" >"$OUT/perf.log" 2>&1 &
+      PERF=$!
+    fi
+    loadgen --scenario "$label" --jobs "$jobs" --concurrency 200 --rate "$rate" --score 80 \
+      --webhook-listen "127.0.0.1:${RECEIVER_PORT}" --emulator "$EMULATOR_URL" --out "$OUT/run2$part.json"
+    if [ -n "$PERF" ]; then
+      kill -INT "$PERF" 2>/dev/null || true
+      wait "$PERF" 2>/dev/null || true
+      perf report -i "$OUT/perf2.data" --stdio --no-children --sort comm,symbol 2>/dev/null |
+        grep -v '^#' | grep -v '^$' | head -60 >"$OUT/perf2.txt" || true
+      log "CPU profile of scenario 2 in $OUT/perf2.txt"
+    fi
+    finish "$OUT/run2$part.json" "$jobs" "$BEFORE" --set "llm_latency_ms=$LATENCY_MS"
+  done
+fi
+
+# 3. Backlog: everything submitted with the workers stopped, then the workers started.
+if wants 3; then
+  log "scenario 3: backlog of $S3_JOBS jobs submitted with the workers stopped, then started"
+  fresh_database
+  start_emulator "$LATENCY_MS"
+  start_api
+  start_webhook
+  mark_start
+  rm -f "$OUT/submitted3"
+  loadgen --scenario "3 backlog" --jobs "$S3_JOBS" --concurrency 200 --score 80 \
+    --webhook-listen "127.0.0.1:${RECEIVER_PORT}" --emulator "$EMULATOR_URL" \
+    --submitted-marker "$OUT/submitted3" --idle-timeout-secs 60 --out "$OUT/run3.json" &
+  LOADGEN=$!
+  while [ ! -f "$OUT/submitted3" ]; do
+    kill -0 "$LOADGEN" 2>/dev/null || die "llmflow-loadgen stopped before submitting everything"
+    sleep 0.1
+  done
+  DUE=$(redis-cli -p "$REDIS_PORT" LLEN "${NAMESPACE}:jobs:active")
+  log "all submitted ($DUE waiting in Redis); starting the worker"
+  WORKER_STARTED=$(date +%s.%N)
+  start_worker
+  wait "$LOADGEN" || die "llmflow-loadgen failed"
+  DRAIN=$(awk -v s="$WORKER_STARTED" -v e="$(date +%s.%N)" 'BEGIN {printf "%.1f", e - s}')
+  finish "$OUT/run3.json" "$S3_JOBS" "$BEFORE" --set "waiting_in_redis_at_start=$DUE" \
+    --set "drain_s=$DRAIN" --set "drain_jobs_per_s=$(awk -v j="$S3_JOBS" -v d="$DRAIN" 'BEGIN {printf "%.0f", j / d}')" \
+    --set "llm_latency_ms=$LATENCY_MS"
+fi
+
+# 4. In flight: single-step jobs with 5 s LLM latency, one worker that may hold them all.
+if wants 4; then
+  log "scenario 4: $S4_JOBS single-step jobs, LLM latency 5 s, one worker"
+  fresh_database
+  start_emulator 5000
+  start_api
+  start_webhook
+  # The worker starts first, on an empty queue, for its idle RSS; it is then paused (SIGSTOP)
+  # while every job is submitted, and resumed: all the jobs' LLM calls overlap.
+  start_worker WORKER_CONCURRENCY=$((S4_JOBS + 100)) QUEUE_POLL_MS=10
+  sleep 2
+  IDLE_KB=$(awk '/^VmRSS/ {print $2}' "/proc/${PIDS[worker]}/status")
+  kill -STOP "${PIDS[worker]}"
+  rm -f "$OUT/submitted4"
+  mark_start
+  loadgen --scenario "4 in-flight" --workflow bench_single --jobs "$S4_JOBS" --concurrency 200 \
+    --webhook-listen "127.0.0.1:${RECEIVER_PORT}" --emulator "$EMULATOR_URL" \
+    --submitted-marker "$OUT/submitted4" --idle-timeout-secs 60 --out "$OUT/run4.json" &
+  LOADGEN=$!
+  while [ ! -f "$OUT/submitted4" ]; do
+    kill -0 "$LOADGEN" 2>/dev/null || { kill -CONT "${PIDS[worker]}"; die "llmflow-loadgen stopped before submitting everything"; }
+    sleep 0.1
+  done
+  kill -CONT "${PIDS[worker]}"
+  wait "$LOADGEN" || die "llmflow-loadgen failed"
+  PEAK_KB=$(awk '/^VmHWM/ {print $2}' "/proc/${PIDS[worker]}/status")
+  IN_FLIGHT=$(jq -r '.llm_max_in_flight' "$OUT/run4.json")
+  finish "$OUT/run4.json" "$S4_JOBS" "$BEFORE" --set "worker_rss_idle_mb=$(awk -v k="$IDLE_KB" 'BEGIN {printf "%.1f", k / 1024}')" \
+    --set "kb_per_in_flight_job=$(awk -v p="$PEAK_KB" -v i="$IDLE_KB" -v n="$IN_FLIGHT" 'BEGIN {printf "%.1f", (p - i) / (n > 0 ? n : 1)}')" \
+    --set "llm_latency_ms=5000"
+fi
+
+# 5. Overhead: single-step jobs at LLM latency 0, light load, step time against the bare call.
+if wants 5; then
+  log "scenario 5: $S5_JOBS single-step jobs at LLM latency 0, 50 jobs/s offered"
+  fresh_database
+  start_emulator 0
+  start_api
+  start_worker
+  start_webhook
+  mark_start
+  loadgen --scenario "5 overhead" --workflow bench_single --jobs "$S5_JOBS" --concurrency 20 --rate 50 \
+    --webhook-listen "127.0.0.1:${RECEIVER_PORT}" --emulator "$EMULATOR_URL" --probe 500 --out "$OUT/run5.json"
+  # Step duration of each LLM step (worker clock, µs resolution) against the bare round trip.
+  read -r STEP_P50 STEP_P99 < <(psql "postgres://postgres:postgres@${PG_HOST}:${PG_PORT}/${DB}" -tA -F' ' -c \
+    "SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY d)::numeric, 3),
+            round(percentile_cont(0.99) WITHIN GROUP (ORDER BY d)::numeric, 3)
+       FROM (SELECT extract(epoch FROM completed_at - started_at) * 1000 AS d
+               FROM llm_job_steps WHERE step_type = 'llm') s")
+  PROBE_P50=$(jq -r '.probe_p50_us' "$OUT/run5.json")
+  PROBE_P99=$(jq -r '.probe_p99_us' "$OUT/run5.json")
+  finish "$OUT/run5.json" "$S5_JOBS" "$BEFORE" --set "llm_step_p50_ms=$STEP_P50" --set "llm_step_p99_ms=$STEP_P99" \
+    --set "overhead_p50_ms=$(awk -v s="$STEP_P50" -v p="$PROBE_P50" 'BEGIN {printf "%.3f", s - p / 1000}')" \
+    --set "overhead_p99_ms=$(awk -v s="$STEP_P99" -v p="$PROBE_P99" 'BEGIN {printf "%.3f", s - p / 1000}')"
+fi
+
+echo
+"$BIN/llmflow-loadgen" table "$RESULTS"
+log "JSON lines in $RESULTS; service logs in $OUT/"
