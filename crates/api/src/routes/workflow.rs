@@ -274,9 +274,9 @@ fn body_hash(body: &Value) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A replay of the answer a key's first request got: same job, same status URL; the wait
-/// estimate is computed afresh.
-async fn replay(state: &AppState, job: &JobRow, hash: &str) -> Result<HttpResponse, ApiError> {
+/// A replay of the answer a key's first request got: the same body (the wait estimate is the
+/// one stored with the job).
+async fn replay(job: &JobRow, hash: &str) -> Result<HttpResponse, ApiError> {
     if job.idempotency_hash.as_deref() != Some(hash) {
         return Err(ApiError::Conflict(
             "this Idempotency-Key was used with a different request body".to_owned(),
@@ -294,7 +294,10 @@ async fn replay(state: &AppState, job: &JobRow, hash: &str) -> Result<HttpRespon
             } else {
                 JobStatus::Pending
             },
-            estimated_wait_seconds: waiting_jobs(state).await / ASSUMED_DRAIN_PER_SECOND,
+            estimated_wait_seconds: job
+                .estimated_wait_seconds
+                .and_then(|w| u64::try_from(w).ok())
+                .unwrap_or(0),
             status_url: format!("/api/v1/status/{job_id}"),
         }))
 }
@@ -389,13 +392,14 @@ pub async fn submit(
     if let (Some(key), Some(hash)) = (&key, &hash) {
         if let Some(job) = db::jobs::find_by_idempotency_key(&mut conn, key).await? {
             drop(conn);
-            return replay(&state, &job, hash).await;
+            return replay(&job, hash).await;
         }
         db::jobs::release_expired_idempotency_key(&mut conn, key).await?;
     }
 
     let job_id = JobId::new();
     let band = queue::Band::of(submission.priority);
+    let estimated_wait = waiting_jobs(&state).await / ASSUMED_DRAIN_PER_SECOND;
     let new_job = NewJob {
         id: job_id.0,
         user_id: submission.user_id,
@@ -416,13 +420,14 @@ pub async fn submit(
         idempotency_expires_at: key
             .as_ref()
             .map(|_| chrono::Utc::now() + IDEMPOTENCY_WINDOW),
+        estimated_wait_seconds: Some(i32::try_from(estimated_wait).unwrap_or(i32::MAX)),
     };
     if let Err(e) = db::jobs::insert_job(&mut conn, &new_job).await {
         // Two requests with one key at the same moment: the second finds the first's job.
         if let (true, Some(key), Some(hash)) = (is_unique_violation(&e), &key, &hash) {
             if let Some(job) = db::jobs::find_by_idempotency_key(&mut conn, key).await? {
                 drop(conn);
-                return replay(&state, &job, hash).await;
+                return replay(&job, hash).await;
             }
         }
         return Err(e.into());
@@ -443,13 +448,12 @@ pub async fn submit(
         }
     };
     drop(conn);
-    let waiting = waiting_jobs(&state).await;
     tracing::info!(%job_id, workflow = %loaded.workflow.name, band = band.as_str(), "job accepted");
     Ok(HttpResponse::Accepted().json(Accepted {
         job_id,
         queue_task_id,
         status,
-        estimated_wait_seconds: waiting / ASSUMED_DRAIN_PER_SECOND,
+        estimated_wait_seconds: estimated_wait,
         status_url: format!("/api/v1/status/{job_id}"),
     }))
 }

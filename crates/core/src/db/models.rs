@@ -50,6 +50,8 @@ pub struct JobRow {
     pub max_cost_usd: Option<Decimal>,
     pub idempotency_hash: Option<String>,
     pub idempotency_expires_at: Option<DateTime<Utc>>,
+    /// The wait estimate of the 202 answer (replayed as it was for an Idempotency-Key).
+    pub estimated_wait_seconds: Option<i32>,
 }
 
 #[derive(Clone, Debug, Insertable)]
@@ -71,6 +73,8 @@ pub struct NewJob {
     pub max_cost_usd: Option<Decimal>,
     pub idempotency_hash: Option<String>,
     pub idempotency_expires_at: Option<DateTime<Utc>>,
+    /// The wait estimate of the 202 answer (replayed as it was for an Idempotency-Key).
+    pub estimated_wait_seconds: Option<i32>,
 }
 
 #[derive(Clone, Debug, Queryable, Selectable, Insertable)]

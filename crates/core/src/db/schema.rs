@@ -48,6 +48,7 @@ diesel::table! {
         max_cost_usd -> Nullable<Numeric>,
         idempotency_hash -> Nullable<Varchar>,
         idempotency_expires_at -> Nullable<Timestamptz>,
+        estimated_wait_seconds -> Nullable<Int4>,
     }
 }
 
