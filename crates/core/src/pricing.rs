@@ -133,6 +133,16 @@ pub fn round_usd(value: Decimal) -> Decimal {
     value.round_dp_with_strategy(6, rust_decimal::RoundingStrategy::MidpointAwayFromZero)
 }
 
+/// A USD amount for JSON: a number with at most six decimals (computed and stored as Decimal).
+pub fn usd_json(value: Decimal) -> serde_json::Value {
+    round_usd(value)
+        .normalize()
+        .to_string()
+        .parse::<serde_json::Number>()
+        .map(serde_json::Value::Number)
+        .unwrap_or(serde_json::Value::Null)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,9 +22,9 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use llmflow_core::db::jobs::{Claim, CommitOutcome, Finish, StepBatch};
-use llmflow_core::db::models::{DeliveryRow, JobRow, StepRow, UsageRow};
+use llmflow_core::db::models::{JobRow, StepRow, UsageRow};
 use llmflow_core::db::{self, deliveries};
-use llmflow_core::pricing::round_usd;
+use llmflow_core::pricing::usd_json;
 use llmflow_core::queue::{self, DeliveryMessage};
 use llmflow_core::workflow::{retry_delay, LoadedWorkflow, OnError, Step, StepKind};
 use llmflow_core::{DeliveryId, JobId, JobStatus};
@@ -656,7 +656,7 @@ impl<'a> Runner<'a> {
                     "duration_ms": duration_ms,
                     "timestamp": Utc::now().to_rfc3339(),
                 });
-                vec![new_delivery(self.job.id, url, event, payload)]
+                vec![deliveries::new_delivery(self.job.id, url, event, payload)]
             }
             _ => Vec::new(),
         };
@@ -703,28 +703,6 @@ impl<'a> Runner<'a> {
     }
 }
 
-fn new_delivery(job_id: Uuid, url: &str, event: &str, payload: Value) -> DeliveryRow {
-    let now = Utc::now();
-    let id = Uuid::now_v7();
-    DeliveryRow {
-        id,
-        job_id,
-        url: url.to_owned(),
-        webhook_id: format!("msg_{}", id.simple()),
-        event_type: event.to_owned(),
-        payload,
-        status: deliveries::state::PENDING.to_owned(),
-        attempts: 0,
-        next_attempt_at: Some(now),
-        last_status_code: None,
-        last_error: None,
-        dead_lettered_at: None,
-        delivered_at: None,
-        created_at: now,
-        updated_at: now,
-    }
-}
-
 /// `{provider, model, input_tokens, output_tokens, total_tokens, cost_usd, steps: […]}`.
 /// `provider` and `model` name the one used, or every distinct one joined by commas.
 pub fn cost_data(usage: &[UsageRow]) -> Value {
@@ -752,7 +730,7 @@ pub fn cost_data(usage: &[UsageRow]) -> Value {
                 "input_tokens": u.input_tokens,
                 "output_tokens": u.output_tokens,
                 "total_tokens": u.total_tokens,
-                "cost_usd": usd(u.cost_usd),
+                "cost_usd": usd_json(u.cost_usd),
                 "usage_estimated": u.usage_estimated,
             })
         })
@@ -763,18 +741,9 @@ pub fn cost_data(usage: &[UsageRow]) -> Value {
         "input_tokens": input,
         "output_tokens": output,
         "total_tokens": input + output,
-        "cost_usd": usd(cost),
+        "cost_usd": usd_json(cost),
         "steps": steps,
     })
-}
-
-fn usd(value: Decimal) -> Value {
-    round_usd(value)
-        .normalize()
-        .to_string()
-        .parse::<serde_json::Number>()
-        .map(Value::Number)
-        .unwrap_or(Value::Null)
 }
 
 /// The result object: the workflow's output with `cost_data` beside it (an output that is not

@@ -9,7 +9,6 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use llmflow_core::db::{self, models::DeliveryRow, models::StepRow};
-use llmflow_core::pricing::round_usd;
 use llmflow_core::JobStatus;
 
 use crate::error::ApiError;
@@ -97,15 +96,7 @@ pub struct StatusView {
     updated_at: DateTime<Utc>,
 }
 
-/// A USD amount as a JSON number with at most six decimals (computed and stored as Decimal).
-pub fn usd(value: rust_decimal::Decimal) -> Value {
-    round_usd(value)
-        .normalize()
-        .to_string()
-        .parse::<serde_json::Number>()
-        .map(Value::Number)
-        .unwrap_or(Value::Null)
-}
+pub use llmflow_core::pricing::usd_json as usd;
 
 fn step_view(row: StepRow) -> StepView {
     StepView {
