@@ -22,9 +22,9 @@ use llmflow_core::db::{self, models::JobRow};
 use llmflow_core::events::{self, EventKind, StoredEvent};
 use llmflow_core::JobStatus;
 
-use super::status::view;
+use super::status::load_view;
 use crate::error::ApiError;
-use crate::{scope, AppState};
+use crate::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/status/{job_id}/events", web::get().to(stream));
@@ -172,11 +172,7 @@ pub async fn stream(
 ) -> Result<HttpResponse, ApiError> {
     state.require_client(&req)?;
     let job_id = job_id.into_inner();
-    let mut conn = state.pool.get().await.map_err(db::DbError::from)?;
-    let job = scope::find_job(&req, &mut conn, job_id).await?;
-    let steps = db::jobs::job_steps(&mut conn, job_id).await?;
-    let webhook = db::deliveries::terminal_of_job(&mut conn, job_id).await?;
-    drop(conn);
+    let view = load_view(&req, &state, job_id).await?;
     let last_id = req
         .headers()
         .get("last-event-id")
@@ -197,11 +193,8 @@ pub async fn stream(
             tracing::warn!(error = %e, "cannot open a Redis connection for events");
             ApiError::Unavailable("event stream unavailable".to_owned())
         })?;
-    let ended = job
-        .status
-        .parse::<JobStatus>()
-        .is_ok_and(JobStatus::is_terminal);
-    let snapshot = serde_json::to_value(view(job, steps, webhook)).unwrap_or(Value::Null);
+    let ended = view.is_terminal();
+    let snapshot = serde_json::to_value(view).unwrap_or(Value::Null);
     let mut queue = VecDeque::new();
     queue.push_back(Bytes::from_static(b"retry: 2000\n\n"));
     queue.push_back(named("connected", &snapshot));

@@ -135,13 +135,31 @@ pub async fn status(
     job_id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     state.require_client(&req)?;
-    let job_id = job_id.into_inner();
+    let view = load_view(&req, &state, job_id.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+/// The status document of a job as the request may see it (404 otherwise): the job, its
+/// steps and its webhook, read on one connection.
+pub async fn load_view(
+    req: &HttpRequest,
+    state: &AppState,
+    job_id: Uuid,
+) -> Result<StatusView, ApiError> {
     let mut conn = state.pool.get().await.map_err(db::DbError::from)?;
-    let job = scope::find_job(&req, &mut conn, job_id).await?;
+    let job = scope::find_job(req, &mut conn, job_id).await?;
     let steps = db::jobs::job_steps(&mut conn, job_id).await?;
     let webhook = db::deliveries::terminal_of_job(&mut conn, job_id).await?;
-    drop(conn);
-    Ok(HttpResponse::Ok().json(view(job, steps, webhook)))
+    Ok(view(job, steps, webhook))
+}
+
+impl StatusView {
+    /// Whether the job has reached a terminal state.
+    pub fn is_terminal(&self) -> bool {
+        self.status
+            .parse::<JobStatus>()
+            .is_ok_and(JobStatus::is_terminal)
+    }
 }
 
 /// The status document of a job (also the SSE `connected` snapshot).
