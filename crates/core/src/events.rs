@@ -105,6 +105,36 @@ pub fn cancel_channel(namespace: &str) -> String {
     format!("{namespace}:cancel")
 }
 
+/// One event for a job's stream.
+#[derive(Clone, Debug)]
+pub struct Event {
+    pub job_id: Uuid,
+    pub kind: EventKind,
+    pub data: Value,
+}
+
+/// Adds the commands that append `event` to its job's stream (and set the stream's expiry when
+/// the event is terminal) to `pipe`; the XADD's reply is the entry's stream id.
+fn append(pipe: &mut redis::Pipeline, namespace: &str, event: &Event) {
+    let key = stream_key(namespace, event.job_id);
+    pipe.cmd("XADD")
+        .arg(&key)
+        .arg("MAXLEN")
+        .arg("~")
+        .arg(STREAM_MAX_LEN)
+        .arg("*")
+        .arg("event")
+        .arg(event.kind.as_str())
+        .arg("data")
+        .arg(event.data.to_string());
+    if event.kind.is_terminal() {
+        pipe.cmd("EXPIRE")
+            .arg(&key)
+            .arg(EXPIRE_AFTER_END.as_secs())
+            .ignore();
+    }
+}
+
 /// Appends one event to the job's stream (and sets its expiry when the event is terminal).
 /// Returns the entry's stream id.
 pub async fn publish<C: ConnectionLike + Send>(
@@ -114,26 +144,29 @@ pub async fn publish<C: ConnectionLike + Send>(
     kind: EventKind,
     data: &Value,
 ) -> Result<String, QueueError> {
-    let key = stream_key(namespace, job_id);
     let mut pipe = redis::pipe();
-    pipe.cmd("XADD")
-        .arg(&key)
-        .arg("MAXLEN")
-        .arg("~")
-        .arg(STREAM_MAX_LEN)
-        .arg("*")
-        .arg("event")
-        .arg(kind.as_str())
-        .arg("data")
-        .arg(data.to_string());
-    if kind.is_terminal() {
-        pipe.cmd("EXPIRE")
-            .arg(&key)
-            .arg(EXPIRE_AFTER_END.as_secs())
-            .ignore();
-    }
+    let event = Event {
+        job_id,
+        kind,
+        data: data.clone(),
+    };
+    append(&mut pipe, namespace, &event);
     let (id,): (String,) = pipe.query_async(conn).await?;
     Ok(id)
+}
+
+/// Appends events, in order, in one round trip (one pipeline).
+pub async fn publish_all<C: ConnectionLike + Send>(
+    conn: &mut C,
+    namespace: &str,
+    events: &[Event],
+) -> Result<(), QueueError> {
+    let mut pipe = redis::pipe();
+    for event in events {
+        append(&mut pipe, namespace, event);
+    }
+    pipe.query_async::<()>(conn).await?;
+    Ok(())
 }
 
 /// One entry read back from a stream.

@@ -3,9 +3,10 @@
 //! Persistence: a step that called an LLM or an external API is committed (with its usage rows)
 //! as soon as it finishes, so a crash never runs or bills it again. Pure steps (transforms,
 //! conditions, the parallel step's own row) are deterministic and free, so their rows are
-//! buffered and written with the next commit: after a crash they are simply recomputed. Every
-//! commit is conditional on this worker still owning the job, and returns whether cancellation
-//! was requested.
+//! buffered and written with the next commit: after a crash they are simply recomputed. The
+//! step that ends the job's path is the exception: its rows go into the finish's transaction,
+//! which follows at once. Every commit is conditional on this worker still owning the job, and
+//! returns whether cancellation was requested.
 //!
 //! The runner's methods take `&self`: the branches of a `parallel` step (`steps/parallel.rs`)
 //! run concurrently on one runner, each with its own scope, recording into a shared journal.
@@ -40,16 +41,7 @@ pub async fn run_job(state: &WorkerState, job_id: JobId) -> anyhow::Result<()> {
     async move {
         // Registered before the claim, so a cancellation announced after it is not missed.
         let registration = state.cancels.register(job_id.0);
-        let claim = {
-            let mut conn = state.pool.get().await?;
-            db::jobs::claim(
-                &mut conn,
-                job_id.0,
-                &state.worker_name,
-                state.config.claim_timeout(),
-            )
-            .await?
-        };
+        let claim = state.claimer.claim(job_id.0).await?;
         let job = match claim {
             Claim::Claimed(job) => *job,
             Claim::Cancelled => {
@@ -68,9 +60,12 @@ pub async fn run_job(state: &WorkerState, job_id: JobId) -> anyhow::Result<()> {
                 return runner.finish(Err(Stop::Failed(format!("{e:#}")))).await;
             }
         };
-        let done = {
+        // Only an earlier claim can have committed steps: a first claim skips the read.
+        let done = if job.attempts > 1 {
             let mut conn = state.pool.get().await?;
             db::jobs::job_steps(&mut conn, job.id).await?
+        } else {
+            Vec::new()
         };
         let done: HashMap<String, StepRow> =
             done.into_iter().map(|r| (r.step_id.clone(), r)).collect();
@@ -81,7 +76,7 @@ pub async fn run_job(state: &WorkerState, job_id: JobId) -> anyhow::Result<()> {
         let runner = Runner::new(state, &job, done, cancel.clone());
         let mut scope = new_scope(&job.input_data);
         let outcome = tokio::select! {
-            outcome = runner.run_steps(&mut scope, &workflow.workflow.steps) => outcome,
+            outcome = runner.run_steps(&mut scope, &workflow.workflow.steps, true) => outcome,
             never = heartbeat(state, job.id, cancel) => match never {},
         };
         let outcome = match outcome {
@@ -206,12 +201,20 @@ impl<'a> Runner<'a> {
         self.journal.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub(crate) async fn run_steps(&self, scope: &mut Value, steps: &[Step]) -> Result<(), Stop> {
-        for step in steps {
+    /// Runs steps in order. `tail` says that nothing runs after the last of them (they end the
+    /// job's path, outside any parallel branch): that step's rows can wait for the finish.
+    pub(crate) async fn run_steps(
+        &self,
+        scope: &mut Value,
+        steps: &[Step],
+        tail: bool,
+    ) -> Result<(), Stop> {
+        for (i, step) in steps.iter().enumerate() {
             if self.cancel.is_cancelled() {
                 return Err(Stop::Cancelled);
             }
-            Box::pin(self.run_step(scope, step)).await?;
+            let last = tail && i + 1 == steps.len();
+            Box::pin(self.run_step(scope, step, last)).await?;
         }
         Ok(())
     }
@@ -221,7 +224,9 @@ impl<'a> Runner<'a> {
         self.done.get(id)
     }
 
-    async fn run_step(&self, scope: &mut Value, step: &Step) -> Result<(), Stop> {
+    /// Runs one step. `last`: nothing runs after it, so a commit of its rows would be followed
+    /// at once by the finish, which writes them in its own transaction instead.
+    async fn run_step(&self, scope: &mut Value, step: &Step, last: bool) -> Result<(), Stop> {
         // A committed step is never run again: its recorded output (or failure) stands.
         if let Some(row) = self.done.get(&step.id) {
             if row.status == "failed"
@@ -245,7 +250,7 @@ impl<'a> Runner<'a> {
                     } else {
                         otherwise
                     };
-                    return self.run_steps(scope, branch).await;
+                    return self.run_steps(scope, branch, last).await;
                 }
                 StepKind::Parallel { branches, .. } => {
                     self.restore_branches(scope, branches);
@@ -287,7 +292,7 @@ impl<'a> Runner<'a> {
                     _ => &[],
                 };
                 self.journal().planned_delta += i32::try_from(branch.len()).unwrap_or(0);
-                return self.run_steps(scope, branch).await;
+                return self.run_steps(scope, branch, last).await;
             }
             StepKind::Parallel {
                 branches,
@@ -362,7 +367,9 @@ impl<'a> Runner<'a> {
                         );
                         let finished = self.journal().pending.steps.last().cloned();
                         crate::events::step_finished(self.state, self.job, finished.as_ref()).await;
-                        self.commit(None).await?;
+                        if !last {
+                            self.commit(None).await?;
+                        }
                         return Err(Stop::Failed(format!(
                             "step `{}` failed: {message}",
                             step.id
@@ -371,7 +378,8 @@ impl<'a> Runner<'a> {
                 }
             }
         };
-        // LLM calls are paid for and external calls may have effects: commit them at once.
+        // LLM calls are paid for and external calls may have effects: commit them at once
+        // (the last step of the path is committed by the finish, in one transaction).
         let effectful = !usage.is_empty() || matches!(step.kind, StepKind::ExternalApi(_));
         self.record(
             step,
@@ -385,7 +393,7 @@ impl<'a> Runner<'a> {
         let finished = self.journal().pending.steps.last().cloned();
         crate::events::step_finished(self.state, self.job, finished.as_ref()).await;
         set_output(scope, &step.id, output);
-        if effectful {
+        if effectful && !last {
             self.commit(Some(&step.id)).await?;
         }
         Ok(())

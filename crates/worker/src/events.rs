@@ -2,15 +2,22 @@
 //! step finished, streamed text and the job's end go to the job's Redis Stream; when the job
 //! asked for `workflow.progress` or `workflow.chunk` webhooks, a delivery is recorded and pushed
 //! for each as well. All of it is best effort: a failure is logged and the job goes on.
+//!
+//! Stream entries are not written by the job itself: they go, in order, to one task per process
+//! that writes whatever has gathered as one Redis pipeline. A job never waits for Redis to
+//! publish, and under load many events cost one round trip.
 
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use serde_json::{json, Value};
 
+use apalis_redis::ConnectionManager;
 use llmflow_core::db::models::{JobRow, StepRow};
 use llmflow_core::db::{self, deliveries};
-use llmflow_core::events::{self, EventKind, WEBHOOK_CHUNK, WEBHOOK_PROGRESS};
+use tokio::sync::mpsc::{self, error::TrySendError};
+
+use llmflow_core::events::{self, Event, EventKind, WEBHOOK_CHUNK, WEBHOOK_PROGRESS};
 use llmflow_core::pricing::round_usd;
 use llmflow_core::queue::{self, DeliveryMessage};
 use llmflow_core::workflow::Step;
@@ -32,12 +39,54 @@ fn wants(job: &JobRow, event: &str) -> bool {
             .is_some_and(|list| list.iter().any(|e| e == event))
 }
 
-async fn publish(state: &WorkerState, job: &JobRow, kind: EventKind, data: Value) {
-    let mut redis = state.redis.clone();
-    if let Err(e) = events::publish(&mut redis, state.queues.namespace(), job.id, kind, &data).await
-    {
-        tracing::warn!(job_id = %job.id, event = kind.as_str(), error = %e, "cannot publish job event");
+/// Events waiting for the writer at most; past this (Redis stalled) new ones are dropped.
+const QUEUED_EVENTS: usize = 20_000;
+/// Most events written in one pipeline.
+const EVENTS_PER_WRITE: usize = 500;
+
+/// The writer of this process's stream entries.
+pub struct Publisher {
+    queue: mpsc::Sender<Event>,
+}
+
+impl Publisher {
+    /// Starts the writer task; it ends when the publisher is dropped.
+    pub fn start(redis: ConnectionManager, namespace: String) -> Publisher {
+        let (queue, receiver) = mpsc::channel(QUEUED_EVENTS);
+        tokio::spawn(write_events(receiver, redis, namespace));
+        Publisher { queue }
     }
+
+    fn send(&self, event: Event) {
+        if let Err(e) = self.queue.try_send(event) {
+            let event = match &e {
+                TrySendError::Full(event) | TrySendError::Closed(event) => event,
+            };
+            tracing::warn!(job_id = %event.job_id, event = event.kind.as_str(), "job event dropped: the writer is behind");
+        }
+    }
+}
+
+async fn write_events(
+    mut receiver: mpsc::Receiver<Event>,
+    mut redis: ConnectionManager,
+    namespace: String,
+) {
+    let mut batch = Vec::with_capacity(EVENTS_PER_WRITE);
+    while receiver.recv_many(&mut batch, EVENTS_PER_WRITE).await > 0 {
+        if let Err(e) = events::publish_all(&mut redis, &namespace, &batch).await {
+            tracing::warn!(events = batch.len(), error = %e, "cannot publish job events");
+        }
+        batch.clear();
+    }
+}
+
+fn publish(state: &WorkerState, job: &JobRow, kind: EventKind, data: Value) {
+    state.events.send(Event {
+        job_id: job.id,
+        kind,
+        data,
+    });
 }
 
 /// Records and pushes one extra webhook event.
@@ -74,7 +123,7 @@ async fn webhook(state: &WorkerState, job: &JobRow, event_type: &str, data: Valu
 /// A step is about to run.
 pub async fn step_started(state: &WorkerState, job: &JobRow, step: &Step) {
     let data = json!({"job_id": job.id, "step_id": step.id, "type": step.kind.name()});
-    publish(state, job, EventKind::StepStarted, data.clone()).await;
+    publish(state, job, EventKind::StepStarted, data.clone());
     if wants(job, WEBHOOK_PROGRESS) {
         webhook(
             state,
@@ -106,7 +155,7 @@ pub async fn step_finished(state: &WorkerState, job: &JobRow, row: Option<&StepR
         "cost_usd": cost.parse::<serde_json::Number>().map(Value::Number).unwrap_or(Value::Null),
         "error": row.error_message,
     });
-    publish(state, job, kind, data.clone()).await;
+    publish(state, job, kind, data.clone());
     if wants(job, WEBHOOK_PROGRESS) {
         webhook(
             state,
@@ -141,7 +190,7 @@ pub async fn job_ended(
         ),
         JobStatus::Pending | JobStatus::Queued | JobStatus::Processing => return,
     };
-    publish(state, job, kind, data).await;
+    publish(state, job, kind, data);
 }
 
 /// Streamed text of one step, batched by time and size before it is published.
@@ -189,7 +238,7 @@ impl<'a> ChunkBatcher<'a> {
         }
         let text = std::mem::take(&mut self.buffer);
         let data = json!({"job_id": self.job.id, "step_id": self.step_id, "text": text});
-        publish(self.state, self.job, EventKind::Chunk, data.clone()).await;
+        publish(self.state, self.job, EventKind::Chunk, data.clone());
         if wants(self.job, WEBHOOK_CHUNK) {
             webhook(self.state, self.job, WEBHOOK_CHUNK, data).await;
         }

@@ -5,6 +5,7 @@
 pub mod bands;
 mod budget;
 pub mod cancel;
+mod claims;
 mod engine;
 pub mod events;
 pub mod external;
@@ -54,6 +55,10 @@ pub struct WorkerState {
     pub cancels: cancel::Registry,
     /// Run slots shared by the priority bands' consumers.
     pub gate: Arc<bands::PriorityGate>,
+    /// Claims of the jobs taken from Redis, written in batches.
+    claimer: claims::Claimer,
+    /// Writes the jobs' live events to Redis.
+    events: events::Publisher,
     /// Workflow definitions by hash, as pinned by jobs.
     definitions: Mutex<HashMap<String, Arc<LoadedWorkflow>>>,
 }
@@ -94,8 +99,13 @@ impl WorkerState {
             uuid::Uuid::now_v7().simple()
         );
         let gate = bands::PriorityGate::new(config.worker_concurrency);
+        let claimer =
+            claims::Claimer::start(pool.clone(), worker_name.clone(), config.claim_timeout());
+        let events = events::Publisher::start(redis.clone(), config.redis_namespace.clone());
         Ok(WorkerState {
             gate,
+            claimer,
+            events,
             config,
             pool,
             redis,

@@ -398,6 +398,7 @@ pub async fn submit(
     }
 
     let job_id = JobId::new();
+    let task_id = job_id.to_string();
     let band = queue::Band::of(submission.priority);
     let estimated_wait = waiting_jobs(&state).await / ASSUMED_DRAIN_PER_SECOND;
     let new_job = NewJob {
@@ -406,7 +407,11 @@ pub async fn submit(
         workflow_name: loaded.workflow.name.clone(),
         workflow_version: loaded.workflow.version.clone(),
         workflow_hash: loaded.hash.clone(),
-        status: JobStatus::Pending.as_str().to_owned(),
+        // Recorded as queued, then pushed: one write. No worker can see the id before the
+        // insert commits, and a failed push turns it back to `pending` below.
+        status: JobStatus::Queued.as_str().to_owned(),
+        queue_task_id: Some(task_id.clone()),
+        queued_at: Some(chrono::Utc::now()),
         priority: submission.priority,
         input_data: submission.input_data,
         webhook_url: submission.webhook_url,
@@ -433,17 +438,18 @@ pub async fn submit(
         return Err(e.into());
     }
 
-    // The row is the record: if Redis refuses the push, the job stays `pending` and the
+    // The row is the record: if Redis refuses the push, the job becomes `pending` and the
     // reconciler pushes it later. The caller still gets its job id.
-    let task_id = job_id.to_string();
     let mut jobs = state.queues.band_storage(state.redis.clone(), band, 1);
     let (status, queue_task_id) = match queue::push_job(&mut jobs, job_id, &task_id).await {
-        Ok(()) => {
-            db::jobs::mark_queued(&mut conn, job_id.0, &task_id).await?;
-            (JobStatus::Queued, Some(task_id))
-        }
+        Ok(()) => (JobStatus::Queued, Some(task_id)),
         Err(e) => {
             tracing::warn!(%job_id, error = %e, "push failed; the reconciler will retry");
+            // Should this write fail too, the reconciler still finds the job: it re-pushes
+            // `queued` jobs that have not moved for a while as well.
+            if let Err(e) = db::jobs::mark_pending(&mut conn, job_id.0).await {
+                tracing::warn!(%job_id, error = %e, "cannot mark the job pending");
+            }
             (JobStatus::Pending, None)
         }
     };

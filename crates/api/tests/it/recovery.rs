@@ -38,6 +38,78 @@ async fn a_second_claim_of_a_claimed_job_does_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_claim_claims_each_job_once() {
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+    use llmflow_core::db::schema::llm_workflow_jobs as table;
+
+    let app = TestApp::spawn_api(json!({})).await;
+    let mut ids = Vec::new();
+    for text in ["one", "two", "three"] {
+        ids.push(
+            app.submit_bench(text, false)
+                .await
+                .parse::<uuid::Uuid>()
+                .expect("uuid"),
+        );
+    }
+    let mut conn = app.conn().await;
+    // A cancellation requested while the job was still waiting.
+    diesel::update(table::table.find(ids[2]))
+        .set(table::cancel_requested.eq(true))
+        .execute(&mut conn)
+        .await
+        .expect("update");
+    let timeout = Duration::from_secs(60);
+    let batch = [ids[0], ids[1], ids[2], ids[0]];
+    let claims = jobs::claim_many(&mut conn, &batch, "worker-a", timeout)
+        .await
+        .expect("claim");
+    let kinds: Vec<&str> = claims
+        .iter()
+        .map(|(_, claim)| match claim {
+            Claim::Claimed(_) => "claimed",
+            Claim::Cancelled => "cancelled",
+            Claim::NotClaimable => "not claimable",
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        ["claimed", "claimed", "cancelled", "not claimable"],
+        "an id given twice is claimed once"
+    );
+    assert_eq!(
+        claims.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+        batch,
+        "one answer per id, in order"
+    );
+    let again = jobs::claim_many(&mut conn, &ids, "worker-b", timeout)
+        .await
+        .expect("claim");
+    assert!(
+        again
+            .iter()
+            .all(|(_, claim)| matches!(claim, Claim::NotClaimable)),
+        "{again:?}"
+    );
+    for (id, status) in [
+        (ids[0], "processing"),
+        (ids[1], "processing"),
+        (ids[2], "cancelled"),
+    ] {
+        let job = jobs::find_job(&mut conn, id)
+            .await
+            .expect("query")
+            .expect("row");
+        assert_eq!(job.status, status);
+        if status == "processing" {
+            assert_eq!(job.claimed_by.as_deref(), Some("worker-a"));
+            assert_eq!(job.attempts, 1);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_survive_redis_losing_everything() {
     let mut app = TestApp::spawn_api(json!({})).await;
     let ids = [
@@ -193,6 +265,44 @@ async fn a_running_worker_survives_a_redis_restart() {
     })
     .await;
     app.wait_for_status(&after, "completed", Duration::from_secs(40))
+        .await;
+    redis.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_submitted_while_redis_is_down_is_kept_and_runs_later() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("free port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let mut redis = PrivateRedis::start(port);
+    redis.wait_ready().await;
+    let mut app =
+        TestApp::spawn_api(json!({"redis_url": format!("redis://127.0.0.1:{port}/0")})).await;
+    redis.stop();
+
+    let response = app
+        .submit(json!({"workflow_name": "bench_pipeline", "input_data": {"text": "later.\nEMULATOR_SCORE: 10"}}))
+        .await;
+    assert_eq!(response.status(), 202);
+    let body: serde_json::Value = response.json().await.expect("json");
+    assert_eq!(body["status"], "pending", "{body}");
+    assert!(body["queue_task_id"].is_null(), "{body}");
+    let job_id = body["job_id"].as_str().expect("job_id").to_owned();
+    let mut conn = app.conn().await;
+    let row = jobs::find_job(&mut conn, job_id.parse().expect("uuid"))
+        .await
+        .expect("query")
+        .expect("the job is recorded although Redis refused it");
+    assert_eq!(row.status, "pending");
+    assert_eq!(row.queue_task_id, None);
+    assert_eq!(row.queued_at, None);
+
+    let mut redis = PrivateRedis::start(port);
+    redis.wait_ready().await;
+    app.start_worker().await;
+    app.wait_for_status(&job_id, "completed", Duration::from_secs(40))
         .await;
     redis.stop();
 }

@@ -12,6 +12,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::models::{AttemptRow, DeliveryRow};
+use super::prepared::Prepared;
 use super::schema::{llm_webhook_attempts as attempts, llm_webhook_deliveries as deliveries};
 use super::DbError;
 use crate::DeliveryId;
@@ -136,26 +137,28 @@ pub async fn claim_attempt(
 ) -> Result<Option<Claim>, DbError> {
     let abandoned_before: DateTime<Utc> = Utc::now() - claim_timeout;
     let token = Uuid::now_v7();
-    let claimed: Option<(DeliveryRow, String)> = diesel::update(deliveries::table.find(id))
-        .filter(
-            deliveries::attempts
-                .eq(attempt - 1)
-                .and(deliveries::status.eq_any([state::PENDING, state::FAILED]))
-                .or(deliveries::attempts
-                    .eq(attempt)
-                    .and(deliveries::status.eq(state::DELIVERING))
-                    .and(deliveries::updated_at.lt(abandoned_before))),
-        )
-        .set((
-            deliveries::status.eq(state::DELIVERING),
-            deliveries::attempts.eq(attempt),
-            deliveries::claim_token.eq(Some(token)),
-            deliveries::updated_at.eq(now),
-        ))
-        .returning((DeliveryRow::as_returning(), deliveries::next_trigger))
-        .get_result(conn)
-        .await
-        .optional()?;
+    let claimed: Option<(DeliveryRow, String)> = Prepared(
+        diesel::update(deliveries::table.find(id))
+            .filter(
+                deliveries::attempts
+                    .eq(attempt - 1)
+                    .and(deliveries::status.eq_any([state::PENDING, state::FAILED]))
+                    .or(deliveries::attempts
+                        .eq(attempt)
+                        .and(deliveries::status.eq(state::DELIVERING))
+                        .and(deliveries::updated_at.lt(abandoned_before))),
+            )
+            .set((
+                deliveries::status.eq(state::DELIVERING),
+                deliveries::attempts.eq(attempt),
+                deliveries::claim_token.eq(Some(token)),
+                deliveries::updated_at.eq(now),
+            ))
+            .returning((DeliveryRow::as_returning(), deliveries::next_trigger)),
+    )
+    .get_result(conn)
+    .await
+    .optional()?;
     Ok(claimed.map(|(delivery, trigger)| Claim {
         delivery,
         trigger,
@@ -196,46 +199,45 @@ pub async fn record_attempt(
         );
         let updated = match outcome {
             AttemptOutcome::Delivered => {
-                diesel::update(target)
-                    .set((
-                        deliveries::status.eq(state::DELIVERED),
-                        deliveries::delivered_at.eq(now),
-                        deliveries::next_attempt_at.eq(None::<DateTime<Utc>>),
-                        common,
-                    ))
-                    .execute(conn)
-                    .await?
+                Prepared(diesel::update(target).set((
+                    deliveries::status.eq(state::DELIVERED),
+                    deliveries::delivered_at.eq(now),
+                    deliveries::next_attempt_at.eq(None::<DateTime<Utc>>),
+                    common,
+                )))
+                .execute(conn)
+                .await?
             }
             AttemptOutcome::RetryAt(at) => {
-                diesel::update(target)
-                    .set((
-                        deliveries::status.eq(state::FAILED),
-                        deliveries::next_attempt_at.eq(Some(at)),
-                        common,
-                    ))
-                    .execute(conn)
-                    .await?
+                Prepared(diesel::update(target).set((
+                    deliveries::status.eq(state::FAILED),
+                    deliveries::next_attempt_at.eq(Some(at)),
+                    common,
+                )))
+                .execute(conn)
+                .await?
             }
             AttemptOutcome::Dead => {
-                diesel::update(target)
-                    .set((
-                        deliveries::status.eq(state::DEAD),
-                        deliveries::dead_lettered_at.eq(now),
-                        deliveries::next_attempt_at.eq(None::<DateTime<Utc>>),
-                        common,
-                    ))
-                    .execute(conn)
-                    .await?
+                Prepared(diesel::update(target).set((
+                    deliveries::status.eq(state::DEAD),
+                    deliveries::dead_lettered_at.eq(now),
+                    deliveries::next_attempt_at.eq(None::<DateTime<Utc>>),
+                    common,
+                )))
+                .execute(conn)
+                .await?
             }
         };
         if updated == 0 {
             return Ok(false);
         }
-        diesel::insert_into(attempts::table)
-            .values(attempt)
-            .on_conflict_do_nothing()
-            .execute(conn)
-            .await?;
+        Prepared(
+            diesel::insert_into(attempts::table)
+                .values(attempt)
+                .on_conflict_do_nothing(),
+        )
+        .execute(conn)
+        .await?;
         Ok::<_, diesel::result::Error>(true)
     })
     .await

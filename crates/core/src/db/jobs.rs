@@ -1,6 +1,7 @@
 //! Job queries. Every state change is a conditional UPDATE from an allowed set of states, so two
 //! workers racing for one job, or a late writer, change nothing: exactly one claim wins.
 
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -13,6 +14,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::models::{DeliveryRow, JobRow, NewJob, StepRow, UsageRow};
+use super::prepared::Prepared;
 use super::schema::{
     llm_job_steps, llm_provider_usage, llm_webhook_deliveries, llm_workflow_definitions,
     llm_workflow_jobs as jobs,
@@ -55,8 +57,7 @@ pub async fn load_definition(
 }
 
 pub async fn insert_job(conn: &mut AsyncPgConnection, job: &NewJob) -> Result<(), DbError> {
-    diesel::insert_into(jobs::table)
-        .values(job)
+    Prepared(diesel::insert_into(jobs::table).values(job))
         .execute(conn)
         .await?;
     Ok(())
@@ -114,6 +115,22 @@ pub async fn mark_queued(
     Ok(updated == 1)
 }
 
+/// Undoes the `queued` of a job inserted as queued whose push to Redis failed: it is `pending`
+/// again, for the reconciler to push. A job already claimed stays as it is.
+pub async fn mark_pending(conn: &mut AsyncPgConnection, id: Uuid) -> Result<bool, DbError> {
+    let updated = diesel::update(jobs::table.find(id))
+        .filter(jobs::status.eq(JobStatus::Queued.as_str()))
+        .set((
+            jobs::status.eq(JobStatus::Pending.as_str()),
+            jobs::queue_task_id.eq(None::<String>),
+            jobs::queued_at.eq(None::<DateTime<Utc>>),
+            jobs::updated_at.eq(now),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(updated == 1)
+}
+
 /// Records the task id of a re-push of a job that is still running elsewhere or abandoned.
 pub async fn set_task_id(
     conn: &mut AsyncPgConnection,
@@ -147,49 +164,79 @@ pub async fn claim(
     worker: &str,
     claim_timeout: Duration,
 ) -> Result<Claim, DbError> {
+    let mut claims = claim_many(conn, &[id], worker, claim_timeout).await?;
+    Ok(claims.pop().map_or(Claim::NotClaimable, |(_, claim)| claim))
+}
+
+/// Claims several jobs at once, as `claim` does one: one conditional UPDATE for the batch (and
+/// a second only when some were not claimable, to turn cancelled ones `cancelled`). Returns a
+/// claim for each id, in order; an id given twice is claimed once.
+pub async fn claim_many(
+    conn: &mut AsyncPgConnection,
+    ids: &[Uuid],
+    worker: &str,
+    claim_timeout: Duration,
+) -> Result<Vec<(Uuid, Claim)>, DbError> {
     let abandoned_before = Utc::now() - claim_timeout;
     let claimable = jobs::status
         .eq_any([JobStatus::Pending.as_str(), JobStatus::Queued.as_str()])
         .or(jobs::status
             .eq(JobStatus::Processing.as_str())
             .and(jobs::heartbeat_at.lt(abandoned_before)));
-    let claimed = diesel::update(jobs::table.find(id))
-        .filter(claimable.clone())
-        .filter(jobs::cancel_requested.eq(false))
-        .set((
-            jobs::status.eq(JobStatus::Processing.as_str()),
-            jobs::claimed_by.eq(worker),
-            jobs::claimed_at.eq(now),
-            jobs::heartbeat_at.eq(now),
-            jobs::attempts.eq(jobs::attempts + 1),
-            jobs::started_at.eq(diesel::dsl::sql::<
-                diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>,
-            >("COALESCE(started_at, now())")),
-            jobs::updated_at.eq(now),
-        ))
-        .returning(JobRow::as_returning())
-        .get_result(conn)
-        .await
-        .optional()?;
-    if let Some(job) = claimed {
-        return Ok(Claim::Claimed(Box::new(job)));
-    }
-    let cancelled = diesel::update(jobs::table.find(id))
-        .filter(claimable)
-        .filter(jobs::cancel_requested.eq(true))
-        .set((
-            jobs::status.eq(JobStatus::Cancelled.as_str()),
-            jobs::error_message.eq("cancelled before it started"),
-            jobs::completed_at.eq(now),
-            jobs::updated_at.eq(now),
-        ))
-        .execute(conn)
-        .await?;
-    Ok(if cancelled == 1 {
-        Claim::Cancelled
+    let claimed: Vec<JobRow> = Prepared(
+        diesel::update(jobs::table.filter(jobs::id.eq_any(ids)))
+            .filter(claimable.clone())
+            .filter(jobs::cancel_requested.eq(false))
+            .set((
+                jobs::status.eq(JobStatus::Processing.as_str()),
+                jobs::claimed_by.eq(worker),
+                jobs::claimed_at.eq(now),
+                jobs::heartbeat_at.eq(now),
+                jobs::attempts.eq(jobs::attempts + 1),
+                jobs::started_at.eq(diesel::dsl::sql::<
+                    diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>,
+                >("COALESCE(started_at, now())")),
+                jobs::updated_at.eq(now),
+            ))
+            .returning(JobRow::as_returning()),
+    )
+    .get_results(conn)
+    .await?;
+    let mut claimed: HashMap<Uuid, JobRow> = claimed.into_iter().map(|j| (j.id, j)).collect();
+    let rest: Vec<Uuid> = ids
+        .iter()
+        .copied()
+        .filter(|id| !claimed.contains_key(id))
+        .collect();
+    let cancelled: HashSet<Uuid> = if rest.is_empty() {
+        HashSet::new()
     } else {
-        Claim::NotClaimable
-    })
+        diesel::update(jobs::table.filter(jobs::id.eq_any(&rest)))
+            .filter(claimable)
+            .filter(jobs::cancel_requested.eq(true))
+            .set((
+                jobs::status.eq(JobStatus::Cancelled.as_str()),
+                jobs::error_message.eq("cancelled before it started"),
+                jobs::completed_at.eq(now),
+                jobs::updated_at.eq(now),
+            ))
+            .returning(jobs::id)
+            .get_results::<Uuid>(conn)
+            .await?
+            .into_iter()
+            .collect()
+    };
+    Ok(ids
+        .iter()
+        .map(|id| {
+            let claim = match claimed.remove(id) {
+                Some(job) => Claim::Claimed(Box::new(job)),
+                None if cancelled.contains(id) => Claim::Cancelled,
+                None => Claim::NotClaimable,
+            };
+            (*id, claim)
+        })
+        .collect())
 }
 
 /// Keeps a long-running claim alive. Returns whether the job still belongs to `worker`, and
@@ -199,14 +246,16 @@ pub async fn heartbeat(
     id: Uuid,
     worker: &str,
 ) -> Result<Option<bool>, DbError> {
-    Ok(diesel::update(jobs::table.find(id))
-        .filter(jobs::status.eq(JobStatus::Processing.as_str()))
-        .filter(jobs::claimed_by.eq(worker))
-        .set(jobs::heartbeat_at.eq(now))
-        .returning(jobs::cancel_requested)
-        .get_result(conn)
-        .await
-        .optional()?)
+    Ok(Prepared(
+        diesel::update(jobs::table.find(id))
+            .filter(jobs::status.eq(JobStatus::Processing.as_str()))
+            .filter(jobs::claimed_by.eq(worker))
+            .set(jobs::heartbeat_at.eq(now))
+            .returning(jobs::cancel_requested),
+    )
+    .get_result(conn)
+    .await
+    .optional()?)
 }
 
 /// Finished steps and the LLM calls they made, written in one transaction.
@@ -258,28 +307,33 @@ pub async fn commit_steps(
     let worker = worker.to_owned();
     let current_step = current_step.map(str::to_owned);
     conn.transaction(async |conn| {
-        if !insert_batch(conn, &batch).await? {
-            return Err(Rollback::LostClaim);
-        }
+        let conn: &AsyncPgConnection = conn;
         let (input_tokens, output_tokens, cost) = batch.totals();
         let completed = i32::try_from(batch.steps.len()).unwrap_or(i32::MAX);
-        let cancel_requested: Option<bool> = diesel::update(jobs::table.find(id))
-            .filter(jobs::status.eq(JobStatus::Processing.as_str()))
-            .filter(jobs::claimed_by.eq(&worker))
-            .set((
-                jobs::current_step.eq(&current_step),
-                jobs::steps_completed.eq(jobs::steps_completed + completed),
-                jobs::steps_planned.eq(jobs::steps_planned + planned_delta),
-                jobs::total_input_tokens.eq(jobs::total_input_tokens + input_tokens),
-                jobs::total_output_tokens.eq(jobs::total_output_tokens + output_tokens),
-                jobs::total_cost_usd.eq(jobs::total_cost_usd + cost),
-                jobs::heartbeat_at.eq(now),
-                jobs::updated_at.eq(now),
-            ))
-            .returning(jobs::cancel_requested)
-            .get_result(conn)
-            .await
-            .optional()?;
+        let update = Prepared(
+            diesel::update(jobs::table.find(id))
+                .filter(jobs::status.eq(JobStatus::Processing.as_str()))
+                .filter(jobs::claimed_by.eq(&worker))
+                .set((
+                    jobs::current_step.eq(&current_step),
+                    jobs::steps_completed.eq(jobs::steps_completed + completed),
+                    jobs::steps_planned.eq(jobs::steps_planned + planned_delta),
+                    jobs::total_input_tokens.eq(jobs::total_input_tokens + input_tokens),
+                    jobs::total_output_tokens.eq(jobs::total_output_tokens + output_tokens),
+                    jobs::total_cost_usd.eq(jobs::total_cost_usd + cost),
+                    jobs::heartbeat_at.eq(now),
+                    jobs::updated_at.eq(now),
+                ))
+                .returning(jobs::cancel_requested),
+        )
+        .get_result::<bool>(&mut { conn });
+        // Pipelined: the inserts and the update go out together, in one round trip.
+        let (inserted, cancel_requested) = futures::try_join!(insert_batch(conn, &batch), async {
+            Ok(update.await.optional()?)
+        })?;
+        if !inserted {
+            return Err(Rollback::LostClaim);
+        }
         match cancel_requested {
             Some(cancel_requested) => Ok(CommitOutcome::Committed { cancel_requested }),
             None => Err(Rollback::LostClaim),
@@ -311,38 +365,49 @@ pub async fn finish(
 ) -> Result<CommitOutcome, DbError> {
     let worker = worker.to_owned();
     conn.transaction(async |conn| {
-        if !insert_batch(conn, &finish.batch).await? {
-            return Err(Rollback::LostClaim);
-        }
+        let conn: &AsyncPgConnection = conn;
         let (input_tokens, output_tokens, cost) = finish.batch.totals();
         let completed = i32::try_from(finish.batch.steps.len()).unwrap_or(i32::MAX);
-        let updated = diesel::update(jobs::table.find(id))
-            .filter(jobs::status.eq(JobStatus::Processing.as_str()))
-            .filter(jobs::claimed_by.eq(&worker))
-            .set((
-                jobs::status.eq(finish.status.as_str()),
-                jobs::result.eq(&finish.result),
-                jobs::error_message.eq(&finish.error_message),
-                jobs::steps_completed.eq(jobs::steps_completed + completed),
-                jobs::steps_planned.eq(jobs::steps_planned + finish.planned_delta),
-                jobs::total_input_tokens.eq(jobs::total_input_tokens + input_tokens),
-                jobs::total_output_tokens.eq(jobs::total_output_tokens + output_tokens),
-                jobs::total_cost_usd.eq(jobs::total_cost_usd + cost),
-                jobs::current_step.eq(None::<String>),
-                jobs::completed_at.eq(now),
-                jobs::updated_at.eq(now),
-            ))
-            .execute(conn)
-            .await?;
-        if updated != 1 {
+        let update = Prepared(
+            diesel::update(jobs::table.find(id))
+                .filter(jobs::status.eq(JobStatus::Processing.as_str()))
+                .filter(jobs::claimed_by.eq(&worker))
+                .set((
+                    jobs::status.eq(finish.status.as_str()),
+                    jobs::result.eq(&finish.result),
+                    jobs::error_message.eq(&finish.error_message),
+                    jobs::steps_completed.eq(jobs::steps_completed + completed),
+                    jobs::steps_planned.eq(jobs::steps_planned + finish.planned_delta),
+                    jobs::total_input_tokens.eq(jobs::total_input_tokens + input_tokens),
+                    jobs::total_output_tokens.eq(jobs::total_output_tokens + output_tokens),
+                    jobs::total_cost_usd.eq(jobs::total_cost_usd + cost),
+                    jobs::current_step.eq(None::<String>),
+                    jobs::completed_at.eq(now),
+                    jobs::updated_at.eq(now),
+                )),
+        )
+        .execute(&mut { conn });
+        let deliveries = async {
+            if finish.deliveries.is_empty() {
+                return Ok(0);
+            }
+            Prepared(
+                diesel::insert_into(llm_webhook_deliveries::table)
+                    .values(&finish.deliveries)
+                    .on_conflict_do_nothing(),
+            )
+            .execute(&mut { conn })
+            .await
+        };
+        // Pipelined: steps, usage, the job's end and its deliveries go out together, in one
+        // round trip; a step recorded before or a lost claim rolls all of it back.
+        let (inserted, updated, _) = futures::try_join!(
+            insert_batch(conn, &finish.batch),
+            async { Ok(update.await?) },
+            async { Ok(deliveries.await?) },
+        )?;
+        if !inserted || updated != 1 {
             return Err(Rollback::LostClaim);
-        }
-        if !finish.deliveries.is_empty() {
-            diesel::insert_into(llm_webhook_deliveries::table)
-                .values(&finish.deliveries)
-                .on_conflict_do_nothing()
-                .execute(conn)
-                .await?;
         }
         Ok(CommitOutcome::Committed {
             cancel_requested: false,
@@ -352,27 +417,31 @@ pub async fn finish(
     .or_else(Rollback::into_outcome)
 }
 
-/// Inserts steps (refusing any already recorded) and usage rows. False when a step was
-/// recorded before: the caller rolls back.
-async fn insert_batch(conn: &mut AsyncPgConnection, batch: &StepBatch) -> Result<bool, Rollback> {
-    if !batch.steps.is_empty() {
-        let inserted = diesel::insert_into(llm_job_steps::table)
+/// Inserts steps (refusing any already recorded) and usage rows, pipelined. False when a step
+/// was recorded before: the caller rolls back.
+async fn insert_batch(conn: &AsyncPgConnection, batch: &StepBatch) -> Result<bool, Rollback> {
+    let steps = async {
+        if batch.steps.is_empty() {
+            return Ok(0);
+        }
+        diesel::insert_into(llm_job_steps::table)
             .values(&batch.steps)
             .on_conflict(on_constraint("llm_job_steps_job_id_step_id_key"))
             .do_nothing()
-            .execute(conn)
-            .await?;
-        if inserted != batch.steps.len() {
-            return Ok(false);
+            .execute(&mut { conn })
+            .await
+    };
+    let usage = async {
+        if batch.usage.is_empty() {
+            return Ok(0);
         }
-    }
-    if !batch.usage.is_empty() {
         diesel::insert_into(llm_provider_usage::table)
             .values(&batch.usage)
-            .execute(conn)
-            .await?;
-    }
-    Ok(true)
+            .execute(&mut { conn })
+            .await
+    };
+    let (inserted, _) = futures::try_join!(steps, usage)?;
+    Ok(inserted == batch.steps.len())
 }
 
 /// Why a transaction was rolled back.

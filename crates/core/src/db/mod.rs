@@ -4,6 +4,7 @@
 pub mod deliveries;
 pub mod jobs;
 pub mod models;
+pub mod prepared;
 pub mod schema;
 
 use diesel::{Connection, ConnectionError};

@@ -63,6 +63,9 @@ pub struct NewJob {
     pub workflow_version: String,
     pub workflow_hash: String,
     pub status: String,
+    /// Set when the row is inserted as `queued` (its id is pushed right after the insert).
+    pub queue_task_id: Option<String>,
+    pub queued_at: Option<DateTime<Utc>>,
     pub priority: i16,
     pub input_data: Value,
     pub webhook_url: Option<String>,

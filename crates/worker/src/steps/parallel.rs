@@ -29,7 +29,7 @@ impl Runner<'_> {
             .iter()
             .map(|(name, steps)| async move {
                 let mut branch_scope = base.clone();
-                let result = self.run_steps(&mut branch_scope, steps).await;
+                let result = self.run_steps(&mut branch_scope, steps, false).await;
                 (name, steps, branch_scope, result)
             })
             .collect();
