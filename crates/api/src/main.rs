@@ -5,11 +5,6 @@ use std::process::ExitCode;
 
 use llmflow_core::config::Config;
 
-// mimalloc instead of glibc malloc: allocation is a visible share of the CPU profile, and
-// glibc's per-thread arenas keep freed memory that a busy service never gets back.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> ExitCode {
     let config = match Config::load() {

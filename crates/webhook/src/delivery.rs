@@ -12,7 +12,6 @@ use uuid::Uuid;
 
 use llmflow_core::db::deliveries::{self, AttemptOutcome};
 use llmflow_core::db::models::{AttemptRow, DeliveryRow};
-use llmflow_core::db::{self};
 use llmflow_core::queue::{self, DeliveryMessage, DeliveryStorage, QueueError};
 
 use crate::signing::{SigningKey, WebhookHeaders};
@@ -76,7 +75,7 @@ pub async fn handle(state: &WebhookState, message: &DeliveryMessage) -> anyhow::
     };
     let delivery = &claim.delivery;
     let trigger = Trigger::from_stored(&claim.trigger);
-    let keys = signing_keys(state, delivery).await?;
+    let keys = signing_keys(state, claim.job_secret.as_deref());
     let attempted_at = Utc::now();
     let started = Instant::now();
     let response = match keys {
@@ -166,26 +165,18 @@ pub async fn push_attempt_at(
         .map_err(|e| QueueError::Push(e.to_string()))
 }
 
-/// The job's own secret, else the service's current (and previous) secret.
-async fn signing_keys(
-    state: &WebhookState,
-    delivery: &DeliveryRow,
-) -> anyhow::Result<Result<Vec<SigningKey>, String>> {
-    let job_secret = {
-        let mut conn = state.pool.get().await?;
-        db::jobs::find_job(&mut conn, delivery.job_id)
-            .await?
-            .and_then(|job| job.webhook_secret)
-    };
-    Ok(match job_secret {
-        Some(secret) => SigningKey::parse(&secret)
+/// The keys a delivery is signed with: the job's own secret, else the service's current (and
+/// previous) secret.
+fn signing_keys(state: &WebhookState, job_secret: Option<&str>) -> Result<Vec<SigningKey>, String> {
+    match job_secret {
+        Some(secret) => SigningKey::parse(secret)
             .map(|key| vec![key])
             .map_err(|e| format!("the job's webhook_secret is unusable: {e}")),
         None if state.default_keys.is_empty() => Err(
             "no signing secret: set LLM_WEBHOOK_SECRET or give webhook_secret on submit".to_owned(),
         ),
         None => Ok(state.default_keys.clone()),
-    })
+    }
 }
 
 async fn send(state: &WebhookState, delivery: &DeliveryRow, keys: &[SigningKey]) -> Response {

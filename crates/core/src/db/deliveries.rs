@@ -122,6 +122,8 @@ pub struct Claim {
     /// [`trigger::SCHEDULED`] or [`trigger::MANUAL`].
     pub trigger: String,
     pub token: Uuid,
+    /// The job's own `webhook_secret`, if it gave one (read with the claim).
+    pub job_secret: Option<String>,
 }
 
 /// Claims attempt number `attempt` of a delivery: allowed when the previous attempt is the last
@@ -137,7 +139,12 @@ pub async fn claim_attempt(
 ) -> Result<Option<Claim>, DbError> {
     let abandoned_before: DateTime<Utc> = Utc::now() - claim_timeout;
     let token = Uuid::now_v7();
-    let claimed: Option<(DeliveryRow, String)> = Prepared(
+    // The job's secret comes back with the claim, so the sender needs no second query.
+    let job_secret = diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::Text>>(
+        "(SELECT j.webhook_secret FROM llm_workflow_jobs j \
+          WHERE j.id = llm_webhook_deliveries.job_id)",
+    );
+    let claimed: Option<(DeliveryRow, String, Option<String>)> = Prepared(
         diesel::update(deliveries::table.find(id))
             .filter(
                 deliveries::attempts
@@ -154,15 +161,20 @@ pub async fn claim_attempt(
                 deliveries::claim_token.eq(Some(token)),
                 deliveries::updated_at.eq(now),
             ))
-            .returning((DeliveryRow::as_returning(), deliveries::next_trigger)),
+            .returning((
+                DeliveryRow::as_returning(),
+                deliveries::next_trigger,
+                job_secret,
+            )),
     )
     .get_result(conn)
     .await
     .optional()?;
-    Ok(claimed.map(|(delivery, trigger)| Claim {
+    Ok(claimed.map(|(delivery, trigger, job_secret)| Claim {
         delivery,
         trigger,
         token,
+        job_secret,
     }))
 }
 

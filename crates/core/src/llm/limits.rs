@@ -4,13 +4,16 @@
 //! from the providers' rate-limit headers: when a provider says no requests remain, new calls
 //! to it wait until its window resets. Waiting for a limit is not an error; it is bounded by
 //! the step's timeout (the caller drops the future) and by `LLM_LIMIT_MAX_WAIT_SECS`.
+//! A call to a provider with no configured limit asks Redis about holds at most every
+//! [`HOLD_RECHECK`] per process, so such calls usually start without a round trip; a hold this
+//! process learns applies to its own next call at once.
 //!
 //! Configuration (`LLM_LIMITS`, JSON):
 //! `{"openrouter": {"max_concurrency": 8, "rpm": 600, "tpm": 200000,
 //!   "models": {"openai/gpt-4o": {"max_concurrency": 2}}}}`.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, LazyLock};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use redis::aio::ConnectionManager;
@@ -115,6 +118,11 @@ impl Default for LimiterSettings {
     }
 }
 
+/// How long a call with no configured limit trusts the last look at its provider's hold: such
+/// a call needs Redis only to learn about holds (which last seconds), so within this window it
+/// starts without a round trip.
+pub const HOLD_RECHECK: Duration = Duration::from_millis(100);
+
 /// Admits calls under the shared limits. Cheap to clone.
 #[derive(Clone)]
 pub struct Limiter {
@@ -122,6 +130,8 @@ pub struct Limiter {
     namespace: String,
     rules: Arc<LimitsConfig>,
     settings: LimiterSettings,
+    /// Per provider: no hold was seen in Redis, and none is expected before this instant.
+    unheld_until: Arc<Mutex<HashMap<String, Instant>>>,
 }
 
 impl std::fmt::Debug for Limiter {
@@ -293,6 +303,25 @@ impl Limiter {
             namespace: namespace.to_owned(),
             rules: Arc::new(rules),
             settings,
+            unheld_until: Arc::default(),
+        }
+    }
+
+    fn unheld(&self, provider: &str) -> bool {
+        self.unheld_until
+            .lock()
+            .ok()
+            .and_then(|m| m.get(provider).copied())
+            .is_some_and(|until| Instant::now() < until)
+    }
+
+    fn mark_unheld(&self, provider: &str, unheld: bool) {
+        if let Ok(mut m) = self.unheld_until.lock() {
+            if unheld {
+                m.insert(provider.to_owned(), Instant::now() + HOLD_RECHECK);
+            } else {
+                m.remove(provider);
+            }
         }
     }
 
@@ -312,6 +341,10 @@ impl Limiter {
     ) -> Result<Permit, ProviderError> {
         let scopes = self.rules.scopes(provider, model);
         let lease = uuid::Uuid::new_v4().simple().to_string();
+        // No limit applies: only a hold could stop the call, and none was seen just now.
+        if scopes.is_empty() && self.unheld(provider) {
+            return Ok(self.permit(Vec::new(), Vec::new(), 0, lease));
+        }
         let ttl_ms = u64::try_from(self.settings.lease_ttl.as_millis()).unwrap_or(u64::MAX);
         let mut invocation = ADMIT.prepare_invoke();
         invocation.key(self.key("hold", provider));
@@ -349,6 +382,9 @@ impl Limiter {
             };
             let wait = match verdict {
                 0 => {
+                    if scopes.is_empty() {
+                        self.mark_unheld(provider, true);
+                    }
                     return Ok(self.permit(semaphores, token_windows, tokens, lease));
                 }
                 -1 => {
@@ -433,6 +469,7 @@ impl Limiter {
         if ms == 0 {
             return;
         }
+        self.mark_unheld(provider, false);
         let mut conn = self.redis.clone();
         if let Err(e) = HOLD
             .key(self.key("hold", provider))

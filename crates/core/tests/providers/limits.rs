@@ -206,3 +206,29 @@ async fn rate_limit_headers_hold_new_calls_until_the_reset() {
     let short = limiter(&ns, "", settings(Duration::from_millis(100))).await;
     short.acquire("anthropic", "m", 1).await.expect("no hold");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hold_learned_here_applies_at_once_though_the_last_look_was_recent() {
+    let ns = namespace();
+    let a = limiter(&ns, "", settings(Duration::from_secs(10))).await;
+    // No limit applies, so this look is trusted for a moment…
+    a.acquire("openai", "gpt-4o", 1).await.expect("no hold yet");
+    a.learn(
+        "openai",
+        RateLimitHint {
+            remaining_requests: Some(0),
+            reset_requests: Some(Duration::from_millis(500)),
+        },
+    )
+    .await;
+    // …but not past a hold this limiter recorded itself.
+    let started = Instant::now();
+    a.acquire("openai", "gpt-4o", 1)
+        .await
+        .expect("admitted after the reset");
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "held {:?}",
+        started.elapsed()
+    );
+}

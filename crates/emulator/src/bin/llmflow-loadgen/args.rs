@@ -65,7 +65,8 @@ pub struct RunArgs {
     /// Emulator base URL: its counters are reset before and read after the run.
     #[arg(long)]
     pub emulator: Option<String>,
-    /// Before submitting, time this many direct calls to the emulator (the bare round trip).
+    /// While submitting, time this many direct calls to the emulator, paced like the jobs (the
+    /// bare round trip under the same conditions); they are not counted in `llm_calls`.
     #[arg(long, default_value_t = 0)]
     pub probe: usize,
     /// Write the JSON here instead of standard output.

@@ -59,11 +59,6 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Map<String, Value>> {
         out.insert("offered_rate".into(), json!(args.rate));
     }
     if let Some(emulator) = &args.emulator {
-        if args.probe > 0 {
-            let (p50, p99) = probe(&client, emulator, args.probe).await?;
-            out.insert("probe_p50_us".into(), json!(round(p50, 0)));
-            out.insert("probe_p99_us".into(), json!(round(p99, 0)));
-        }
         client
             .post(format!("{emulator}/_emulator/reset"))
             .send()
@@ -82,7 +77,15 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Map<String, Value>> {
     let url = format!("{}/api/v1/workflow", args.api.trim_end_matches('/'));
 
     let started = Instant::now();
-    let submissions: Vec<Submitted> = futures::stream::iter(0..args.jobs)
+    // The bare round trip is timed beside the jobs, paced like them, so that it meets the same
+    // conditions (a busy or idle machine) as the worker's calls.
+    let probing = async {
+        match (&args.emulator, args.probe) {
+            (Some(emulator), n) if n > 0 => Some(probe(&client, emulator, n, args.rate).await),
+            _ => None,
+        }
+    };
+    let submitting = futures::stream::iter(0..args.jobs)
         .map(|i| {
             let (client, url, body) = (&client, &url, &body);
             async move {
@@ -120,9 +123,14 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Map<String, Value>> {
             }
         })
         .buffer_unordered(args.concurrency as usize)
-        .collect()
-        .await;
+        .collect::<Vec<Submitted>>();
+    let (submissions, probed) = tokio::join!(submitting, probing);
     let submit_elapsed = started.elapsed();
+    if let Some(probed) = probed {
+        let (p50, p99) = probed?;
+        out.insert("probe_p50_us".into(), json!(round(p50, 0)));
+        out.insert("probe_p99_us".into(), json!(round(p99, 0)));
+    }
     if let Some(marker) = &args.submitted_marker {
         std::fs::write(marker, b"submitted\n")
             .with_context(|| format!("writing {}", marker.display()))?;
@@ -213,7 +221,12 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Map<String, Value>> {
             .context("reading the emulator's counters")?
             .json()
             .await?;
-        out.insert("llm_calls".into(), stats["calls"].clone());
+        // The probes are calls too.
+        let calls = stats["calls"].as_u64().unwrap_or(0);
+        out.insert(
+            "llm_calls".into(),
+            json!(calls.saturating_sub(args.probe as u64)),
+        );
         out.insert("llm_max_in_flight".into(), stats["max_in_flight"].clone());
     }
     Ok(out)
@@ -221,7 +234,13 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Map<String, Value>> {
 
 /// Times `n` sequential chat completions sent straight to the emulator, shaped like the
 /// worker's (JSON answer): the bare round trip an LLM step cannot be faster than. µs p50/p99.
-async fn probe(client: &reqwest::Client, emulator: &str, n: usize) -> anyhow::Result<(f64, f64)> {
+/// Times `n` direct calls to the emulator, `rate` per second (back to back when 0).
+async fn probe(
+    client: &reqwest::Client,
+    emulator: &str,
+    n: usize,
+    rate: f64,
+) -> anyhow::Result<(f64, f64)> {
     let url = format!("{emulator}/v1/chat/completions");
     let body = json!({
         "model": "openai/gpt-4o-mini",
@@ -233,7 +252,12 @@ async fn probe(client: &reqwest::Client, emulator: &str, n: usize) -> anyhow::Re
         "max_tokens": 300,
     });
     let mut times = Vec::with_capacity(n);
-    for _ in 0..n {
+    let started = Instant::now();
+    for i in 0..n {
+        if rate > 0.0 {
+            let due = started + Duration::from_secs_f64(i as f64 / rate);
+            tokio::time::sleep_until(due.into()).await;
+        }
         let sent = Instant::now();
         let reply = client
             .post(&url)
