@@ -5,6 +5,10 @@ use std::process::ExitCode;
 
 use llmflow_core::config::Config;
 
+// jemalloc instead of glibc malloc (see BENCHMARKS.md: less CPU per job in allocation).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let config = match Config::load() {
