@@ -166,11 +166,19 @@ cpu_s() { # CPU seconds (user + system) of the given PIDs
 redis_cpu() { cpu_s $(pgrep -x redis-server); }
 pg_backends() { pgrep -f "postgres: .*${DB} " || true; }
 
+# CPU seconds of this shell's waited-for children so far (the load generator, once it has
+# exited). `times` runs in this shell, not in a subshell, which would see no children.
+children_cpu() {
+  times >"$OUT/times"
+  awk 'NR == 2 {split($1, u, "m"); split($2, s, "m"); printf "%.2f", u[1] * 60 + u[2] + s[1] * 60 + s[2]}' "$OUT/times"
+}
+
 # Marks the start of a scenario's measured part.
 mark_start() {
   LOAD_BEFORE=$(load1)
   BEFORE=$(commits)
   REDIS_CPU_BEFORE=$(redis_cpu)
+  children_cpu >"$OUT/children_before"
 }
 
 # Peak RSS (MB) and CPU seconds of each running service, and the CPU seconds of the rest of the
@@ -210,8 +218,12 @@ log_errors() {
 finish() {
   local run=$1 jobs=$2 before=$3
   shift 3
-  local figures errors after
+  local figures errors after loadgen_cpu
   figures=$(process_figures "$jobs")
+  # The services still run, so the children waited for since mark_start are the load generator
+  # (and a few psql and redis-cli calls).
+  children_cpu >"$OUT/children_after"
+  loadgen_cpu=$(awk -v a="$(cat "$OUT/children_after")" -v b="$(cat "$OUT/children_before")" 'BEGIN {printf "%.2f", a - b}')
   errors=$(log_errors)
   stop api worker webhook emulator
   sleep 1 # backends flush their statistics as they exit
@@ -219,6 +231,7 @@ finish() {
   # shellcheck disable=SC2086
   "$BIN/llmflow-loadgen" report --run "$run" --append "$RESULTS" $figures \
     --set "commits_per_job=$(awk -v a="$after" -v b="$before" -v j="$jobs" 'BEGIN {printf "%.2f", (a - b) / j}')" \
+    --set "loadgen_cpu_s=$loadgen_cpu" \
     --set "errors=$errors" --set "log_errors=$errors" --set "load1_before=$LOAD_BEFORE" --set "load1_after=$(load1)" "$@"
 }
 
