@@ -123,6 +123,8 @@ pub struct LlmStep {
     pub temperature: Option<f32>,
     pub max_tokens: Option<u32>,
     pub format: OutputFormat,
+    /// The format's JSON Schema, compiled once here rather than on every answer.
+    pub answer_schema: Option<Arc<jsonschema::Validator>>,
     pub stream: bool,
     /// Provider and model pairs tried after the step's own, in order.
     pub fallbacks: Vec<Fallback>,
@@ -471,14 +473,17 @@ impl Checker<'_> {
                 "needs `response_format: json`",
             );
         }
-        if let Some(schema) = &s.json_schema {
-            if let Err(e) = jsonschema::validator_for(schema) {
-                self.problem(
-                    format!("{path}.json_schema"),
-                    format!("invalid JSON Schema: {e}"),
-                );
-            }
-        }
+        let answer_schema = s.json_schema.as_ref().and_then(|schema| {
+            jsonschema::validator_for(schema)
+                .map(Arc::new)
+                .map_err(|e| {
+                    self.problem(
+                        format!("{path}.json_schema"),
+                        format!("invalid JSON Schema: {e}"),
+                    )
+                })
+                .ok()
+        });
         for (i, fallback) in s.fallbacks.iter().enumerate() {
             if !PROVIDER_NAMES.contains(&fallback.provider.as_str()) {
                 self.problem(
@@ -559,6 +564,7 @@ impl Checker<'_> {
                     schema: s.json_schema.clone(),
                 },
             },
+            answer_schema,
             stream: s.stream,
             fallbacks: s
                 .fallbacks

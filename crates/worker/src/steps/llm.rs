@@ -85,7 +85,11 @@ pub async fn execute(
             }
         };
         usage.push(usage_row(state, &answer, cx));
-        match parse_output(&step.format, &answer.completion.content) {
+        match parse_output(
+            &step.format,
+            step.answer_schema.as_deref(),
+            &answer.completion.content,
+        ) {
             Ok(output) => return Ok(StepOutput { output, usage }),
             Err(message) if repairs_left > 0 => {
                 tracing::info!(step = cx.step_id, error = %message, "asking the model to repair its JSON answer");
@@ -153,16 +157,18 @@ fn targets(state: &WorkerState, step: &LlmStep) -> Result<Vec<Target>, StepFailu
 
 /// The step's output: the text, or for `response_format: json` the parsed (and schema-checked)
 /// value. Models often wrap JSON in a Markdown fence; that is accepted.
-fn parse_output(format: &OutputFormat, content: &str) -> Result<Value, String> {
+fn parse_output(
+    format: &OutputFormat,
+    schema: Option<&jsonschema::Validator>,
+    content: &str,
+) -> Result<Value, String> {
     match format {
         OutputFormat::Text => Ok(Value::String(content.to_owned())),
-        OutputFormat::Json { schema } => {
+        OutputFormat::Json { .. } => {
             let text = strip_fence(content);
             let value: Value = serde_json::from_str(text)
                 .map_err(|e| format!("the model's answer is not JSON: {e}"))?;
-            if let Some(schema) = schema {
-                let validator = jsonschema::validator_for(schema)
-                    .map_err(|e| format!("invalid JSON Schema: {e}"))?;
+            if let Some(validator) = schema {
                 let errors: Vec<String> = validator
                     .iter_errors(&value)
                     .map(|e| e.to_string())
@@ -230,16 +236,28 @@ mod tests {
     #[test]
     fn json_answers_are_parsed_fenced_or_not_and_checked() {
         let plain = OutputFormat::Json { schema: None };
-        assert_eq!(parse_output(&plain, r#"{"a":1}"#), Ok(json!({"a": 1})));
         assert_eq!(
-            parse_output(&plain, "```json\n{\"a\":1}\n```"),
+            parse_output(&plain, None, r#"{"a":1}"#),
             Ok(json!({"a": 1}))
         );
-        assert!(parse_output(&plain, "not json").is_err());
-        let schema = OutputFormat::Json {
-            schema: Some(json!({"type": "object", "required": ["score"]})),
+        assert_eq!(
+            parse_output(&plain, None, "```json\n{\"a\":1}\n```"),
+            Ok(json!({"a": 1}))
+        );
+        assert!(parse_output(&plain, None, "not json").is_err());
+        let schema = json!({"type": "object", "required": ["score"]});
+        let validator = jsonschema::validator_for(&schema).expect("schema");
+        let format = OutputFormat::Json {
+            schema: Some(schema),
         };
-        assert!(parse_output(&schema, r#"{"a":1}"#).is_err());
-        assert_eq!(parse_output(&OutputFormat::Text, "hi"), Ok(json!("hi")));
+        assert!(parse_output(&format, Some(&validator), r#"{"a":1}"#).is_err());
+        assert_eq!(
+            parse_output(&format, Some(&validator), r#"{"score":1}"#),
+            Ok(json!({"score": 1}))
+        );
+        assert_eq!(
+            parse_output(&OutputFormat::Text, None, "hi"),
+            Ok(json!("hi"))
+        );
     }
 }
