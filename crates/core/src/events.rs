@@ -113,57 +113,33 @@ pub struct Event {
     pub data: Value,
 }
 
-/// Adds the commands that append `event` to its job's stream (and set the stream's expiry when
-/// the event is terminal) to `pipe`; the XADD's reply is the entry's stream id.
-fn append(pipe: &mut redis::Pipeline, namespace: &str, event: &Event) {
-    let key = stream_key(namespace, event.job_id);
-    pipe.cmd("XADD")
-        .arg(&key)
-        .arg("MAXLEN")
-        .arg("~")
-        .arg(STREAM_MAX_LEN)
-        .arg("*")
-        .arg("event")
-        .arg(event.kind.as_str())
-        .arg("data")
-        .arg(event.data.to_string());
-    if event.kind.is_terminal() {
-        pipe.cmd("EXPIRE")
-            .arg(&key)
-            .arg(EXPIRE_AFTER_END.as_secs())
-            .ignore();
-    }
-}
-
-/// Appends one event to the job's stream (and sets its expiry when the event is terminal).
-/// Returns the entry's stream id.
+/// Appends events to their jobs' streams, in order, in one round trip (one pipeline); a
+/// terminal event also sets its stream's expiry.
 pub async fn publish<C: ConnectionLike + Send>(
-    conn: &mut C,
-    namespace: &str,
-    job_id: Uuid,
-    kind: EventKind,
-    data: &Value,
-) -> Result<String, QueueError> {
-    let mut pipe = redis::pipe();
-    let event = Event {
-        job_id,
-        kind,
-        data: data.clone(),
-    };
-    append(&mut pipe, namespace, &event);
-    let (id,): (String,) = pipe.query_async(conn).await?;
-    Ok(id)
-}
-
-/// Appends events, in order, in one round trip (one pipeline).
-pub async fn publish_all<C: ConnectionLike + Send>(
     conn: &mut C,
     namespace: &str,
     events: &[Event],
 ) -> Result<(), QueueError> {
     let mut pipe = redis::pipe();
     for event in events {
-        append(&mut pipe, namespace, event);
+        let key = stream_key(namespace, event.job_id);
+        pipe.cmd("XADD")
+            .arg(&key)
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(STREAM_MAX_LEN)
+            .arg("*")
+            .arg("event")
+            .arg(event.kind.as_str())
+            .arg("data")
+            .arg(event.data.to_string())
+            .ignore();
+        if event.kind.is_terminal() {
+            pipe.cmd("EXPIRE")
+                .arg(&key)
+                .arg(EXPIRE_AFTER_END.as_secs())
+                .ignore();
+        }
     }
     pipe.query_async::<()>(conn).await?;
     Ok(())

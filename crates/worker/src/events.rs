@@ -9,14 +9,13 @@
 
 use std::time::{Duration, Instant};
 
+use apalis_redis::ConnectionManager;
 use chrono::Utc;
 use serde_json::{json, Value};
-
-use apalis_redis::ConnectionManager;
-use llmflow_core::db::models::{JobRow, StepRow};
-use llmflow_core::db::{self, deliveries};
 use tokio::sync::mpsc::{self, error::TrySendError};
 
+use llmflow_core::db::models::{JobRow, StepRow};
+use llmflow_core::db::{self, deliveries};
 use llmflow_core::events::{self, Event, EventKind, WEBHOOK_CHUNK, WEBHOOK_PROGRESS};
 use llmflow_core::pricing::round_usd;
 use llmflow_core::queue::{self, DeliveryMessage};
@@ -74,7 +73,7 @@ async fn write_events(
 ) {
     let mut batch = Vec::with_capacity(EVENTS_PER_WRITE);
     while receiver.recv_many(&mut batch, EVENTS_PER_WRITE).await > 0 {
-        if let Err(e) = events::publish_all(&mut redis, &namespace, &batch).await {
+        if let Err(e) = events::publish(&mut redis, &namespace, &batch).await {
             tracing::warn!(events = batch.len(), error = %e, "cannot publish job events");
         }
         batch.clear();

@@ -62,16 +62,12 @@ pub async fn cancel(
     let mut redis = state.redis.clone();
     match outcome {
         CancelOutcome::Cancelled => {
-            let data = json!({"job_id": job_id, "status": "cancelled"});
-            if let Err(e) = events::publish(
-                &mut redis,
-                namespace,
+            let event = events::Event {
                 job_id,
-                EventKind::JobCancelled,
-                &data,
-            )
-            .await
-            {
+                kind: EventKind::JobCancelled,
+                data: json!({"job_id": job_id, "status": "cancelled"}),
+            };
+            if let Err(e) = events::publish(&mut redis, namespace, &[event]).await {
                 tracing::warn!(%job_id, error = %e, "cannot publish the cancellation event");
             }
             tracing::info!(%job_id, "job cancelled before it started");
