@@ -158,14 +158,14 @@ if hold > 0 then return hold end
 local n = tonumber(ARGV[3])
 local minute = math.floor(now / 60000)
 local to_next = 60000 - (now % 60000)
+-- Scope i: its semaphore, this minute's request and token windows, and its limits.
+local function scope(i)
+  local k, a = 1 + (i - 1) * 3, 4 + (i - 1) * 4
+  return KEYS[k + 1], KEYS[k + 2] .. ':' .. minute, KEYS[k + 3] .. ':' .. minute,
+    tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
+end
 for i = 1, n do
-  local sem = KEYS[1 + (i - 1) * 3 + 1]
-  local reqw = KEYS[1 + (i - 1) * 3 + 2] .. ':' .. minute
-  local tokw = KEYS[1 + (i - 1) * 3 + 3] .. ':' .. minute
-  local conc = tonumber(ARGV[4 + (i - 1) * 4])
-  local rpm = tonumber(ARGV[5 + (i - 1) * 4])
-  local tpm = tonumber(ARGV[6 + (i - 1) * 4])
-  local tokens = tonumber(ARGV[7 + (i - 1) * 4])
+  local sem, reqw, tokw, conc, rpm, tpm, tokens = scope(i)
   if conc > 0 then
     redis.call('ZREMRANGEBYSCORE', sem, '-inf', now)
     if redis.call('ZCARD', sem) >= conc then return -1 end
@@ -177,13 +177,7 @@ for i = 1, n do
   end
 end
 for i = 1, n do
-  local sem = KEYS[1 + (i - 1) * 3 + 1]
-  local reqw = KEYS[1 + (i - 1) * 3 + 2] .. ':' .. minute
-  local tokw = KEYS[1 + (i - 1) * 3 + 3] .. ':' .. minute
-  local conc = tonumber(ARGV[4 + (i - 1) * 4])
-  local rpm = tonumber(ARGV[5 + (i - 1) * 4])
-  local tpm = tonumber(ARGV[6 + (i - 1) * 4])
-  local tokens = tonumber(ARGV[7 + (i - 1) * 4])
+  local sem, reqw, tokw, conc, rpm, tpm, tokens = scope(i)
   if conc > 0 then redis.call('ZADD', sem, now + tonumber(ARGV[2]), ARGV[1]) end
   if rpm > 0 then redis.call('INCR', reqw); redis.call('PEXPIRE', reqw, 120000) end
   if tpm > 0 then redis.call('INCRBY', tokw, tokens); redis.call('PEXPIRE', tokw, 120000) end
