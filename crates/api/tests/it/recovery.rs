@@ -189,8 +189,34 @@ struct PrivateRedis {
 }
 
 impl PrivateRedis {
-    fn start(port: u16) -> PrivateRedis {
-        let child = Command::new("redis-server")
+    /// A server on a free port, answering.
+    async fn start() -> PrivateRedis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("free port")
+            .local_addr()
+            .expect("addr")
+            .port();
+        let redis = PrivateRedis {
+            port,
+            child: Self::spawn(port),
+        };
+        redis.wait_ready().await;
+        redis
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// Stops the server (if it still runs) and starts an empty one on the same port.
+    async fn restart(&mut self) {
+        self.stop();
+        self.child = Self::spawn(self.port);
+        self.wait_ready().await;
+    }
+
+    fn spawn(port: u16) -> Child {
+        Command::new("redis-server")
             .args([
                 "--port",
                 &port.to_string(),
@@ -204,8 +230,7 @@ impl PrivateRedis {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("redis-server on PATH");
-        PrivateRedis { port, child }
+            .expect("redis-server on PATH")
     }
 
     fn stop(&mut self) {
@@ -214,7 +239,7 @@ impl PrivateRedis {
     }
 
     async fn wait_ready(&self) {
-        let url = format!("redis://127.0.0.1:{}/0", self.port);
+        let url = self.url();
         wait_until("redis to answer", Duration::from_secs(10), || async {
             let client = redis::Client::open(url.as_str()).ok()?;
             let mut conn = client.get_multiplexed_async_connection().await.ok()?;
@@ -235,22 +260,13 @@ impl Drop for PrivateRedis {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_running_worker_survives_a_redis_restart() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("free port")
-        .local_addr()
-        .expect("addr")
-        .port();
-    let mut redis = PrivateRedis::start(port);
-    redis.wait_ready().await;
-    let app =
-        TestApp::spawn_with(json!({"redis_url": format!("redis://127.0.0.1:{port}/0")})).await;
+    let mut redis = PrivateRedis::start().await;
+    let app = TestApp::spawn_with(json!({"redis_url": redis.url()})).await;
     let before = app.submit_bench("before.\nEMULATOR_SCORE: 10", false).await;
     app.wait_for_status(&before, "completed", Duration::from_secs(30))
         .await;
 
-    redis.stop();
-    let mut redis = PrivateRedis::start(port);
-    redis.wait_ready().await;
+    redis.restart().await;
 
     // The API's connection reconnects; the worker's consumer is rebuilt by its supervisor.
     let after = wait_until("a submit after the restart", Duration::from_secs(20), || async {
@@ -271,15 +287,8 @@ async fn a_running_worker_survives_a_redis_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_submitted_while_redis_is_down_is_kept_and_runs_later() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("free port")
-        .local_addr()
-        .expect("addr")
-        .port();
-    let mut redis = PrivateRedis::start(port);
-    redis.wait_ready().await;
-    let mut app =
-        TestApp::spawn_api(json!({"redis_url": format!("redis://127.0.0.1:{port}/0")})).await;
+    let mut redis = PrivateRedis::start().await;
+    let mut app = TestApp::spawn_api(json!({"redis_url": redis.url()})).await;
     redis.stop();
 
     let response = app
@@ -299,8 +308,7 @@ async fn a_job_submitted_while_redis_is_down_is_kept_and_runs_later() {
     assert_eq!(row.queue_task_id, None);
     assert_eq!(row.queued_at, None);
 
-    let mut redis = PrivateRedis::start(port);
-    redis.wait_ready().await;
+    redis.restart().await;
     app.start_worker().await;
     app.wait_for_status(&job_id, "completed", Duration::from_secs(40))
         .await;
