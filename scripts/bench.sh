@@ -8,6 +8,7 @@
 #   scripts/bench.sh --scenario 2     only scenario 2 (repeat the flag for several)
 #   scripts/bench.sh --latency-ms 200 LLM latency of the pipeline scenarios (default 200)
 #   BENCH_PERF=1 scripts/bench.sh     also record a flat `perf` CPU profile during scenario 2
+#   BENCH_HTTP2=false scripts/bench.sh provider calls over HTTP/1.1 instead of HTTP/2
 #
 # Scenarios: 0 pgbench (this machine's commit rate), 1 submit, 2 pipeline (+ 2b at 100 jobs/s
 # offered), 3 backlog, 4 in-flight, 5 overhead. Uses its own database (llmflow_bench, dropped
@@ -24,7 +25,7 @@ while [ $# -gt 0 ]; do
     --quick) QUICK=1 ;;
     --scenario) shift; SCENARIOS+=("${1:?--scenario needs a number}") ;;
     --latency-ms) shift; LATENCY_MS="${1:?--latency-ms needs a number}" ;;
-    -h | --help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,16p' "$0"; exit 0 ;;
     *) die "unknown argument $1 (see --help)" ;;
   esac
   shift
@@ -73,6 +74,9 @@ export WEBHOOK_ALLOWED_CIDRS="127.0.0.0/8"
 export OPENROUTER_API_KEY=emulator OPENAI_API_KEY=emulator ANTHROPIC_API_KEY=emulator GOOGLE_PLACES_API_KEY=emulator
 export OPENROUTER_BASE_URL="http://127.0.0.1:${EMULATOR_PORT}/v1" OPENAI_BASE_URL="http://127.0.0.1:${EMULATOR_PORT}/v1"
 export ANTHROPIC_BASE_URL="http://127.0.0.1:${EMULATOR_PORT}" GOOGLE_PLACES_BASE_URL="http://127.0.0.1:${EMULATOR_PORT}"
+# The providers negotiate HTTP/2 over TLS; the emulator serves plain HTTP, so say it outright.
+# BENCH_HTTP2=false measures HTTP/1.1 (one connection per call in flight) instead.
+export LLM_HTTP2_PRIOR_KNOWLEDGE="${BENCH_HTTP2:-true}"
 export WORKFLOWS_DIR=./workflows PROMPTS_DIR=./prompts
 export LOG_FORMAT=json RUST_LOG="${BENCH_RUST_LOG:-warn}"
 EMULATOR_URL="http://127.0.0.1:${EMULATOR_PORT}"

@@ -73,6 +73,11 @@ pub struct Config {
     pub llm_limit_lease_secs: u64,
     /// Longest an LLM call waits for its limits, in seconds (a step's timeout ends it sooner).
     pub llm_limit_max_wait_secs: u64,
+    /// Speak HTTP/2 to provider base URLs without negotiating it (plain-HTTP endpoints that
+    /// serve h2c, such as a local gateway or the emulator). Over HTTPS, HTTP/2 is negotiated.
+    pub llm_http2_prior_knowledge: bool,
+    /// Provider calls one HTTP/2 connection carries at once before another is opened.
+    pub llm_http2_streams: usize,
 
     /// Workflow definitions (`*.json`).
     pub workflows_dir: PathBuf,
@@ -150,6 +155,8 @@ struct Defaults {
     llm_limits: &'static str,
     llm_limit_lease_secs: u64,
     llm_limit_max_wait_secs: u64,
+    llm_http2_prior_knowledge: bool,
+    llm_http2_streams: usize,
     workflows_dir: &'static str,
     prompts_dir: &'static str,
     webhook_allowed_cidrs: &'static str,
@@ -190,6 +197,8 @@ const DEFAULTS: Defaults = Defaults {
     llm_limits: "",
     llm_limit_lease_secs: 30,
     llm_limit_max_wait_secs: 600,
+    llm_http2_prior_knowledge: false,
+    llm_http2_streams: 100,
     workflows_dir: "./workflows",
     prompts_dir: "./prompts",
     webhook_allowed_cidrs: "",
@@ -241,6 +250,8 @@ const ENV_KEYS: &[&str] = &[
     "LLM_LIMITS",
     "LLM_LIMIT_LEASE_SECS",
     "LLM_LIMIT_MAX_WAIT_SECS",
+    "LLM_HTTP2_PRIOR_KNOWLEDGE",
+    "LLM_HTTP2_STREAMS",
     "WORKFLOWS_DIR",
     "PROMPTS_DIR",
     "PRICING_FILE",
@@ -429,6 +440,9 @@ impl Config {
         }
         if self.llm_limit_lease_secs == 0 {
             return Err(invalid("llm_limit_lease_secs", "must be at least 1".into()));
+        }
+        if self.llm_http2_streams == 0 {
+            return Err(invalid("llm_http2_streams", "must be at least 1".into()));
         }
         Ok(())
     }

@@ -323,7 +323,7 @@ pub(crate) async fn messages(
     body: web::Bytes,
     shared: web::Data<Arc<Shared>>,
 ) -> HttpResponse {
-    let guard = shared.begin_call(CallKind::Llm);
+    let guard = shared.begin_call(&req, CallKind::Llm);
     let mut meta = ReplyMeta {
         request_id: format!("req_01{}", uuid::Uuid::new_v4().simple()),
         input_tokens: 0,

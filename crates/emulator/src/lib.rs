@@ -23,7 +23,9 @@
 //! * anything else gets `"Emulated reply to: <first 20 words> — …"`.
 //!
 //! Latency, stream pacing, random errors (`error_rate`) and a FIFO of [`ScriptStep`]s control
-//! failure behaviour; [`EmulatorStats`] counts calls, concurrency and client disconnects.
+//! failure behaviour; [`EmulatorStats`] counts calls, concurrency, client disconnects,
+//! connections and calls over HTTP/2. It speaks HTTP/1.1 and, to clients that start with the
+//! HTTP/2 preface, h2c (the providers negotiate HTTP/2 over TLS, which the emulator has not).
 //! In-process use (integration tests):
 //!
 //! ```no_run
@@ -134,6 +136,7 @@ impl Emulator {
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared::new(&config));
         let data = web::Data::new(Arc::clone(&shared));
+        let counted = Arc::clone(&shared);
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
@@ -146,7 +149,9 @@ impl Emulator {
         // Treat a client's FIN as a disconnect, so that actix drops the handler future (and
         // the emulator counts the call as dropped) instead of finishing a reply nobody reads.
         .h1_allow_half_closed(false)
-        .listen(listener)?
+        .on_connect(move |_, _| counted.record_connection())
+        // HTTP/1.1, or HTTP/2 by prior knowledge (h2c), told apart by the connection's first bytes.
+        .listen_auto_h2c(listener)?
         .run();
         let handle = server.handle();
         let task = tokio::spawn(server);

@@ -488,7 +488,7 @@ pub(crate) async fn chat_completions(
     body: web::Bytes,
     shared: web::Data<Arc<Shared>>,
 ) -> HttpResponse {
-    let guard = shared.begin_call(CallKind::Llm);
+    let guard = shared.begin_call(&req, CallKind::Llm);
     let mut meta = ReplyMeta {
         request_id: format!("req_{}", uuid::Uuid::new_v4().simple()),
         started: Instant::now(),

@@ -157,7 +157,7 @@ pub(crate) async fn legacy_text_search(
     req: HttpRequest,
     shared: web::Data<Arc<Shared>>,
 ) -> HttpResponse {
-    let guard = shared.begin_call(CallKind::Places);
+    let guard = shared.begin_call(&req, CallKind::Places);
     let params = web::Query::<HashMap<String, String>>::from_query(req.query_string())
         .map(web::Query::into_inner)
         .unwrap_or_default();
@@ -260,7 +260,7 @@ pub(crate) async fn search_text(
     body: web::Bytes,
     shared: web::Data<Arc<Shared>>,
 ) -> HttpResponse {
-    let guard = shared.begin_call(CallKind::Places);
+    let guard = shared.begin_call(&req, CallKind::Places);
     let params = web::Query::<HashMap<String, String>>::from_query(req.query_string())
         .map(web::Query::into_inner)
         .unwrap_or_default();

@@ -41,6 +41,10 @@ pub struct EmulatorStats {
     pub places_calls: u64,
     /// Error replies caused by `error_rate` or by scripted `Status`/`ErrorMidStream` steps.
     pub injected_errors: u64,
+    /// TCP connections accepted (HTTP/1.1 keeps one per call in flight; HTTP/2 carries many).
+    pub connections: u64,
+    /// Provider requests (LLM or Places) that arrived over HTTP/2.
+    pub http2_calls: u64,
 }
 
 /// The settings that may change while the server runs.
@@ -60,6 +64,8 @@ struct Counters {
     dropped: AtomicU64,
     places_calls: AtomicU64,
     injected_errors: AtomicU64,
+    connections: AtomicU64,
+    http2_calls: AtomicU64,
 }
 
 /// State shared by the handlers of every worker and by the [`crate::Emulator`] handle.
@@ -180,6 +186,8 @@ impl Shared {
             &c.dropped,
             &c.places_calls,
             &c.injected_errors,
+            &c.connections,
+            &c.http2_calls,
         ] {
             counter.store(0, Ordering::SeqCst);
         }
@@ -198,17 +206,22 @@ impl Shared {
             dropped: c.dropped.load(Ordering::SeqCst),
             places_calls: c.places_calls.load(Ordering::SeqCst),
             injected_errors: c.injected_errors.load(Ordering::SeqCst),
+            connections: c.connections.load(Ordering::SeqCst),
+            http2_calls: c.http2_calls.load(Ordering::SeqCst),
         }
     }
 
     /// Counts a new provider call and returns the guard that tracks it until it completes or
     /// is dropped.
-    pub fn begin_call(self: &Arc<Self>, kind: CallKind) -> CallGuard {
+    pub fn begin_call(self: &Arc<Self>, req: &HttpRequest, kind: CallKind) -> CallGuard {
         let c = &self.counters;
         match kind {
             CallKind::Llm => c.calls.fetch_add(1, Ordering::SeqCst),
             CallKind::Places => c.places_calls.fetch_add(1, Ordering::SeqCst),
         };
+        if req.version() == actix_web::http::Version::HTTP_2 {
+            c.http2_calls.fetch_add(1, Ordering::SeqCst);
+        }
         let now = c.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         c.max_in_flight.fetch_max(now, Ordering::SeqCst);
         CallGuard {
@@ -221,6 +234,10 @@ impl Shared {
         *lock(&self.calls_by_model)
             .entry(model.to_owned())
             .or_default() += 1;
+    }
+
+    pub fn record_connection(&self) {
+        self.counters.connections.fetch_add(1, Ordering::SeqCst);
     }
 
     pub fn record_injected_error(&self) {
@@ -336,8 +353,9 @@ mod tests {
     #[test]
     fn guard_counts_completed_and_dropped() {
         let shared = Arc::new(Shared::new(&EmulatorConfig::default()));
-        let a = shared.begin_call(CallKind::Llm);
-        let b = shared.begin_call(CallKind::Places);
+        let req = actix_web::test::TestRequest::default().to_http_request();
+        let a = shared.begin_call(&req, CallKind::Llm);
+        let b = shared.begin_call(&req, CallKind::Places);
         let s = shared.stats();
         assert_eq!(
             (s.calls, s.places_calls, s.in_flight, s.max_in_flight),

@@ -10,6 +10,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::http::{Lease, LlmHttp};
 use super::stream::{anthropic_hint, events, header, map_transport, retry_after};
 use super::{
     estimate_usage, CallCtx, Completion, CompletionRequest, LlmProvider, OutputFormat,
@@ -24,14 +25,14 @@ pub const DEFAULT_MAX_TOKENS: u32 = 4096;
 
 /// A client of the Anthropic Messages API.
 pub struct Anthropic {
-    http: reqwest::Client,
+    http: LlmHttp,
     url: String,
     api_key: SecretString,
 }
 
 impl Anthropic {
     /// `base_url` is the host root; `/v1/messages` is appended.
-    pub fn new(http: reqwest::Client, base_url: &str, api_key: SecretString) -> Self {
+    pub fn new(http: LlmHttp, base_url: &str, api_key: SecretString) -> Self {
         Self {
             http,
             url: format!("{}/v1/messages", base_url.trim_end_matches('/')),
@@ -86,19 +87,21 @@ impl Anthropic {
         body
     }
 
-    async fn send(&self, body: &Value) -> Result<reqwest::Response, ProviderError> {
-        let response = self
+    /// The body is dropped once serialised, not kept for as long as the call is in flight.
+    async fn send(&self, body: Value) -> Result<(reqwest::Response, Lease), ProviderError> {
+        let (request, lease) = self
             .http
             .post(&self.url)
+            .map_err(|e| ProviderError::Network(format!("building the HTTP client: {e}")))?;
+        let request = request
             .header("x-api-key", self.api_key.expose_secret())
             .header("anthropic-version", ANTHROPIC_VERSION)
-            .json(body)
-            .send()
-            .await
-            .map_err(map_transport)?;
+            .json(&body);
+        drop(body);
+        let response = request.send().await.map_err(map_transport)?;
         let status = response.status();
         if status.is_success() {
-            return Ok(response);
+            return Ok((response, lease));
         }
         let retry_after = retry_after(response.headers());
         let text = response.text().await.unwrap_or_default();
@@ -161,7 +164,7 @@ impl LlmProvider for Anthropic {
         _cx: &CallCtx,
     ) -> Result<Completion, ProviderError> {
         let started = Instant::now();
-        let response = self.send(&Self::body(request, false)).await?;
+        let (response, _lease) = self.send(Self::body(request, false)).await?;
         let request_id = header(response.headers(), "request-id");
         let rate_limit = anthropic_hint(response.headers());
         let bytes = response.bytes().await.map_err(map_transport)?;
@@ -195,7 +198,7 @@ impl LlmProvider for Anthropic {
         cx: &CallCtx,
     ) -> Result<Completion, ProviderError> {
         let started = Instant::now();
-        let response = self.send(&Self::body(request, true)).await?;
+        let (response, _lease) = self.send(Self::body(request, true)).await?;
         let mut request_id = header(response.headers(), "request-id");
         let rate_limit = anthropic_hint(response.headers());
         let mut events = events(response);

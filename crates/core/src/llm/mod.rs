@@ -3,6 +3,7 @@
 
 mod anthropic;
 pub mod chain;
+pub mod http;
 pub mod limits;
 mod openai;
 mod openrouter;
@@ -23,6 +24,7 @@ pub use openai::OpenAiCompatible;
 
 use crate::config::Config;
 use crate::pricing::TokenUsage;
+use http::{HttpSettings, LlmHttp};
 
 /// A chat message.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -204,13 +206,13 @@ impl std::fmt::Debug for Providers {
 pub const PROVIDER_NAMES: [&str; 3] = ["openrouter", "openai", "anthropic"];
 
 impl Providers {
-    /// Providers whose API key is set in `config`, sharing one HTTP client.
+    /// Providers whose API key is set in `config`, sharing one set of HTTP lanes.
     pub fn from_config(config: &Config) -> Result<Providers, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .timeout(config.llm_timeout())
-            .connect_timeout(Duration::from_secs(10))
-            .pool_max_idle_per_host(1024)
-            .build()?;
+        let http = LlmHttp::new(HttpSettings {
+            timeout: config.llm_timeout(),
+            http2_prior_knowledge: config.llm_http2_prior_knowledge,
+            streams_per_lane: config.llm_http2_streams,
+        })?;
         let mut providers = Providers::default();
         if let Some(key) = key_of(&config.openrouter_api_key) {
             providers.insert(Arc::new(openrouter::new(

@@ -11,6 +11,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::http::{Lease, LlmHttp};
 use super::stream::{events, header, map_transport, openai_hint, retry_after};
 use super::{
     estimate_usage, CallCtx, Completion, CompletionRequest, LlmProvider, OutputFormat,
@@ -27,7 +28,7 @@ pub enum Flavor {
 
 /// A client of an OpenAI-compatible chat-completions endpoint.
 pub struct OpenAiCompatible {
-    http: reqwest::Client,
+    http: LlmHttp,
     url: String,
     api_key: SecretString,
     flavor: Flavor,
@@ -35,12 +36,7 @@ pub struct OpenAiCompatible {
 
 impl OpenAiCompatible {
     /// `base_url` ends in `/v1`; `/chat/completions` is appended.
-    pub fn new(
-        http: reqwest::Client,
-        base_url: &str,
-        api_key: SecretString,
-        flavor: Flavor,
-    ) -> Self {
+    pub fn new(http: LlmHttp, base_url: &str, api_key: SecretString, flavor: Flavor) -> Self {
         Self {
             http,
             url: format!("{}/chat/completions", base_url.trim_end_matches('/')),
@@ -49,7 +45,7 @@ impl OpenAiCompatible {
         }
     }
 
-    pub fn openai(http: reqwest::Client, base_url: &str, api_key: SecretString) -> Self {
+    pub fn openai(http: LlmHttp, base_url: &str, api_key: SecretString) -> Self {
         Self::new(http, base_url, api_key, Flavor::OpenAi)
     }
 
@@ -147,18 +143,20 @@ struct PromptDetails {
 
 impl OpenAiCompatible {
     /// Sends the request; a non-2xx answer becomes the mapped error.
-    async fn send(&self, body: &Value) -> Result<reqwest::Response, ProviderError> {
-        let response = self
+    /// The body is dropped once serialised, not kept for as long as the call is in flight.
+    async fn send(&self, body: Value) -> Result<(reqwest::Response, Lease), ProviderError> {
+        let (request, lease) = self
             .http
             .post(&self.url)
+            .map_err(|e| ProviderError::Network(format!("building the HTTP client: {e}")))?;
+        let request = request
             .bearer_auth(self.api_key.expose_secret())
-            .json(body)
-            .send()
-            .await
-            .map_err(map_transport)?;
+            .json(&body);
+        drop(body);
+        let response = request.send().await.map_err(map_transport)?;
         let status = response.status();
         if status.is_success() {
-            return Ok(response);
+            return Ok((response, lease));
         }
         let retry_after = retry_after(response.headers());
         let text = response.text().await.unwrap_or_default();
@@ -211,7 +209,7 @@ impl LlmProvider for OpenAiCompatible {
         _cx: &CallCtx,
     ) -> Result<Completion, ProviderError> {
         let started = Instant::now();
-        let response = self.send(&self.body(request, false)).await?;
+        let (response, _lease) = self.send(self.body(request, false)).await?;
         let request_id = header(response.headers(), "x-request-id");
         let rate_limit = openai_hint(response.headers());
         let bytes = response.bytes().await.map_err(map_transport)?;
@@ -242,7 +240,7 @@ impl LlmProvider for OpenAiCompatible {
         cx: &CallCtx,
     ) -> Result<Completion, ProviderError> {
         let started = Instant::now();
-        let response = self.send(&self.body(request, true)).await?;
+        let (response, _lease) = self.send(self.body(request, true)).await?;
         let mut request_id = header(response.headers(), "x-request-id");
         let rate_limit = openai_hint(response.headers());
         let mut events = events(response);

@@ -3,8 +3,9 @@
 
 use secrecy::SecretString;
 
+use super::http::LlmHttp;
 use super::openai::{Flavor, OpenAiCompatible};
 
-pub fn new(http: reqwest::Client, base_url: &str, api_key: SecretString) -> OpenAiCompatible {
+pub fn new(http: LlmHttp, base_url: &str, api_key: SecretString) -> OpenAiCompatible {
     OpenAiCompatible::new(http, base_url, api_key, Flavor::OpenRouter)
 }

@@ -40,10 +40,10 @@ fn stream_transport(e: reqwest::Error) -> ProviderError {
 pub(crate) fn map_transport(e: reqwest::Error) -> ProviderError {
     if e.is_timeout() {
         ProviderError::Timeout(e.to_string())
-    } else if e.is_decode() {
-        ProviderError::InvalidResponse(e.to_string())
     } else {
-        // Connection refused or reset, body cut short: the same request may work again.
+        // Connection refused or reset, body cut short: the same request may work again. (With
+        // no content decoding enabled, the "decode" errors of `bytes()` are bodies cut short
+        // after the headers, as when an HTTP/2 stream is reset.)
         ProviderError::Network(e.to_string())
     }
 }

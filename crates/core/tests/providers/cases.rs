@@ -13,7 +13,7 @@ use llmflow_core::llm::{CallCtx, CompletionRequest, Message, OutputFormat, Provi
 use llmflow_core::pricing::PriceTable;
 use llmflow_emulator::{count_tokens, openrouter_cost, ScriptStep};
 
-use super::{Bench, Kind};
+use super::{Bench, Http, Kind};
 
 const REPLY: &str = "alpha beta gamma delta epsilon zeta eta theta iota kappa";
 
@@ -66,8 +66,8 @@ fn options(retry: RetryPolicy, stream: bool) -> CallOptions<'static> {
     }
 }
 
-pub async fn plain(kind: Kind) {
-    let bench = Bench::start().await;
+pub async fn plain(kind: Kind, http: Http) {
+    let bench = Bench::start(http).await;
     let provider = bench.provider(kind);
     assert_eq!(provider.name(), kind.name());
     let completion = provider
@@ -106,8 +106,8 @@ pub async fn plain(kind: Kind) {
     }
 }
 
-pub async fn streamed(kind: Kind) {
-    let bench = Bench::start().await;
+pub async fn streamed(kind: Kind, http: Http) {
+    let bench = Bench::start(http).await;
     bench
         .emulator
         .set_stream_chunk_delay(Duration::from_millis(5));
@@ -141,8 +141,8 @@ pub async fn streamed(kind: Kind) {
     }
 }
 
-pub async fn errors_mapped(kind: Kind) {
-    let bench = Bench::start().await;
+pub async fn errors_mapped(kind: Kind, http: Http) {
+    let bench = Bench::start(http).await;
     let provider = bench.provider(kind);
     let mid_stream_error = match kind {
         Kind::Anthropic => "overloaded",
@@ -176,8 +176,8 @@ pub async fn errors_mapped(kind: Kind) {
     }
 }
 
-pub async fn slow_headers_time_out(kind: Kind) {
-    let bench = Bench::start_with(json!({"llm_timeout_secs": 1})).await;
+pub async fn slow_headers_time_out(kind: Kind, http: Http) {
+    let bench = Bench::start_with(http, json!({"llm_timeout_secs": 1})).await;
     let provider = bench.provider(kind);
     bench
         .emulator
@@ -190,8 +190,8 @@ pub async fn slow_headers_time_out(kind: Kind) {
     assert!(error.is_retryable());
 }
 
-pub async fn retry_then_success(kind: Kind) {
-    let bench = Bench::start().await;
+pub async fn retry_then_success(kind: Kind, http: Http) {
+    let bench = Bench::start(http).await;
     let targets = [Target {
         provider: bench.provider(kind),
         model: kind.model().to_owned(),
@@ -238,8 +238,8 @@ pub async fn retry_then_success(kind: Kind) {
     assert_eq!(bench.emulator.stats().calls, before + 1, "not retried");
 }
 
-pub async fn retry_after_is_honoured_inner(kind: Kind, stream: bool) {
-    let bench = Bench::start().await;
+pub async fn retry_after_is_honoured_inner(kind: Kind, http: Http, stream: bool) {
+    let bench = Bench::start(http).await;
     let targets = [Target {
         provider: bench.provider(kind),
         model: kind.model().to_owned(),
@@ -265,12 +265,12 @@ pub async fn retry_after_is_honoured_inner(kind: Kind, stream: bool) {
     );
 }
 
-pub async fn retry_after_honoured(kind: Kind) {
-    retry_after_is_honoured_inner(kind, false).await;
+pub async fn retry_after_honoured(kind: Kind, http: Http) {
+    retry_after_is_honoured_inner(kind, http, false).await;
 }
 
-pub async fn fallback_before_first_token(kind: Kind) {
-    let bench = Bench::start().await;
+pub async fn fallback_before_first_token(kind: Kind, http: Http) {
+    let bench = Bench::start(http).await;
     let other = kind.other();
     let targets = [
         Target {
@@ -322,8 +322,8 @@ pub async fn fallback_before_first_token(kind: Kind) {
     );
 }
 
-pub async fn no_fallback_after_first_token(kind: Kind) {
-    let bench = Bench::start().await;
+pub async fn no_fallback_after_first_token(kind: Kind, http: Http) {
+    let bench = Bench::start(http).await;
     let other = kind.other();
     let targets = [
         Target {
@@ -382,8 +382,8 @@ pub async fn no_fallback_after_first_token(kind: Kind) {
     assert_eq!(answer.provider, other.name());
 }
 
-pub async fn auth_failure_falls_back(kind: Kind) {
-    let bench = Bench::start().await;
+pub async fn auth_failure_falls_back(kind: Kind, http: Http) {
+    let bench = Bench::start(http).await;
     let other = kind.other();
     let targets = [
         Target {

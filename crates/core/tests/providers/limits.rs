@@ -11,7 +11,7 @@ use llmflow_core::llm::limits::{Limiter, LimiterSettings, LimitsConfig};
 use llmflow_core::llm::retry::RetryPolicy;
 use llmflow_core::llm::{CallCtx, CompletionRequest, Message, OutputFormat, RateLimitHint, Role};
 
-use super::{Bench, Kind};
+use super::{Bench, Http, Kind};
 
 fn redis_url() -> String {
     std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".to_owned())
@@ -45,7 +45,7 @@ fn settings(max_wait: Duration) -> LimiterSettings {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrency_limit_holds_across_two_limiters() {
-    let bench = Bench::start().await;
+    let bench = Bench::start(Http::One).await;
     bench.emulator.set_latency(Duration::from_millis(150));
     let ns = namespace();
     let limits = r#"{"openai": {"max_concurrency": 2}}"#;

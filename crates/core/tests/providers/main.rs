@@ -1,8 +1,9 @@
 //! The providers against the emulator over real HTTP, one suite run per provider (the
 //! `provider_suite!` macro instantiates every case for OpenRouter, OpenAI and Anthropic), plus
-//! the shared limiter against the real Redis.
+//! the shared limiter against the real Redis, and how calls use connections.
 
 mod cases;
+mod lanes;
 mod limits;
 mod workflow;
 
@@ -52,6 +53,15 @@ impl Kind {
     }
 }
 
+/// How the providers reach the emulator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Http {
+    /// HTTP/1.1: one connection per call in flight (the default over plain HTTP).
+    One,
+    /// HTTP/2 by prior knowledge (h2c), as negotiated with the real providers over TLS.
+    Two,
+}
+
 /// An emulator and every provider pointed at it, built by `Providers::from_config` as the
 /// services build them.
 pub struct Bench {
@@ -60,11 +70,11 @@ pub struct Bench {
 }
 
 impl Bench {
-    pub async fn start() -> Bench {
-        Self::start_with(json!({})).await
+    pub async fn start(http: Http) -> Bench {
+        Self::start_with(http, json!({})).await
     }
 
-    pub async fn start_with(overrides: serde_json::Value) -> Bench {
+    pub async fn start_with(http: Http, overrides: serde_json::Value) -> Bench {
         let emulator = Emulator::spawn(EmulatorConfig::default())
             .await
             .expect("emulator");
@@ -77,6 +87,7 @@ impl Bench {
             "openai_base_url": emulator.openai_base_url(),
             "anthropic_api_key": "emulator-key",
             "anthropic_base_url": emulator.anthropic_base_url(),
+            "llm_http2_prior_knowledge": http == Http::Two,
         });
         if let (Some(values), Some(overrides)) = (values.as_object_mut(), overrides.as_object()) {
             for (k, v) in overrides {
@@ -100,37 +111,41 @@ impl Bench {
     }
 }
 
-/// Instantiates every case of `cases` for each provider.
+/// Instantiates every case of `cases` for each provider and HTTP version.
 macro_rules! provider_suite {
-    ($($module:ident => $kind:expr),* $(,)?) => {$(
+    ($($module:ident => $kind:expr, $http:expr);* $(;)?) => {$(
         mod $module {
-            use super::{cases, Kind};
+            use super::{cases, Http, Kind};
             const KIND: Kind = $kind;
+            const HTTP: Http = $http;
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn plain_call_has_usage_cost_and_request_id() { cases::plain(KIND).await }
+            async fn plain_call_has_usage_cost_and_request_id() { cases::plain(KIND, HTTP).await }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn streamed_chunks_arrive_in_order_with_usage() { cases::streamed(KIND).await }
+            async fn streamed_chunks_arrive_in_order_with_usage() { cases::streamed(KIND, HTTP).await }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn every_error_kind_is_mapped() { cases::errors_mapped(KIND).await }
+            async fn every_error_kind_is_mapped() { cases::errors_mapped(KIND, HTTP).await }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn slow_headers_time_out() { cases::slow_headers_time_out(KIND).await }
+            async fn slow_headers_time_out() { cases::slow_headers_time_out(KIND, HTTP).await }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn retries_then_succeeds() { cases::retry_then_success(KIND).await }
+            async fn retries_then_succeeds() { cases::retry_then_success(KIND, HTTP).await }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn retry_after_is_honoured() { cases::retry_after_honoured(KIND).await }
+            async fn retry_after_is_honoured() { cases::retry_after_honoured(KIND, HTTP).await }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn falls_back_before_the_first_token() { cases::fallback_before_first_token(KIND).await }
+            async fn falls_back_before_the_first_token() { cases::fallback_before_first_token(KIND, HTTP).await }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn never_falls_back_after_the_first_token() { cases::no_fallback_after_first_token(KIND).await }
+            async fn never_falls_back_after_the_first_token() { cases::no_fallback_after_first_token(KIND, HTTP).await }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn auth_failure_falls_back() { cases::auth_failure_falls_back(KIND).await }
+            async fn auth_failure_falls_back() { cases::auth_failure_falls_back(KIND, HTTP).await }
         }
     )*};
 }
 
 provider_suite! {
-    openrouter => Kind::OpenRouter,
-    openai => Kind::OpenAi,
-    anthropic => Kind::Anthropic,
+    openrouter => Kind::OpenRouter, Http::One;
+    openai => Kind::OpenAi, Http::One;
+    anthropic => Kind::Anthropic, Http::One;
+    openrouter_h2 => Kind::OpenRouter, Http::Two;
+    openai_h2 => Kind::OpenAi, Http::Two;
+    anthropic_h2 => Kind::Anthropic, Http::Two;
 }
