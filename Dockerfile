@@ -12,6 +12,8 @@ WORKDIR /build
 # project's own code does not rebuild the dependency graph. Rebuilt only when a manifest or
 # Cargo.lock changes.
 COPY Cargo.toml Cargo.lock ./
+# Build settings, among them jemalloc's built-in options.
+COPY .cargo .cargo
 COPY crates/core/Cargo.toml crates/core/
 COPY crates/api/Cargo.toml crates/api/
 COPY crates/worker/Cargo.toml crates/worker/

@@ -53,17 +53,20 @@ pub async fn run_job(state: &WorkerState, job_id: JobId) -> anyhow::Result<()> {
                 return Ok(());
             }
         };
-        let workflow = match state.workflow(&job.workflow_hash).await {
+        let workflow = match Box::pin(state.workflow(&job.workflow_hash)).await {
             Ok(w) => w,
             Err(e) => {
                 let runner = Runner::new(state, &job, HashMap::new(), CancellationToken::new());
-                return runner.finish(Err(Stop::Failed(format!("{e:#}")))).await;
+                return Box::pin(runner.finish(Err(Stop::Failed(format!("{e:#}"))))).await;
             }
         };
         // Only an earlier claim can have committed steps: a first claim skips the read.
         let done = if job.attempts > 1 {
-            let mut conn = state.pool.get().await?;
-            db::jobs::job_steps(&mut conn, job.id).await?
+            Box::pin(async {
+                let mut conn = state.pool.get().await?;
+                db::jobs::job_steps(&mut conn, job.id).await
+            })
+            .await?
         } else {
             Vec::new()
         };
@@ -83,7 +86,11 @@ pub async fn run_job(state: &WorkerState, job_id: JobId) -> anyhow::Result<()> {
             Ok(()) => runner.output(&scope, &workflow).map_err(Stop::Failed),
             Err(stop) => Err(stop),
         };
-        runner.finish(outcome).await
+        // Boxed, as are the commits, the streamed and external calls and the progress webhooks:
+        // a future holds room for its largest await, and every job in flight waits on its LLM
+        // call with this future allocated. Their round trips, laid out inline, more than
+        // doubled it (BENCHMARKS.md, "In flight").
+        Box::pin(runner.finish(outcome)).await
     }
     .instrument(span)
     .await
@@ -100,10 +107,11 @@ async fn heartbeat(
     let every = (state.config.claim_timeout() / 3).max(Duration::from_secs(1));
     loop {
         tokio::time::sleep(every).await;
-        let beat = async {
+        // Boxed: this future lives as long as the job, the round trip only for a moment.
+        let beat = Box::pin(async {
             let mut conn = state.pool.get().await.map_err(db::DbError::from)?;
             db::jobs::heartbeat(&mut conn, job_id, &state.worker_name).await
-        };
+        });
         match beat.await {
             Ok(Some(false)) => {}
             Ok(Some(true)) => {
@@ -325,7 +333,7 @@ impl<'a> Runner<'a> {
                                 Vec::new(),
                                 started,
                             );
-                            self.commit(None).await?;
+                            Box::pin(self.commit(None)).await?;
                             return Err(Stop::Failed(format!(
                                 "step `{}` failed: {message}",
                                 step.id
@@ -368,7 +376,7 @@ impl<'a> Runner<'a> {
                         let finished = self.journal().pending.steps.last().cloned();
                         crate::events::step_finished(self.state, self.job, finished.as_ref()).await;
                         if !last {
-                            self.commit(None).await?;
+                            Box::pin(self.commit(None)).await?;
                         }
                         return Err(Stop::Failed(format!(
                             "step `{}` failed: {message}",
@@ -394,7 +402,7 @@ impl<'a> Runner<'a> {
         crate::events::step_finished(self.state, self.job, finished.as_ref()).await;
         set_output(scope, &step.id, output);
         if effectful && !last {
-            self.commit(Some(&step.id)).await?;
+            Box::pin(self.commit(Some(&step.id))).await?;
         }
         Ok(())
     }
@@ -491,8 +499,10 @@ impl<'a> Runner<'a> {
                     let call = steps::llm::execute(self.state, llm, scope, &cx);
                     match streamed {
                         Some(rx) => {
-                            crate::events::forward_chunks(self.state, self.job, &step.id, rx, call)
-                                .await
+                            Box::pin(crate::events::forward_chunks(
+                                self.state, self.job, &step.id, rx, call,
+                            ))
+                            .await
                         }
                         None => call.await,
                     }
@@ -501,7 +511,7 @@ impl<'a> Runner<'a> {
                     input, transform, ..
                 } => steps::transform::execute(input.as_ref(), transform, scope),
                 StepKind::ExternalApi(call) => {
-                    steps::external_api::execute(self.state, call, scope).await
+                    Box::pin(steps::external_api::execute(self.state, call, scope)).await
                 }
                 StepKind::Conditional { .. } | StepKind::Parallel { .. } => Err(StepFailure::new(
                     "internal",
@@ -638,8 +648,10 @@ impl<'a> Runner<'a> {
             }
             Err(Stop::Interrupted(e)) => return Err(e),
         };
+        // The connection first: when thousands of calls end at once, the jobs waiting for one
+        // hold their outputs, not yet their results and webhook payloads.
+        let mut conn = self.state.pool.get().await?;
         if self.resumed {
-            let mut conn = self.state.pool.get().await?;
             journal.usage = db::jobs::job_usage(&mut conn, self.job.id).await?;
             journal.usage.extend(journal.pending.usage.iter().cloned());
         }
@@ -678,7 +690,6 @@ impl<'a> Runner<'a> {
             planned_delta: journal.planned_delta,
             deliveries,
         };
-        let mut conn = self.state.pool.get().await?;
         match db::jobs::finish(&mut conn, self.job.id, &self.state.worker_name, finish).await? {
             CommitOutcome::LostClaim => {
                 tracing::warn!("job was claimed by another worker; its result was not written");

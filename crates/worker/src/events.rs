@@ -88,7 +88,9 @@ fn publish(state: &WorkerState, job: &JobRow, kind: EventKind, data: Value) {
     });
 }
 
-/// Records and pushes one extra webhook event.
+/// Records and pushes one extra webhook event. Callers box it: its database and queue round
+/// trips would otherwise be laid out inline in every step's future, so in every job in flight,
+/// though progress webhooks are rare.
 async fn webhook(state: &WorkerState, job: &JobRow, event_type: &str, data: Value) {
     let Some(url) = &job.webhook_url else { return };
     let payload = json!({
@@ -124,12 +126,12 @@ pub async fn step_started(state: &WorkerState, job: &JobRow, step: &Step) {
     let data = json!({"job_id": job.id, "step_id": step.id, "type": step.kind.name()});
     publish(state, job, EventKind::StepStarted, data.clone());
     if wants(job, WEBHOOK_PROGRESS) {
-        webhook(
+        Box::pin(webhook(
             state,
             job,
             WEBHOOK_PROGRESS,
             json!({"event": "step_started", "step": data}),
-        )
+        ))
         .await;
     }
 }
@@ -156,12 +158,12 @@ pub async fn step_finished(state: &WorkerState, job: &JobRow, row: Option<&StepR
     });
     publish(state, job, kind, data.clone());
     if wants(job, WEBHOOK_PROGRESS) {
-        webhook(
+        Box::pin(webhook(
             state,
             job,
             WEBHOOK_PROGRESS,
             json!({"event": kind.as_str(), "step": data}),
-        )
+        ))
         .await;
     }
 }
