@@ -149,6 +149,9 @@ impl Emulator {
         // Treat a client's FIN as a disconnect, so that actix drops the handler future (and
         // the emulator counts the call as dropped) instead of finishing a reply nobody reads.
         .h1_allow_half_closed(false)
+        // As the providers' servers do: an HTTP/2 reply is a HEADERS and a DATA frame written
+        // apart, and Nagle's algorithm would hold the second for the client's delayed ACK (40 ms).
+        .tcp_nodelay(true)
         .on_connect(move |_, _| counted.record_connection())
         // HTTP/1.1, or HTTP/2 by prior knowledge (h2c), told apart by the connection's first bytes.
         .listen_auto_h2c(listener)?
