@@ -152,8 +152,9 @@ async fn three_failures_then_success_follow_the_schedule_with_one_webhook_id() {
     assert!(rows[..3].iter().all(|r| r.next_retry_at.is_some()));
     assert!(rows[3].next_retry_at.is_none());
 
-    // Offsets from the first attempt: each gap is at least its delay and at most 2 s more
-    // (1-second queue resolution, polling, the request itself).
+    // Offsets from the first attempt: each gap is at least its delay and at most 3 s more
+    // (1-second queue resolution, polling, the request itself, and a CI machine building and
+    // testing on its two cores at once: 2.34 s late was seen there).
     let offsets: Vec<f64> = rows
         .iter()
         .map(|r| seconds_between(rows[0].attempted_at, r.attempted_at))
@@ -163,7 +164,7 @@ async fn three_failures_then_success_follow_the_schedule_with_one_webhook_id() {
         let gap = offsets[k] - offsets[k - 1];
         let delay = expected[k] - expected[k - 1];
         assert!(
-            gap >= delay - 0.01 && gap <= delay + 2.0,
+            gap >= delay - 0.01 && gap <= delay + 3.0,
             "gap before attempt {} is {gap:.3} s, scheduled {delay} s (offsets {offsets:?})",
             k + 1
         );
