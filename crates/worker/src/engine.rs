@@ -16,6 +16,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use futures::future::BoxFuture;
 use rust_decimal::Decimal;
 use serde_json::{json, Map, Value};
 use tokio_util::sync::CancellationToken;
@@ -57,7 +58,7 @@ pub async fn run_job(state: &WorkerState, job_id: JobId) -> anyhow::Result<()> {
             Ok(w) => w,
             Err(e) => {
                 let runner = Runner::new(state, &job, HashMap::new(), CancellationToken::new());
-                return Box::pin(runner.finish(Err(Stop::Failed(format!("{e:#}"))))).await;
+                return runner.finish(Err(Stop::Failed(format!("{e:#}")))).await;
             }
         };
         // Only an earlier claim can have committed steps: a first claim skips the read.
@@ -86,11 +87,7 @@ pub async fn run_job(state: &WorkerState, job_id: JobId) -> anyhow::Result<()> {
             Ok(()) => runner.output(&scope, &workflow).map_err(Stop::Failed),
             Err(stop) => Err(stop),
         };
-        // Boxed, as are the commits, the streamed and external calls and the progress webhooks:
-        // a future holds room for its largest await, and every job in flight waits on its LLM
-        // call with this future allocated. Their round trips, laid out inline, more than
-        // doubled it (BENCHMARKS.md, "In flight").
-        Box::pin(runner.finish(outcome)).await
+        runner.finish(outcome).await
     }
     .instrument(span)
     .await
@@ -333,7 +330,7 @@ impl<'a> Runner<'a> {
                                 Vec::new(),
                                 started,
                             );
-                            Box::pin(self.commit(None)).await?;
+                            self.commit(None).await?;
                             return Err(Stop::Failed(format!(
                                 "step `{}` failed: {message}",
                                 step.id
@@ -376,7 +373,7 @@ impl<'a> Runner<'a> {
                         let finished = self.journal().pending.steps.last().cloned();
                         crate::events::step_finished(self.state, self.job, finished.as_ref()).await;
                         if !last {
-                            Box::pin(self.commit(None)).await?;
+                            self.commit(None).await?;
                         }
                         return Err(Stop::Failed(format!(
                             "step `{}` failed: {message}",
@@ -402,7 +399,7 @@ impl<'a> Runner<'a> {
         crate::events::step_finished(self.state, self.job, finished.as_ref()).await;
         set_output(scope, &step.id, output);
         if effectful && !last {
-            Box::pin(self.commit(Some(&step.id))).await?;
+            self.commit(Some(&step.id)).await?;
         }
         Ok(())
     }
@@ -578,8 +575,15 @@ impl<'a> Runner<'a> {
         journal.pending.usage.extend(usage);
     }
 
-    /// Writes buffered steps and usage now (whichever branch recorded them).
-    async fn commit(&self, current_step: Option<&str>) -> Result<(), Stop> {
+    /// Writes buffered steps and usage now (whichever branch recorded them). Boxed, as are the
+    /// finish, the streamed and external calls and the progress webhooks: a future holds room
+    /// for its largest await, and every job in flight waits on its LLM call inside one. Their
+    /// round trips, laid out inline, more than doubled it (BENCHMARKS.md, "In flight").
+    fn commit<'s>(&'s self, current_step: Option<&'s str>) -> BoxFuture<'s, Result<(), Stop>> {
+        Box::pin(self.commit_inline(current_step))
+    }
+
+    async fn commit_inline(&self, current_step: Option<&str>) -> Result<(), Stop> {
         let (batch, planned) = {
             let mut journal = self.journal();
             (
@@ -632,8 +636,13 @@ impl<'a> Runner<'a> {
         Ok(rendered)
     }
 
-    /// Ends the job: its terminal state, result and `cost_data`, and the webhook it owes.
-    async fn finish(self, outcome: Result<Value, Stop>) -> anyhow::Result<()> {
+    /// Ends the job: its terminal state, result and `cost_data`, and the webhook it owes. Boxed
+    /// (see `commit`).
+    fn finish(self, outcome: Result<Value, Stop>) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(self.finish_inline(outcome))
+    }
+
+    async fn finish_inline(self, outcome: Result<Value, Stop>) -> anyhow::Result<()> {
         let mut journal = self
             .journal
             .into_inner()

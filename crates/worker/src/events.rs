@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use apalis_redis::ConnectionManager;
 use chrono::Utc;
+use futures::future::BoxFuture;
 use serde_json::{json, Value};
 use tokio::sync::mpsc::{self, error::TrySendError};
 
@@ -88,10 +89,19 @@ fn publish(state: &WorkerState, job: &JobRow, kind: EventKind, data: Value) {
     });
 }
 
-/// Records and pushes one extra webhook event. Callers box it: its database and queue round
-/// trips would otherwise be laid out inline in every step's future, so in every job in flight,
-/// though progress webhooks are rare.
-async fn webhook(state: &WorkerState, job: &JobRow, event_type: &str, data: Value) {
+/// Records and pushes one extra webhook event. Boxed: its database and queue round trips would
+/// otherwise be laid out inline in every step's future, so in every job in flight, though
+/// progress webhooks are rare.
+fn webhook<'a>(
+    state: &'a WorkerState,
+    job: &'a JobRow,
+    event_type: &'a str,
+    data: Value,
+) -> BoxFuture<'a, ()> {
+    Box::pin(webhook_inline(state, job, event_type, data))
+}
+
+async fn webhook_inline(state: &WorkerState, job: &JobRow, event_type: &str, data: Value) {
     let Some(url) = &job.webhook_url else { return };
     let payload = json!({
         "type": event_type,
@@ -126,12 +136,12 @@ pub async fn step_started(state: &WorkerState, job: &JobRow, step: &Step) {
     let data = json!({"job_id": job.id, "step_id": step.id, "type": step.kind.name()});
     publish(state, job, EventKind::StepStarted, data.clone());
     if wants(job, WEBHOOK_PROGRESS) {
-        Box::pin(webhook(
+        webhook(
             state,
             job,
             WEBHOOK_PROGRESS,
             json!({"event": "step_started", "step": data}),
-        ))
+        )
         .await;
     }
 }
@@ -158,12 +168,12 @@ pub async fn step_finished(state: &WorkerState, job: &JobRow, row: Option<&StepR
     });
     publish(state, job, kind, data.clone());
     if wants(job, WEBHOOK_PROGRESS) {
-        Box::pin(webhook(
+        webhook(
             state,
             job,
             WEBHOOK_PROGRESS,
             json!({"event": kind.as_str(), "step": data}),
-        ))
+        )
         .await;
     }
 }

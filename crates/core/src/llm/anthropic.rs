@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::http::{Lease, LlmHttp};
-use super::stream::{anthropic_hint, events, header, map_transport, retry_after};
+use super::stream::{anthropic_hint, events, header, map_transport, send_json};
 use super::{
     estimate_usage, CallCtx, Completion, CompletionRequest, LlmProvider, OutputFormat,
     ProviderError, Role,
@@ -87,25 +87,13 @@ impl Anthropic {
         body
     }
 
-    /// The body is dropped once serialised, not kept for as long as the call is in flight.
     async fn send(&self, body: Value) -> Result<(reqwest::Response, Lease), ProviderError> {
-        let (request, lease) = self
-            .http
-            .post(&self.url)
-            .map_err(|e| ProviderError::Network(format!("building the HTTP client: {e}")))?;
-        let request = request
-            .header("x-api-key", self.api_key.expose_secret())
-            .header("anthropic-version", ANTHROPIC_VERSION)
-            .json(&body);
-        drop(body);
-        let response = request.send().await.map_err(map_transport)?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok((response, lease));
-        }
-        let retry_after = retry_after(response.headers());
-        let text = response.text().await.unwrap_or_default();
-        Err(map_status(status, retry_after, &text))
+        let key = self.api_key.expose_secret();
+        let headers = |r: reqwest::RequestBuilder| {
+            r.header("x-api-key", key)
+                .header("anthropic-version", ANTHROPIC_VERSION)
+        };
+        send_json(&self.http, &self.url, headers, body, map_status).await
     }
 }
 

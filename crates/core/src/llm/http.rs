@@ -95,7 +95,8 @@ impl LlmHttp {
     }
 
     /// Lanes built so far.
-    pub fn lanes(&self) -> usize {
+    #[cfg(test)]
+    fn lanes(&self) -> usize {
         self.inner
             .lanes
             .lock()

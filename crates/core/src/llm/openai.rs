@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::http::{Lease, LlmHttp};
-use super::stream::{events, header, map_transport, openai_hint, retry_after};
+use super::stream::{events, header, map_transport, openai_hint, send_json};
 use super::{
     estimate_usage, CallCtx, Completion, CompletionRequest, LlmProvider, OutputFormat,
     ProviderError,
@@ -143,24 +143,16 @@ struct PromptDetails {
 
 impl OpenAiCompatible {
     /// Sends the request; a non-2xx answer becomes the mapped error.
-    /// The body is dropped once serialised, not kept for as long as the call is in flight.
     async fn send(&self, body: Value) -> Result<(reqwest::Response, Lease), ProviderError> {
-        let (request, lease) = self
-            .http
-            .post(&self.url)
-            .map_err(|e| ProviderError::Network(format!("building the HTTP client: {e}")))?;
-        let request = request
-            .bearer_auth(self.api_key.expose_secret())
-            .json(&body);
-        drop(body);
-        let response = request.send().await.map_err(map_transport)?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok((response, lease));
-        }
-        let retry_after = retry_after(response.headers());
-        let text = response.text().await.unwrap_or_default();
-        Err(map_status(status, retry_after, &text))
+        let key = self.api_key.expose_secret();
+        send_json(
+            &self.http,
+            &self.url,
+            |r| r.bearer_auth(key),
+            body,
+            map_status,
+        )
+        .await
     }
 
     /// Token counts and (OpenRouter only) the provider's cost; estimated when absent.

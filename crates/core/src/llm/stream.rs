@@ -7,7 +7,33 @@ use eventsource_stream::{Event, EventStreamError, Eventsource};
 use futures::{Stream, StreamExt};
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 
+use super::http::{Lease, LlmHttp};
 use super::{ProviderError, RateLimitHint};
+
+/// Posts `body` as JSON on a lane of `http`, with `headers` (the provider's authentication)
+/// added; a 2xx answer comes back with its lease, anything else as `map_status` maps it. The
+/// body is dropped once serialised, not kept for as long as the call is in flight.
+pub(crate) async fn send_json(
+    http: &LlmHttp,
+    url: &str,
+    headers: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+    body: serde_json::Value,
+    map_status: fn(reqwest::StatusCode, Option<Duration>, &str) -> ProviderError,
+) -> Result<(reqwest::Response, Lease), ProviderError> {
+    let (request, lease) = http
+        .post(url)
+        .map_err(|e| ProviderError::Network(format!("building the HTTP client: {e}")))?;
+    let request = headers(request).json(&body);
+    drop(body);
+    let response = request.send().await.map_err(map_transport)?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok((response, lease));
+    }
+    let retry_after = retry_after(response.headers());
+    let text = response.text().await.unwrap_or_default();
+    Err(map_status(status, retry_after, &text))
+}
 
 /// The events of a `text/event-stream` response, with errors already mapped.
 pub(crate) fn events(
