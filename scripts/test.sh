@@ -52,7 +52,7 @@ VERIFY_DIR=.cache/verify
 CAPTURE_DIR=$(mktemp -d)
 trap 'rm -rf "$CAPTURE_DIR"' EXIT
 # Captured just before verifying: the verifiers refuse timestamps older than five minutes.
-LLMFLOW_CAPTURE_DIR="$CAPTURE_DIR" cargo test -p llmflow-api --test it --locked -- --exact \
+LLMFLOW_CAPTURE_DIR="$CAPTURE_DIR" cargo test -p llmflow-system-tests --test it --locked -- --exact \
   webhooks::captured_deliveries_verify_with_each_key
 node scripts/verify-webhooks.mjs "$CAPTURE_DIR" || die "the npm standardwebhooks verifier failed"
 python3 scripts/verify_webhooks.py "$CAPTURE_DIR" || die "the PyPI standardwebhooks verifier failed"
