@@ -360,19 +360,6 @@ pub async fn terminal_of_job(
         .optional()?)
 }
 
-/// Attempts recorded for a delivery, oldest first.
-pub async fn attempts_of(
-    conn: &mut AsyncPgConnection,
-    delivery_id: Uuid,
-) -> Result<Vec<AttemptRow>, DbError> {
-    Ok(attempts::table
-        .filter(attempts::delivery_id.eq(delivery_id))
-        .order((attempts::attempt_number.asc(), attempts::attempted_at.asc()))
-        .select(AttemptRow::as_select())
-        .load(conn)
-        .await?)
-}
-
 /// Deliveries of one job.
 pub async fn of_job(
     conn: &mut AsyncPgConnection,

@@ -123,7 +123,7 @@ async fn bench_pipeline_completes_with_steps_usage_costs_and_a_signed_webhook() 
         rows.into_iter().find(|d| d.status == "delivered")
     })
     .await;
-    let attempts = llmflow_core::db::deliveries::attempts_of(&mut conn, delivered_row.id)
+    let attempts = llmflow_testkit::queries::attempts_of(&mut conn, delivered_row.id)
         .await
         .expect("attempts");
     assert_eq!(attempts.len(), 1);
@@ -182,7 +182,7 @@ async fn a_failed_delivery_is_recorded_not_lost() {
             .await
             .ok()?
             .pop()?;
-        let attempts = llmflow_core::db::deliveries::attempts_of(&mut conn, delivery.id)
+        let attempts = llmflow_testkit::queries::attempts_of(&mut conn, delivery.id)
             .await
             .ok()?;
         (attempts.len() == 2 && delivery.status == "delivered").then_some(attempts)

@@ -2,8 +2,6 @@
 //! replay, a sender killed mid-attempt, SSRF refusals, what each attempt row records, and
 //! captures for the official verifiers (`scripts/verify-webhooks.mjs`, `scripts/verify_webhooks.py`).
 
-mod receiver;
-
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -13,8 +11,10 @@ use uuid::Uuid;
 use llmflow_core::db::deliveries;
 use llmflow_core::db::models::{AttemptRow, DeliveryRow};
 
+use llmflow_testkit::queries::attempts_of;
+use llmflow_testkit::{verifies, Counter, Reply, Scripted};
+
 use crate::support::{wait_until, TestApp, ADMIN_KEY, API_KEY, WEBHOOK_SECRET};
-use receiver::{Counter, Hit, Reply, Scripted};
 
 /// The previous key during rotation (both signatures are sent).
 const PREVIOUS_SECRET: &str = "whsec_CCBWqeKDC5uxTta4tLIZqKByDD1QBop+pcHo1h77xRI=";
@@ -85,21 +85,7 @@ async fn delivery_in(app: &TestApp, id: Uuid, status: &str) -> DeliveryRow {
 
 async fn attempts(app: &TestApp, delivery_id: Uuid) -> Vec<AttemptRow> {
     let mut conn = app.conn().await;
-    deliveries::attempts_of(&mut conn, delivery_id)
-        .await
-        .expect("attempts")
-}
-
-/// Verifies one request with the official `standardwebhooks` crate and `secret` alone.
-fn verifies(hit: &Hit, body: &[u8], secret: &str) -> bool {
-    let mut headers = http::HeaderMap::new();
-    for name in ["webhook-id", "webhook-timestamp", "webhook-signature"] {
-        headers.insert(name, hit.header(name).parse().expect("header value"));
-    }
-    standardwebhooks::Webhook::new(secret)
-        .expect("secret")
-        .verify(body, &headers)
-        .is_ok()
+    attempts_of(&mut conn, delivery_id).await.expect("attempts")
 }
 
 fn seconds_between(a: DateTime<Utc>, b: DateTime<Utc>) -> f64 {

@@ -1,8 +1,9 @@
-//! A scripted webhook receiver (answers from a list, records every request) and a listener that
-//! only counts connections.
+//! Receiving HTTP servers that play the app: a scripted webhook consumer that records every
+//! request, the simpler recording receiver built on it, and a listener that only counts
+//! connections.
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -11,9 +12,14 @@ use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::support::wait_until;
+use crate::wait_until;
 
-// ---------------------------------------------------------------------------------------------
+/// A listener on a free port of 127.0.0.1, for a server started in the test, and its address.
+pub fn local_listener() -> (TcpListener, SocketAddr) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a local port");
+    let addr = listener.local_addr().expect("local address");
+    (listener, addr)
+}
 
 /// What the receiver answers to one request.
 #[derive(Clone, Debug)]
@@ -37,16 +43,31 @@ pub struct Hit {
 
 impl Hit {
     pub fn header(&self, name: &str) -> &str {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-            .unwrap_or_else(|| panic!("{name} header missing"))
+        find_header(&self.headers, name).unwrap_or_else(|| panic!("{name} header missing"))
     }
 
     pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body).expect("JSON body")
     }
+}
+
+fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// Verifies one request with the official `standardwebhooks` crate and `secret` alone.
+pub fn verifies(hit: &Hit, body: &[u8], secret: &str) -> bool {
+    let mut headers = http::HeaderMap::new();
+    for name in ["webhook-id", "webhook-timestamp", "webhook-signature"] {
+        headers.insert(name, hit.header(name).parse().expect("header value"));
+    }
+    standardwebhooks::Webhook::new(secret)
+        .expect("secret")
+        .verify(body, &headers)
+        .is_ok()
 }
 
 /// A webhook consumer that answers from a script (then 200) and records every request.
@@ -59,12 +80,16 @@ pub struct Scripted {
 
 impl Scripted {
     pub async fn spawn(script: Vec<Reply>) -> Scripted {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let url = format!("http://{}/hooks", listener.local_addr().expect("addr"));
+        Self::spawn_at("/hooks", script)
+    }
+
+    /// Serves on a free local port; `url` names `path` on it (any path is answered).
+    fn spawn_at(path: &str, script: Vec<Reply>) -> Scripted {
+        let (listener, addr) = local_listener();
         let this = Scripted {
             hits: Arc::default(),
             script: Arc::new(Mutex::new(script.into())),
-            url,
+            url: format!("http://{addr}{path}"),
         };
         let state = this.clone();
         let server = HttpServer::new(move || {
@@ -90,6 +115,11 @@ impl Scripted {
             (hits.len() >= n).then_some(hits)
         })
         .await
+    }
+
+    /// Adds replies to the end of the script.
+    fn extend_script(&self, replies: impl IntoIterator<Item = Reply>) {
+        self.script.lock().expect("lock").extend(replies);
     }
 }
 
@@ -124,6 +154,61 @@ async fn answer(req: HttpRequest, body: web::Bytes, state: web::Data<Scripted>) 
         response.insert_header((name, value));
     }
     response.body(body)
+}
+
+/// What the recording receiver got.
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        find_header(&self.headers, name)
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).expect("webhook body is JSON")
+    }
+}
+
+/// A webhook consumer at `/hooks/llmflow`: records every request and answers with the queued
+/// statuses (then 200), always with the body `ok`.
+#[derive(Clone)]
+pub struct Receiver {
+    server: Scripted,
+    pub url: String,
+}
+
+impl Receiver {
+    pub async fn spawn() -> Receiver {
+        let server = Scripted::spawn_at("/hooks/llmflow", Vec::new());
+        Receiver {
+            url: server.url.clone(),
+            server,
+        }
+    }
+
+    pub fn requests(&self) -> Vec<Received> {
+        self.server
+            .hits()
+            .into_iter()
+            .map(|hit| Received {
+                headers: hit.headers,
+                body: hit.body,
+            })
+            .collect()
+    }
+
+    pub fn reply_with(&self, statuses: &[u16]) {
+        self.server
+            .extend_script(statuses.iter().map(|&status| Reply::Full {
+                status,
+                headers: Vec::new(),
+                body: "ok".to_owned(),
+            }));
+    }
 }
 
 /// A TCP listener that counts connections and closes them.
