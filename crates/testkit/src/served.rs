@@ -93,6 +93,21 @@ impl TestApp {
         response.json().await.expect("json")
     }
 
+    /// `DELETE /api/v1/workflow/{job_id}`, as `user` (`X-User-Id`) when given: the status and
+    /// the body.
+    pub async fn cancel(&self, job_id: &str, user: Option<&str>) -> (u16, Value) {
+        let mut request = self
+            .http
+            .delete(self.url(&format!("/workflow/{job_id}")))
+            .header("X-API-Key", API_KEY);
+        if let Some(user) = user {
+            request = request.header("X-User-Id", user);
+        }
+        let response = request.send().await.expect("cancel");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("json"))
+    }
+
     /// Waits for the job to reach `status` and returns its status document.
     pub async fn wait_for_status(&self, job_id: &str, status: &str, deadline: Duration) -> Value {
         wait_until(

@@ -1,6 +1,6 @@
 //! The workflow language end to end: parallel branches (concurrent, fail-fast or collect-all),
 //! external APIs (Google Places through the emulator with its cache, a generic HTTP call with an
-//! allow-listed env secret), error modes and timeouts in real jobs, and the catalog routes.
+//! allow-listed env secret), error modes and timeouts in real jobs.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -11,7 +11,7 @@ use llmflow_core::db::jobs;
 use llmflow_core::db::models::StepRow;
 use llmflow_emulator::ScriptStep;
 
-use crate::support::{wait_until, Receiver, TestApp, API_KEY};
+use crate::support::{wait_until, Receiver, TestApp};
 
 const MODEL: &str = "openai/gpt-4o-mini";
 
@@ -361,59 +361,6 @@ async fn error_modes_and_timeouts_in_a_real_job() {
         error.contains("timeout: took longer than 300 ms"),
         "{error}"
     );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_catalog_and_the_language_schema_are_served() {
-    let app = TestApp::spawn_api(json!({})).await;
-    let response = app
-        .http
-        .get(app.url("/workflows"))
-        .header("X-API-Key", API_KEY)
-        .send()
-        .await
-        .expect("list");
-    assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.expect("json");
-    let list = body["workflows"].as_array().expect("workflows");
-    let bench = list
-        .iter()
-        .find(|w| w["name"] == "bench_pipeline")
-        .expect("bench_pipeline listed");
-    assert_eq!(bench["version"], "1.0.0");
-    assert_eq!(bench["input_schema"]["required"], json!(["text"]));
-    assert!(bench["description"].as_str().is_some_and(|d| !d.is_empty()));
-    assert_eq!(bench["hash"].as_str().map(str::len), Some(64));
-
-    let unauthenticated = app
-        .http
-        .get(app.url("/workflows"))
-        .send()
-        .await
-        .expect("list");
-    assert_eq!(unauthenticated.status(), 401);
-
-    let response = app
-        .http
-        .get(app.url("/workflows/schema"))
-        .send()
-        .await
-        .expect("schema");
-    assert_eq!(response.status(), 200);
-    let schema: Value = response.json().await.expect("json schema");
-    assert_eq!(
-        schema["$schema"],
-        "https://json-schema.org/draft/2020-12/schema"
-    );
-    let on_disk: Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../workflows/schema.json"
-        ))
-        .expect("schema file"),
-    )
-    .expect("schema json");
-    assert_eq!(schema, on_disk);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -25,7 +25,7 @@ fn num(v: &Value) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_named_workflow_gets_its_plan_and_a_cost_estimate() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_api(json!({})).await;
     let short = validate(
         &app,
         json!({"workflow_name": "bench_pipeline", "input_data": {"text": "x"}}),

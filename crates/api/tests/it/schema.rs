@@ -2,7 +2,7 @@
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
-use llmflow_testkit::database::empty_database;
+use crate::support::empty_database;
 
 #[derive(diesel::QueryableByName)]
 struct Count {
