@@ -4,6 +4,7 @@
 use serde_json::Value;
 
 use llmflow_core::config::Config;
+use llmflow_core::db::jobs;
 use llmflow_core::db::models::NewJob;
 use llmflow_core::pricing::PriceTable;
 use llmflow_core::queue::{self, Band, DeliveryMessage, Queues};
@@ -13,31 +14,32 @@ use secrecy::ExposeSecret;
 
 use crate::TestEnv;
 
-/// Records a job of `workflow` (from the configured workflows folder) as the API does — its
-/// definition stored, the row `queued` with its id as task id — after `edit` has adjusted the
-/// row (priority, webhook URL, budget …). Nothing is pushed: see [`push`].
+/// Records a job of the workflow `name` (from the configured workflows folder) as the API does:
+/// its definition stored, the row `queued` with its id as task id, after `edit` has adjusted
+/// the row (priority, webhook URL, budget …). Nothing is pushed: see [`push`].
 pub async fn insert(
     env: &TestEnv,
-    workflow: &str,
+    name: &str,
     input: Value,
     edit: impl FnOnce(&mut NewJob),
 ) -> JobId {
     let config = &env.config;
     let pricing = PriceTable::load(config.pricing_file.as_deref()).expect("pricing table");
-    let names = config.workflow_env_names();
-    let checks = Checks::new(&pricing).with_env(&names);
+    let env_names = config.workflow_env_names();
+    let checks = Checks::new(&pricing).with_env(&env_names);
     let catalog = Catalog::load_checked(&config.workflows_dir, &config.prompts_dir, checks)
         .expect("workflows");
     let loaded = catalog
-        .get(workflow)
-        .unwrap_or_else(|| panic!("workflow {workflow} in the workflows folder"));
+        .get(name)
+        .unwrap_or_else(|| panic!("workflow {name} in the workflows folder"));
+    let (workflow, hash) = (&loaded.workflow, &loaded.hash);
     let job_id = JobId::new();
     let mut job = NewJob {
         id: job_id.0,
         user_id: None,
-        workflow_name: loaded.workflow.name.clone(),
-        workflow_version: loaded.workflow.version.clone(),
-        workflow_hash: loaded.hash.clone(),
+        workflow_name: workflow.name.clone(),
+        workflow_version: workflow.version.clone(),
+        workflow_hash: hash.clone(),
         status: JobStatus::Queued.as_str().to_owned(),
         queue_task_id: Some(job_id.to_string()),
         queued_at: Some(chrono::Utc::now()),
@@ -45,7 +47,7 @@ pub async fn insert(
         input_data: input,
         webhook_url: None,
         webhook_secret: None,
-        steps_planned: i32::try_from(loaded.workflow.planned_steps()).expect("step count"),
+        steps_planned: i32::try_from(workflow.planned_steps()).expect("step count"),
         idempotency_key: None,
         webhook_events: None,
         max_cost_usd: None,
@@ -55,16 +57,11 @@ pub async fn insert(
     };
     edit(&mut job);
     let mut conn = env.conn().await;
-    llmflow_core::db::jobs::store_definition(
-        &mut conn,
-        &loaded.hash,
-        &loaded.workflow.name,
-        &loaded.workflow.version,
-        &loaded.definition,
-    )
-    .await
-    .expect("store the definition");
-    llmflow_core::db::jobs::insert_job(&mut conn, &job)
+    let (version, definition) = (&workflow.version, &loaded.definition);
+    jobs::store_definition(&mut conn, hash, name, version, definition)
+        .await
+        .expect("store the definition");
+    jobs::insert_job(&mut conn, &job)
         .await
         .expect("insert the job");
     job_id

@@ -9,21 +9,27 @@ use serde_json::json;
 
 use llmflow_core::db::{deliveries, jobs};
 use llmflow_core::queue::{self, Queues};
-use llmflow_core::{DeliveryId, JobStatus};
+use llmflow_core::{DeliveryId, JobId, JobStatus};
 
 use crate::support::WorkerTest;
 
 const HOOK: &str = "http://127.0.0.1:9/hooks";
 
+/// Records and pushes a `bench_pipeline` job that owes a webhook to [`HOOK`], with a budget
+/// when given.
+async fn submit_hooked(app: &WorkerTest, text: &str, budget: Option<Decimal>) -> JobId {
+    app.submit_bench(text, |job| {
+        job.webhook_url = Some(HOOK.to_owned());
+        job.max_cost_usd = budget;
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pushed_job_runs_commits_steps_and_usage_and_records_its_webhook() {
     let app = WorkerTest::spawn(json!({})).await;
     // A high score takes the `refine` branch: two LLM calls.
-    let job_id = app
-        .submit_bench("Ship it.\nEMULATOR_SCORE: 80", |job| {
-            job.webhook_url = Some(HOOK.to_owned());
-        })
-        .await;
+    let job_id = submit_hooked(&app, "Ship it.\nEMULATOR_SCORE: 80", None).await;
     let job = app
         .wait_for_job(job_id, "completed", Duration::from_secs(30))
         .await;
@@ -86,12 +92,8 @@ async fn a_pushed_job_runs_commits_steps_and_usage_and_records_its_webhook() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_job_records_a_failed_webhook() {
     let app = WorkerTest::spawn(json!({})).await;
-    let job_id = app
-        .submit_bench("Too dear.\nEMULATOR_SCORE: 80", |job| {
-            job.webhook_url = Some(HOOK.to_owned());
-            job.max_cost_usd = Some(Decimal::new(1, 5));
-        })
-        .await;
+    let budget = Decimal::new(1, 5); // $0.00001: less than any call
+    let job_id = submit_hooked(&app, "Too dear.\nEMULATOR_SCORE: 80", Some(budget)).await;
     let job = app
         .wait_for_job(job_id, "failed", Duration::from_secs(30))
         .await;
