@@ -11,7 +11,7 @@ use uuid::Uuid;
 use llmflow_core::db::deliveries;
 use llmflow_core::db::models::{AttemptRow, DeliveryRow};
 
-use llmflow_testkit::queries::attempts_of;
+use llmflow_testkit::queries::{attempts_of, wait_for_delivery};
 use llmflow_testkit::{verifies, Counter, Reply, Scripted};
 
 use crate::support::{wait_until, TestApp, ADMIN_KEY, API_KEY, WEBHOOK_SECRET};
@@ -71,16 +71,7 @@ async fn terminal_delivery(app: &TestApp, job_id: Uuid, status: &str) -> Deliver
 }
 
 async fn delivery_in(app: &TestApp, id: Uuid, status: &str) -> DeliveryRow {
-    wait_until(
-        &format!("delivery {id} to be {status}"),
-        Duration::from_secs(45),
-        || async {
-            let mut conn = app.conn().await;
-            let row = deliveries::find(&mut conn, id).await.ok()??;
-            (row.status == status).then_some(row)
-        },
-    )
-    .await
+    wait_for_delivery(&app.pool, id, status).await
 }
 
 async fn attempts(app: &TestApp, delivery_id: Uuid) -> Vec<AttemptRow> {
