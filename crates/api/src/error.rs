@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use llmflow_core::workflow::Problem;
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
     pub field: String,
     pub message: String,
@@ -69,13 +69,25 @@ impl ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct Envelope<'a> {
-    detail: String,
+/// The body of every error: `detail`, plus `errors` (422 only) and `request_id` (5xx and 503).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub detail: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    errors: Option<&'a [FieldError]>,
+    pub errors: Option<Vec<FieldError>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    request_id: Option<String>,
+    pub request_id: Option<String>,
+}
+
+impl ErrorBody {
+    /// A body with only a `detail`.
+    pub fn detail(detail: impl Into<String>) -> Self {
+        ErrorBody {
+            detail: detail.into(),
+            errors: None,
+            request_id: None,
+        }
+    }
 }
 
 impl ResponseError for ApiError {
@@ -109,16 +121,14 @@ impl ResponseError for ApiError {
                 tracing::warn!(request_id, detail, "service unavailable");
                 (detail.clone(), None, Some(request_id))
             }
-            ApiError::Validation { detail, errors } => {
-                (detail.clone(), Some(errors.as_slice()), None)
-            }
+            ApiError::Validation { detail, errors } => (detail.clone(), Some(errors.clone()), None),
             other => (other.to_string(), None, None),
         };
         let mut builder = HttpResponse::build(status);
         if let ApiError::RateLimited { retry_after_secs } = self {
             builder.insert_header(("Retry-After", retry_after_secs.to_string()));
         }
-        builder.json(Envelope {
+        builder.json(ErrorBody {
             detail,
             errors,
             request_id,

@@ -7,18 +7,10 @@ use serde_json::Value;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use crate::error::FieldError;
+use crate::error::ErrorBody;
 use crate::routes::{
     admin, cancel, events, health, status, validate, webhooks, workflow, workflows,
 };
-
-/// The body of every error: `detail`, plus `errors` (422 only) and `request_id` (5xx and 503).
-#[derive(Serialize, ToSchema)]
-pub struct ErrorBody {
-    detail: String,
-    errors: Option<Vec<FieldError>>,
-    request_id: Option<String>,
-}
 
 /// A submission.
 #[derive(Serialize, ToSchema)]

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use llmflow_core::db::{self, jobs::StaleCounts};
 
-use crate::error::{ApiError, FieldError};
+use crate::error::{ApiError, ErrorBody, FieldError};
 use crate::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -39,9 +39,9 @@ pub struct CleanupReport {
     request_body(content = Option<crate::openapi::CleanupRequest>, description = "Optional: `{\"older_than_hours\": n}` (default STALE_JOB_HOURS)"),
     responses(
         (status = 200, description = "Counts", body = CleanupReport),
-        (status = 401, description = "No valid key", body = crate::openapi::ErrorBody),
-        (status = 403, description = "The client key, not the admin key", body = crate::openapi::ErrorBody),
-        (status = 422, description = "Bad threshold", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No valid key", body = ErrorBody),
+        (status = 403, description = "The client key, not the admin key", body = ErrorBody),
+        (status = 422, description = "Bad threshold", body = ErrorBody),
     ),
     security(("api_key" = []))
 )]

@@ -14,7 +14,7 @@ use llmflow_core::workflow::{LoadedWorkflow, OnError, Problem, Step, StepKind};
 
 use super::status::usd;
 use super::workflow::check_depth;
-use crate::error::{ApiError, FieldError};
+use crate::error::{ApiError, ErrorBody, FieldError};
 use crate::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -233,9 +233,9 @@ fn problems(list: Vec<Problem>, prefix: &str) -> Vec<FieldError> {
     request_body = crate::openapi::ValidateRequest,
     responses(
         (status = 200, description = "The verdict, problems, plan and cost estimate", body = Validation),
-        (status = 401, description = "Missing or invalid API key", body = crate::openapi::ErrorBody),
-        (status = 404, description = "Unknown workflow name", body = crate::openapi::ErrorBody),
-        (status = 422, description = "The request itself is malformed", body = crate::openapi::ErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 404, description = "Unknown workflow name", body = ErrorBody),
+        (status = 422, description = "The request itself is malformed", body = ErrorBody),
     ),
     security(("api_key" = []))
 )]

@@ -13,7 +13,7 @@ use llmflow_core::db::{self, models::JobRow, models::NewJob};
 use llmflow_core::{events, queue};
 use llmflow_core::{JobId, JobStatus};
 
-use crate::error::{ApiError, FieldError};
+use crate::error::{ApiError, ErrorBody, FieldError};
 use crate::{ratelimit, scope, AppState};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -325,13 +325,13 @@ fn is_unique_violation(e: &db::DbError) -> bool {
     ),
     responses(
         (status = 202, description = "Accepted", body = Accepted),
-        (status = 401, description = "Missing or invalid API key", body = crate::openapi::ErrorBody),
-        (status = 404, description = "Unknown workflow", body = crate::openapi::ErrorBody),
-        (status = 409, description = "Idempotency-Key reused with another body", body = crate::openapi::ErrorBody),
-        (status = 413, description = "Body too large", body = crate::openapi::ErrorBody),
-        (status = 415, description = "Not JSON", body = crate::openapi::ErrorBody),
-        (status = 422, description = "Invalid fields", body = crate::openapi::ErrorBody),
-        (status = 429, description = "Rate limited (see Retry-After)", body = crate::openapi::ErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 404, description = "Unknown workflow", body = ErrorBody),
+        (status = 409, description = "Idempotency-Key reused with another body", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "Invalid fields", body = ErrorBody),
+        (status = 429, description = "Rate limited (see Retry-After)", body = ErrorBody),
     ),
     security(("api_key" = []))
 )]

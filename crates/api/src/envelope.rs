@@ -1,4 +1,4 @@
-//! The envelope for responses actix makes itself (405 from a route with other methods, 404 of a
+//! The envelope around responses actix makes itself (405 from a route with other methods, 404 of a
 //! scope, 413/400 from extractors without a handler): any error response that is not JSON yet
 //! is rewritten to `{"detail": …}` with the same status and `Allow` header.
 
@@ -8,7 +8,8 @@ use actix_web::http::header::{HeaderValue, ALLOW, CONTENT_TYPE};
 use actix_web::http::StatusCode;
 use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
 use actix_web::HttpResponse;
-use serde_json::json;
+
+use crate::error::ErrorBody;
 
 /// The middleware; wrap the whole app in it.
 pub fn envelope<B: 'static>() -> ErrorHandlers<B> {
@@ -42,7 +43,7 @@ fn rewrite<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerResponse
     let status = res.status();
     let allow = res.headers().get(ALLOW).cloned();
     let (req, _old) = res.into_parts();
-    let mut response = HttpResponse::build(status).json(json!({ "detail": detail(status) }));
+    let mut response = HttpResponse::build(status).json(ErrorBody::detail(detail(status)));
     if let Some(allow) = allow {
         response.headers_mut().insert(ALLOW, allow);
     }
