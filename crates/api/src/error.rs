@@ -14,6 +14,15 @@ pub struct FieldError {
     pub message: String,
 }
 
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        FieldError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
 impl From<Problem> for FieldError {
     fn from(p: Problem) -> Self {
         FieldError {

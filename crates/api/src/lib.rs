@@ -2,6 +2,7 @@
 //! id to Redis and answers `202` at once; status comes from PostgreSQL.
 
 pub mod auth;
+mod body;
 mod envelope;
 pub mod error;
 mod openapi;
