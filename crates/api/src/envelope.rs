@@ -51,3 +51,56 @@ fn rewrite<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerResponse
         ServiceResponse::new(req, response).map_into_right_body();
     Ok(ErrorHandlerResponse::Response(res))
 }
+
+#[cfg(test)]
+mod tests {
+    use actix_web::{test, web, App};
+    use serde_json::{json, Value};
+
+    use super::*;
+
+    #[actix_web::test]
+    async fn actix_own_error_responses_get_the_envelope_and_json_ones_are_kept() {
+        let app = test::init_service(
+            App::new()
+                .wrap(envelope())
+                .route(
+                    "/method",
+                    web::get().to(|| async {
+                        HttpResponse::MethodNotAllowed()
+                            .insert_header((ALLOW, "POST"))
+                            .finish()
+                    }),
+                )
+                .route(
+                    "/plain",
+                    web::get().to(|| async { HttpResponse::PayloadTooLarge().body("too big") }),
+                )
+                .route(
+                    "/broken",
+                    web::get().to(|| async { HttpResponse::BadGateway().body("upstream said no") }),
+                )
+                .route(
+                    "/json",
+                    web::get().to(|| async {
+                        HttpResponse::Conflict().json(ErrorBody::detail("kept as it was"))
+                    }),
+                ),
+        )
+        .await;
+        let mut received = Vec::new();
+        for path in ["/method", "/plain", "/broken", "/json", "/nowhere"] {
+            let response =
+                test::call_service(&app, test::TestRequest::get().uri(path).to_request()).await;
+            let status = response.status().as_u16();
+            let allow = response
+                .headers()
+                .get(ALLOW)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let body: Value = test::read_body_json(response).await;
+            received.push(json!({"path": path, "status": status, "allow": allow, "body": body}));
+        }
+        insta::assert_json_snapshot!(received);
+    }
+}

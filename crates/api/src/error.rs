@@ -155,3 +155,82 @@ impl From<llmflow_core::db::DbError> for ApiError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use actix_web::body::MessageBody;
+    use serde_json::{json, Value};
+
+    use super::*;
+
+    /// The variant's name; the match makes a new variant fail to compile until it is named
+    /// here, and so until it has a case in the snapshot below.
+    fn variant(error: &ApiError) -> &'static str {
+        match error {
+            ApiError::BadRequest(_) => "BadRequest",
+            ApiError::Unauthorized => "Unauthorized",
+            ApiError::Forbidden(_) => "Forbidden",
+            ApiError::NotFound(_) => "NotFound",
+            ApiError::MethodNotAllowed => "MethodNotAllowed",
+            ApiError::Conflict(_) => "Conflict",
+            ApiError::PayloadTooLarge => "PayloadTooLarge",
+            ApiError::UnsupportedMediaType(_) => "UnsupportedMediaType",
+            ApiError::Validation { .. } => "Validation",
+            ApiError::RateLimited { .. } => "RateLimited",
+            ApiError::Unavailable(_) => "Unavailable",
+            ApiError::Internal(_) => "Internal",
+        }
+    }
+
+    /// What a caller receives for `error`: status, `Retry-After` when set, and the body.
+    fn received(error: ApiError) -> Value {
+        let name = variant(&error);
+        let response = error.error_response();
+        let mut answer = json!({"error": name, "status": response.status().as_u16()});
+        if let Some(retry) = response.headers().get("retry-after") {
+            answer["retry_after"] = json!(retry.to_str().expect("ascii"));
+        }
+        let bytes = response
+            .into_body()
+            .try_into_bytes()
+            .unwrap_or_else(|_| panic!("{name}: the body is not complete"));
+        answer["body"] = serde_json::from_slice(&bytes).expect("a JSON body");
+        answer
+    }
+
+    #[test]
+    fn every_error_answers_with_the_envelope() {
+        let errors = [
+            ApiError::BadRequest("X-User-Id must be a UUID".to_owned()),
+            ApiError::Unauthorized,
+            ApiError::Forbidden("this route needs the admin key".to_owned()),
+            ApiError::NotFound("unknown workflow `nope`".to_owned()),
+            ApiError::MethodNotAllowed,
+            ApiError::Conflict(
+                "this Idempotency-Key was used with a different request body".to_owned(),
+            ),
+            ApiError::PayloadTooLarge,
+            ApiError::UnsupportedMediaType("Content-Type must be application/json".to_owned()),
+            ApiError::validation(vec![
+                FieldError::new("priority", "must be an integer from 0 to 10"),
+                FieldError::new("input_data.text", "is required"),
+            ]),
+            ApiError::RateLimited {
+                retry_after_secs: 7,
+            },
+            ApiError::Unavailable("database unavailable".to_owned()),
+            ApiError::internal(anyhow::anyhow!("connection reset: password=hunter2")),
+        ];
+        let received: Vec<Value> = errors.into_iter().map(received).collect();
+        insta::assert_json_snapshot!(received, {"[].body.request_id" => "[request id]"});
+    }
+
+    #[test]
+    fn a_database_that_cannot_be_reached_is_unavailable_and_a_failed_query_internal() {
+        use llmflow_core::db::DbError;
+        let down = DbError::Connect(diesel::ConnectionError::BadConnection("refused".to_owned()));
+        assert_eq!(variant(&ApiError::from(down)), "Unavailable");
+        let failed = DbError::Query(diesel::result::Error::NotFound);
+        assert_eq!(variant(&ApiError::from(failed)), "Internal");
+    }
+}

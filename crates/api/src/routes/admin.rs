@@ -98,3 +98,46 @@ pub async fn cleanup_stale(
         reason,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn every_message_a_cleanup_request_can_get() {
+        let bodies = [
+            json!([1]),
+            json!({"older_than_hours": -3}),
+            json!({"older_than_hours": 0}),
+            json!({"older_than_hours": 9000}),
+            json!({"older_than_hours": "72"}),
+            json!({"older_than_hours": 1.5}),
+        ];
+        let answers: Vec<Value> = bodies
+            .into_iter()
+            .map(|body| {
+                let errors = Fields::<CleanupRequest>::parse(&body)
+                    .and_then(Fields::finish)
+                    .err();
+                json!({"errors": errors, "body": body})
+            })
+            .collect();
+        insta::assert_json_snapshot!(answers);
+    }
+
+    #[test]
+    fn hours_are_optional_and_other_fields_ignored() {
+        for (body, hours) in [
+            (json!({}), None),
+            (json!({"older_than_hours": null}), None),
+            (json!({"older_than_hours": 24, "note": "x"}), Some(24)),
+        ] {
+            let request = Fields::<CleanupRequest>::parse(&body)
+                .and_then(Fields::finish)
+                .expect("valid");
+            assert_eq!(request.older_than_hours, hours, "{body}");
+        }
+    }
+}

@@ -376,3 +376,39 @@ pub async fn validate(
         }),
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn every_message_a_dry_run_request_can_get() {
+        let bodies = [
+            json!("text"),
+            json!({}),
+            json!({"input_data": {}}),
+            json!({"workflow_name": "x", "definition": {}}),
+            json!({"workflow_name": 3}),
+            json!({"workflow_name": null}),
+            json!({"definition": []}),
+            json!({"workflow_name": "x", "input_data": 5, "extra": true}),
+        ];
+        let answers: Vec<Value> = bodies
+            .into_iter()
+            .map(|body| json!({"errors": ValidateRequest::parse(&body).err(), "body": body}))
+            .collect();
+        insta::assert_json_snapshot!(answers);
+    }
+
+    #[test]
+    fn a_name_or_a_definition_with_an_optional_input() {
+        let parsed = ValidateRequest::parse(&json!({"workflow_name": "x", "input_data": null}));
+        assert!(matches!(parsed, Ok((Source::Named(name), None)) if name == "x"));
+        let parsed = ValidateRequest::parse(&json!({"definition": {"a": 1}, "input_data": {}}));
+        assert!(
+            matches!(parsed, Ok((Source::Inline(definition), Some(input))) if definition == json!({"a": 1}) && input == json!({}))
+        );
+    }
+}

@@ -253,6 +253,40 @@ mod tests {
     }
 
     #[test]
+    fn every_message_a_submission_can_get() {
+        let bodies = [
+            json!([1]),
+            json!({}),
+            json!({"workflow_name": 3, "input_data": [1]}),
+            json!({"workflow_name": "  ", "input_data": null}),
+            json!({"workflow_name": "x", "input_data": {}, "extra": 1}),
+            json!({"workflow_name": "x", "input_data": {}, "user_id": "nope"}),
+            json!({"workflow_name": "x", "input_data": {}, "user_id": 5}),
+            json!({"workflow_name": "x", "input_data": {}, "webhook_url": "ftp://x/"}),
+            json!({"workflow_name": "x", "input_data": {}, "webhook_url": "not a url"}),
+            json!({"workflow_name": "x", "input_data": {}, "webhook_url": 5}),
+            json!({"workflow_name": "x", "input_data": {}, "webhook_secret": ""}),
+            json!({"workflow_name": "x", "input_data": {}, "webhook_secret": 5}),
+            json!({"workflow_name": "x", "input_data": {}, "priority": 11}),
+            json!({"workflow_name": "x", "input_data": {}, "priority": -1}),
+            json!({"workflow_name": "x", "input_data": {}, "priority": 2.5}),
+            json!({"workflow_name": "x", "input_data": {}, "priority": "high"}),
+            json!({"workflow_name": "x", "input_data": {}, "max_cost_usd": 0}),
+            json!({"workflow_name": "x", "input_data": {}, "max_cost_usd": 1000000}),
+            json!({"workflow_name": "x", "input_data": {}, "max_cost_usd": "1"}),
+            json!({"workflow_name": "x", "input_data": {}, "webhook_events": "workflow.chunk"}),
+            json!({"workflow_name": "x", "input_data": {}, "webhook_url": "https://example.com/h",
+                   "webhook_events": ["workflow.everything", "workflow.chunk", 3]}),
+            json!({"workflow_name": "x", "input_data": {}, "webhook_events": ["workflow.progress"]}),
+        ];
+        let answers: Vec<Value> = bodies
+            .into_iter()
+            .map(|body| json!({"errors": SubmitRequest::parse(&body).err(), "body": body}))
+            .collect();
+        insta::assert_json_snapshot!(answers);
+    }
+
+    #[test]
     fn the_schema_lists_every_field_the_parser_reads() {
         let schema = serde_json::to_value(<SubmitRequest as utoipa::PartialSchema>::schema())
             .expect("schema");
