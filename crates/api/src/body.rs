@@ -240,6 +240,19 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for ListVisitor<T> {
     }
 }
 
+/// Each body beside the errors `parse` finds in it (`null` for none): what the snapshot tests of
+/// the request types' messages record.
+#[cfg(test)]
+pub fn errors_of<T>(
+    bodies: impl IntoIterator<Item = Value>,
+    parse: impl Fn(&Value) -> Result<T, Vec<FieldError>>,
+) -> Vec<Value> {
+    bodies
+        .into_iter()
+        .map(|body| serde_json::json!({"errors": parse(&body).err(), "body": body}))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

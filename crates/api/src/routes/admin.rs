@@ -115,16 +115,9 @@ mod tests {
             json!({"older_than_hours": "72"}),
             json!({"older_than_hours": 1.5}),
         ];
-        let answers: Vec<Value> = bodies
-            .into_iter()
-            .map(|body| {
-                let errors = Fields::<CleanupRequest>::parse(&body)
-                    .and_then(Fields::finish)
-                    .err();
-                json!({"errors": errors, "body": body})
-            })
-            .collect();
-        insta::assert_json_snapshot!(answers);
+        insta::assert_json_snapshot!(body::errors_of(bodies, |body| {
+            Fields::<CleanupRequest>::parse(body).and_then(Fields::finish)
+        }));
     }
 
     #[test]

@@ -395,11 +395,7 @@ mod tests {
             json!({"definition": []}),
             json!({"workflow_name": "x", "input_data": 5, "extra": true}),
         ];
-        let answers: Vec<Value> = bodies
-            .into_iter()
-            .map(|body| json!({"errors": ValidateRequest::parse(&body).err(), "body": body}))
-            .collect();
-        insta::assert_json_snapshot!(answers);
+        insta::assert_json_snapshot!(body::errors_of(bodies, ValidateRequest::parse));
     }
 
     #[test]

@@ -279,11 +279,7 @@ mod tests {
                    "webhook_events": ["workflow.everything", "workflow.chunk", 3]}),
             json!({"workflow_name": "x", "input_data": {}, "webhook_events": ["workflow.progress"]}),
         ];
-        let answers: Vec<Value> = bodies
-            .into_iter()
-            .map(|body| json!({"errors": SubmitRequest::parse(&body).err(), "body": body}))
-            .collect();
-        insta::assert_json_snapshot!(answers);
+        insta::assert_json_snapshot!(body::errors_of(bodies, SubmitRequest::parse));
     }
 
     #[test]
