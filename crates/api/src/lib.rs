@@ -2,8 +2,9 @@
 //! id to Redis and answers `202` at once; status comes from PostgreSQL.
 
 pub mod auth;
+mod body;
+mod envelope;
 pub mod error;
-mod errors;
 mod openapi;
 mod ratelimit;
 mod routes;
@@ -127,7 +128,7 @@ pub fn run(state: AppState, listener: TcpListener) -> std::io::Result<Server> {
     let state = web::Data::new(Arc::new(state));
     let server = HttpServer::new(move || {
         App::new()
-            .wrap(errors::envelope())
+            .wrap(envelope::envelope())
             .app_data(state.clone())
             .app_data(routes::json_config())
             .app_data(routes::path_config())

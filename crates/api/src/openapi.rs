@@ -2,63 +2,16 @@
 //! `utoipa`) and `GET /docs` (Swagger UI; its assets are compiled in from `swagger-ui-dist`).
 
 use actix_web::{web, HttpResponse};
-use serde::Serialize;
-use serde_json::Value;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi};
 
-use crate::error::FieldError;
+use crate::error::ErrorBody;
+use crate::routes::admin::CleanupRequest;
+use crate::routes::validate::ValidateRequest;
+use crate::routes::workflow::SubmitRequest;
 use crate::routes::{
     admin, cancel, events, health, status, validate, webhooks, workflow, workflows,
 };
-
-/// The body of every error: `detail`, plus `errors` (422 only) and `request_id` (5xx and 503).
-#[derive(Serialize, ToSchema)]
-pub struct ErrorBody {
-    detail: String,
-    errors: Option<Vec<FieldError>>,
-    request_id: Option<String>,
-}
-
-/// A submission.
-#[derive(Serialize, ToSchema)]
-pub struct SubmitRequest {
-    /// A workflow from `GET /api/v1/workflows`.
-    workflow_name: String,
-    /// Checked against the workflow's input schema.
-    #[schema(value_type = Object)]
-    input_data: Value,
-    user_id: Option<uuid::Uuid>,
-    /// Where the result is POSTed (Standard Webhooks signature).
-    webhook_url: Option<String>,
-    /// Signing secret for this job (`whsec_…`); the deployment's default when absent.
-    webhook_secret: Option<String>,
-    /// 0 (lowest) to 10 (highest); default 5.
-    #[schema(minimum = 0, maximum = 10)]
-    priority: Option<u8>,
-    /// Budget in USD: the job fails before a call that would exceed it.
-    max_cost_usd: Option<f64>,
-    /// Extra webhook events: `workflow.progress`, `workflow.chunk`.
-    webhook_events: Option<Vec<String>>,
-}
-
-/// A dry run: `workflow_name` or `definition`, and optionally `input_data`.
-#[derive(Serialize, ToSchema)]
-pub struct ValidateRequest {
-    workflow_name: Option<String>,
-    /// A whole workflow definition, as in `workflows/*.json`.
-    #[schema(value_type = Option<Object>)]
-    definition: Option<Value>,
-    #[schema(value_type = Option<Object>)]
-    input_data: Option<Value>,
-}
-
-/// Stale cleanup options.
-#[derive(Serialize, ToSchema)]
-pub struct CleanupRequest {
-    /// Default `STALE_JOB_HOURS` (72).
-    older_than_hours: Option<u64>,
-}
 
 struct ApiKeyScheme;
 

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use llmflow_core::db::{self, jobs::CancelOutcome};
 use llmflow_core::events::{self, EventKind};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::{scope, AppState};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -40,9 +40,9 @@ pub struct Cancelled {
     responses(
         (status = 200, description = "Cancelled before it started", body = Cancelled),
         (status = 202, description = "Running: cancellation requested", body = Cancelled),
-        (status = 401, description = "Missing or invalid API key", body = crate::openapi::ErrorBody),
-        (status = 404, description = "No such job (or not this user's)", body = crate::openapi::ErrorBody),
-        (status = 409, description = "The job already finished", body = crate::openapi::ErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 404, description = "No such job (or not this user's)", body = ErrorBody),
+        (status = 409, description = "The job already finished", body = ErrorBody),
     ),
     security(("api_key" = []))
 )]

@@ -23,7 +23,7 @@ use llmflow_core::events::{self, EventKind, StoredEvent};
 use llmflow_core::JobStatus;
 
 use super::status::load_view;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -160,8 +160,8 @@ impl Relay {
     ),
     responses(
         (status = 200, description = "text/event-stream: connected, step_started, step_completed, step_failed, chunk, job_completed, job_failed, job_cancelled", content_type = "text/event-stream", body = String),
-        (status = 401, description = "Missing or invalid API key", body = crate::openapi::ErrorBody),
-        (status = 404, description = "No such job (or not this user's)", body = crate::openapi::ErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 404, description = "No such job (or not this user's)", body = ErrorBody),
     ),
     security(("api_key" = []))
 )]

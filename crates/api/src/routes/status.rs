@@ -11,7 +11,7 @@ use uuid::Uuid;
 use llmflow_core::db::{self, models::DeliveryRow, models::StepRow};
 use llmflow_core::JobStatus;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::{scope, AppState};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -124,8 +124,8 @@ fn step_view(row: StepRow) -> StepView {
     ),
     responses(
         (status = 200, description = "The job", body = StatusView),
-        (status = 401, description = "Missing or invalid API key", body = crate::openapi::ErrorBody),
-        (status = 404, description = "No such job (or not this user's)", body = crate::openapi::ErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 404, description = "No such job (or not this user's)", body = ErrorBody),
     ),
     security(("api_key" = []))
 )]

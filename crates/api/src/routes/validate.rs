@@ -6,19 +6,79 @@ use std::sync::Arc;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use rust_decimal::Decimal;
-use serde::Serialize;
+use serde::de::Deserializer;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use llmflow_core::estimate::{self, CHARS_PER_TOKEN, DEFAULT_MAX_TOKENS};
 use llmflow_core::workflow::{LoadedWorkflow, OnError, Problem, Step, StepKind};
 
 use super::status::usd;
-use super::workflow::check_depth;
-use crate::error::{ApiError, FieldError};
+use crate::body::{self, Fields};
+use crate::error::{ApiError, ErrorBody, FieldError};
 use crate::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/workflow/validate", web::post().to(validate));
+}
+
+/// A dry run: `workflow_name` or `definition`, and optionally `input_data`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ValidateRequest {
+    #[serde(default, deserialize_with = "workflow_name")]
+    workflow_name: Option<String>,
+    /// A whole workflow definition, as in `workflows/*.json`.
+    #[serde(default, deserialize_with = "definition")]
+    #[schema(value_type = Option<Object>)]
+    definition: Option<Value>,
+    #[serde(default, deserialize_with = "input_data")]
+    #[schema(value_type = Option<Object>)]
+    input_data: Option<Value>,
+}
+
+/// The workflow a dry run checks.
+enum Source {
+    Named(String),
+    Inline(Value),
+}
+
+impl ValidateRequest {
+    /// Parses and checks a dry-run body, reporting every problem at once: what to validate,
+    /// and the input to validate it with.
+    fn parse(body: &Value) -> Result<(Source, Option<Value>), Vec<FieldError>> {
+        let mut fields = Fields::<ValidateRequest>::parse(body)?;
+        match (fields.sent("workflow_name"), fields.sent("definition")) {
+            (true, true) => {
+                fields.error("body", "give either workflow_name or definition, not both");
+            }
+            (false, false) => fields.error("body", "give workflow_name or definition"),
+            // The one given may not have parsed: its own error says so.
+            (true, false) | (false, true) => {}
+        }
+        let request = fields.finish()?;
+        match (request.workflow_name, request.definition) {
+            (Some(name), None) => Ok((Source::Named(name), request.input_data)),
+            (None, Some(definition)) => Ok((Source::Inline(definition), request.input_data)),
+            // Both or neither: refused above.
+            (Some(_), Some(_)) | (None, None) => Err(vec![FieldError::new(
+                "body",
+                "give workflow_name or definition",
+            )]),
+        }
+    }
+}
+
+fn workflow_name<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    body::expect(d, "must be a string").map(Some)
+}
+
+fn definition<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    body::object(d).map(Some)
+}
+
+fn input_data<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    body::optional_object(d)
 }
 
 /// One step of the plan; conditionals carry both branches.
@@ -230,12 +290,12 @@ fn problems(list: Vec<Problem>, prefix: &str) -> Vec<FieldError> {
     post,
     path = "/api/v1/workflow/validate",
     tag = "jobs",
-    request_body = crate::openapi::ValidateRequest,
+    request_body = ValidateRequest,
     responses(
         (status = 200, description = "The verdict, problems, plan and cost estimate", body = Validation),
-        (status = 401, description = "Missing or invalid API key", body = crate::openapi::ErrorBody),
-        (status = 404, description = "Unknown workflow name", body = crate::openapi::ErrorBody),
-        (status = 422, description = "The request itself is malformed", body = crate::openapi::ErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 404, description = "Unknown workflow name", body = ErrorBody),
+        (status = 422, description = "The request itself is malformed", body = ErrorBody),
     ),
     security(("api_key" = []))
 )]
@@ -245,75 +305,15 @@ pub async fn validate(
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
     state.require_client(&req)?;
-    check_depth(&body)?;
-    let Some(map) = body.as_object() else {
-        return Err(ApiError::validation(vec![FieldError {
-            field: "body".to_owned(),
-            message: "must be a JSON object".to_owned(),
-        }]));
-    };
-    let mut request_errors = Vec::new();
-    for key in map.keys() {
-        if !matches!(key.as_str(), "workflow_name" | "definition" | "input_data") {
-            request_errors.push(FieldError {
-                field: key.clone(),
-                message: "unknown field".to_owned(),
-            });
-        }
-    }
-    let input = match map.get("input_data") {
-        None | Some(Value::Null) => None,
-        Some(v @ Value::Object(_)) => Some(v.clone()),
-        Some(_) => {
-            request_errors.push(FieldError {
-                field: "input_data".to_owned(),
-                message: "must be a JSON object".to_owned(),
-            });
-            None
-        }
-    };
-    let source = match (map.get("workflow_name"), map.get("definition")) {
-        (Some(Value::String(name)), None) => Some(Err(name.clone())),
-        (None, Some(def @ Value::Object(_))) => Some(Ok(def.clone())),
-        (Some(_), Some(_)) => {
-            request_errors.push(FieldError {
-                field: "body".to_owned(),
-                message: "give either workflow_name or definition, not both".to_owned(),
-            });
-            None
-        }
-        (None, None) => {
-            request_errors.push(FieldError {
-                field: "body".to_owned(),
-                message: "give workflow_name or definition".to_owned(),
-            });
-            None
-        }
-        (Some(_), None) => {
-            request_errors.push(FieldError {
-                field: "workflow_name".to_owned(),
-                message: "must be a string".to_owned(),
-            });
-            None
-        }
-        (None, Some(_)) => {
-            request_errors.push(FieldError {
-                field: "definition".to_owned(),
-                message: "must be a JSON object".to_owned(),
-            });
-            None
-        }
-    };
-    let Some(source) = source.filter(|_| request_errors.is_empty()) else {
-        return Err(ApiError::validation(request_errors));
-    };
+    body::check_depth(&body)?;
+    let (source, input) = ValidateRequest::parse(&body).map_err(ApiError::validation)?;
     let inline;
     let loaded: Result<&LoadedWorkflow, Vec<FieldError>> = match source {
-        Err(name) => match state.catalog.get(&name) {
+        Source::Named(name) => match state.catalog.get(&name) {
             Some(found) => Ok(found.as_ref()),
             None => return Err(ApiError::NotFound(format!("unknown workflow `{name}`"))),
         },
-        Ok(definition) => {
+        Source::Inline(definition) => {
             match LoadedWorkflow::from_source(
                 &definition,
                 &state.config.prompts_dir,
@@ -375,4 +375,36 @@ pub async fn validate(
             assumptions,
         }),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn every_message_a_dry_run_request_can_get() {
+        let bodies = [
+            json!("text"),
+            json!({}),
+            json!({"input_data": {}}),
+            json!({"workflow_name": "x", "definition": {}}),
+            json!({"workflow_name": 3}),
+            json!({"workflow_name": null}),
+            json!({"definition": []}),
+            json!({"workflow_name": "x", "input_data": 5, "extra": true}),
+        ];
+        insta::assert_json_snapshot!(body::errors_of(bodies, ValidateRequest::parse));
+    }
+
+    #[test]
+    fn a_name_or_a_definition_with_an_optional_input() {
+        let parsed = ValidateRequest::parse(&json!({"workflow_name": "x", "input_data": null}));
+        assert!(matches!(parsed, Ok((Source::Named(name), None)) if name == "x"));
+        let parsed = ValidateRequest::parse(&json!({"definition": {"a": 1}, "input_data": {}}));
+        assert!(
+            matches!(parsed, Ok((Source::Inline(definition), Some(input))) if definition == json!({"a": 1}) && input == json!({}))
+        );
+    }
 }

@@ -16,7 +16,7 @@ use llmflow_core::db::{self, deliveries};
 use llmflow_core::queue::{self, DeliveryMessage};
 use llmflow_core::DeliveryId;
 
-use crate::error::{ApiError, FieldError};
+use crate::error::{ApiError, ErrorBody, FieldError};
 use crate::AppState;
 
 /// Page size when `limit` is not given.
@@ -89,9 +89,9 @@ fn parse_page(req: &HttpRequest) -> Result<(i64, i64), ApiError> {
     ),
     responses(
         (status = 200, description = "`{items, total, limit, offset}`", body = serde_json::Value),
-        (status = 401, description = "No valid key", body = crate::openapi::ErrorBody),
-        (status = 403, description = "The client key, not the admin key", body = crate::openapi::ErrorBody),
-        (status = 422, description = "Bad limit or offset", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No valid key", body = ErrorBody),
+        (status = 403, description = "The client key, not the admin key", body = ErrorBody),
+        (status = 422, description = "Bad limit or offset", body = ErrorBody),
     ),
     security(("api_key" = []))
 )]
@@ -119,10 +119,10 @@ pub async fn dead(
     params(("delivery_id" = Uuid, Path, description = "The delivery")),
     responses(
         (status = 202, description = "`{delivery_id, status, attempt, trigger}`", body = serde_json::Value),
-        (status = 401, description = "No valid key", body = crate::openapi::ErrorBody),
-        (status = 403, description = "The client key, not the admin key", body = crate::openapi::ErrorBody),
-        (status = 404, description = "No such delivery", body = crate::openapi::ErrorBody),
-        (status = 409, description = "Not dead", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No valid key", body = ErrorBody),
+        (status = 403, description = "The client key, not the admin key", body = ErrorBody),
+        (status = 404, description = "No such delivery", body = ErrorBody),
+        (status = 409, description = "Not dead", body = ErrorBody),
     ),
     security(("api_key" = []))
 )]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::AppState;
 
 /// `workflows/schema.json`, as built into the binary.
@@ -25,7 +25,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     tag = "workflows",
     responses(
         (status = 200, description = "`{workflows: [{name, version, description, input_schema, hash, steps}]}`", body = Object),
-        (status = 401, description = "Missing or invalid API key", body = crate::openapi::ErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
     ),
     security(("api_key" = []))
 )]
