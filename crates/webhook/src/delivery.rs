@@ -14,8 +14,8 @@ use llmflow_core::db::deliveries::{self, AttemptOutcome};
 use llmflow_core::db::models::{AttemptRow, DeliveryRow};
 use llmflow_core::queue::{self, DeliveryMessage, DeliveryStorage, QueueError};
 
+use crate::classify::{classify, describe, ErrorClass};
 use crate::signing::{SigningKey, WebhookHeaders};
-use crate::ssrf::{self, ErrorClass};
 use crate::WebhookState;
 
 /// Response bodies are recorded up to this many bytes.
@@ -192,7 +192,7 @@ async fn send(state: &WebhookState, delivery: &DeliveryRow, keys: &[SigningKey])
         Ok(url) => url,
         Err(e) => return failed(ErrorClass::Blocked, format!("invalid URL: {e}")),
     };
-    if let Err(blocked) = ssrf::check_url(&state.policy, &url) {
+    if let Err(blocked) = llmflow_netguard::check_url(&state.policy, &url) {
         return failed(ErrorClass::Blocked, blocked.to_string());
     }
     let body = match serde_json::to_vec(&delivery.payload) {
@@ -215,7 +215,7 @@ async fn send(state: &WebhookState, delivery: &DeliveryRow, keys: &[SigningKey])
     }
     let response = match request.send().await {
         Ok(r) => r,
-        Err(e) => return failed(ssrf::classify(&e), ssrf::describe(&e)),
+        Err(e) => return failed(classify(&e), describe(&e)),
     };
     let status = response.status();
     let remote = response.remote_addr().map(|a| a.to_string());

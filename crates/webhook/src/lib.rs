@@ -1,10 +1,13 @@
-//! Signed webhook delivery: Standard Webhooks signatures, an SSRF-safe HTTP client, the retry
-//! schedule, and the apalis consumer that records every attempt in PostgreSQL.
+//! Signed webhook delivery: Standard Webhooks signatures, an SSRF-safe HTTP client (the
+//! address policy of `llmflow-netguard` applied to literal hosts and to every DNS answer), the
+//! retry schedule, and the apalis consumer that records every attempt in PostgreSQL.
 
+pub mod classify;
+pub mod client;
 pub mod delivery;
+pub mod resolver;
 pub mod schedule;
 pub mod signing;
-pub mod ssrf;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,10 +20,10 @@ use tokio_util::sync::CancellationToken;
 use llmflow_core::config::Config;
 use llmflow_core::db::{self, PgPool};
 use llmflow_core::queue::{self, DeliveryMessage, DeliveryStorage, Queues};
+use llmflow_netguard::AddressPolicy;
 
 use crate::schedule::RetrySchedule;
 use crate::signing::SigningKey;
-use crate::ssrf::AddressPolicy;
 
 /// Default connect timeout of a delivery (`WEBHOOK_CONNECT_TIMEOUT_SECS`).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -65,7 +68,7 @@ impl WebhookState {
                 );
             }
         }
-        let client = ssrf::build_client(
+        let client = client::build_client(
             policy.clone(),
             Duration::from_secs(config.webhook_connect_timeout_secs),
             Duration::from_secs(config.webhook_request_timeout_secs),

@@ -359,8 +359,7 @@ pub async fn submit(
         let blocked = reqwest::Url::parse(url)
             .map_err(|e| e.to_string())
             .and_then(|u| {
-                llmflow_webhook::ssrf::check_url(&state.webhook_policy, &u)
-                    .map_err(|e| e.to_string())
+                llmflow_netguard::check_url(&state.webhook_policy, &u).map_err(|e| e.to_string())
             });
         if let Err(message) = blocked {
             return Err(ApiError::validation(vec![FieldError {
