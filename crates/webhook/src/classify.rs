@@ -106,13 +106,24 @@ fn is_timeout_io(e: &(dyn StdError + 'static)) -> bool {
 /// A one-line description of `err` with its causes (`outer: cause: root`), for attempt records
 /// and logs. The URL is reduced to its origin, because paths and queries often carry tokens.
 pub fn describe(err: &reqwest::Error) -> String {
+    let origin = err
+        .url()
+        .map(|url| (url.as_str(), url.origin().ascii_serialization()));
+    join_causes(err, |msg| match &origin {
+        Some((url, origin)) => msg.replace(url, origin),
+        None => msg,
+    })
+}
+
+/// Any error with its causes on one line (`outer: cause: root`), for logs.
+pub(crate) fn describe_chain(err: &(dyn StdError + 'static)) -> String {
+    join_causes(err, |msg| msg)
+}
+
+fn join_causes(err: &(dyn StdError + 'static), rewrite: impl Fn(String) -> String) -> String {
     let mut parts: Vec<String> = Vec::new();
     for e in chain(err) {
-        let mut msg = e.to_string();
-        if let Some(url) = err.url() {
-            let origin = url.origin().ascii_serialization();
-            msg = msg.replace(url.as_str(), &origin);
-        }
+        let msg = rewrite(e.to_string());
         // Wrappers often repeat their cause (io::Error displays the error it wraps).
         if !msg.is_empty() && !parts.last().is_some_and(|last| last.contains(&msg)) {
             parts.push(msg);
