@@ -20,9 +20,10 @@ COPY crates/worker/Cargo.toml crates/worker/
 COPY crates/webhook/Cargo.toml crates/webhook/
 COPY crates/cli/Cargo.toml crates/cli/
 COPY crates/emulator/Cargo.toml crates/emulator/
+COPY crates/netguard/Cargo.toml crates/netguard/
 RUN set -eux; \
-    mkdir -p crates/core/src crates/cli/src; \
-    touch crates/core/src/lib.rs; \
+    mkdir -p crates/core/src crates/netguard/src crates/cli/src; \
+    touch crates/core/src/lib.rs crates/netguard/src/lib.rs; \
     echo 'fn main() {}' > crates/cli/src/main.rs; \
     for c in api worker webhook emulator; do \
         mkdir -p "crates/$c/src"; \
