@@ -5,7 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use standardwebhooks::Webhook;
 
-use crate::support::{llmflow, Listener};
+use crate::support::{run, Listener};
 
 /// The Standard Webhooks known-answer secret.
 const SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
@@ -96,9 +96,8 @@ async fn refuses_to_start_without_a_usable_secret() {
     ] {
         let mut all = vec!["listen", "--address", "127.0.0.1:0"];
         all.extend(args);
-        let out = llmflow(&all, &vars).output().await.unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{all:?}: {stderr}");
-        assert!(stderr.contains(expect), "{all:?}: {stderr}");
+        let ran = run(&all, &vars).await;
+        assert!(!ran.success, "{all:?}: {}", ran.stderr);
+        assert!(ran.stderr.contains(expect), "{all:?}: {}", ran.stderr);
     }
 }

@@ -22,6 +22,23 @@ pub fn llmflow(args: &[&str], vars: &[(&str, &str)]) -> Command {
     command
 }
 
+/// What a finished `llmflow` run said.
+pub struct Ran {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `llmflow` with `args` and only `vars` in its environment, to the end.
+pub async fn run(args: &[&str], vars: &[(&str, &str)]) -> Ran {
+    let out = llmflow(args, vars).output().await.unwrap();
+    Ran {
+        success: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }

@@ -9,7 +9,7 @@ use llmflow_webhook::client::build_client;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-use crate::support::http::{attempt, client, Server, OK};
+use crate::support::http::{attempt, client, serve_once, Server, OK};
 
 #[test]
 fn error_class_names() {
@@ -72,14 +72,12 @@ async fn slow_response_is_timeout() {
 #[tokio::test]
 async fn tls_to_plain_http_is_tls() {
     // A plain-HTTP server answers the TLS ClientHello with an HTTP response.
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        let (mut sock, _) = listener.accept().await.unwrap();
+    let port = serve_once(|mut sock| async move {
         let mut chunk = [0u8; 512];
         let _ = sock.read(&mut chunk).await;
         let _ = sock.write_all(OK.as_bytes()).await;
-    });
+    })
+    .await;
     let policy = AddressPolicy::parse_cidrs("127.0.0.0/8").unwrap();
     let url = format!("https://127.0.0.1:{port}/");
     let err = client(&policy).get(&url).send().await.unwrap_err();

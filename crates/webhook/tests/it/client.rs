@@ -8,9 +8,8 @@ use llmflow_webhook::classify::ErrorClass;
 use llmflow_webhook::client::{build_client, USER_AGENT};
 use llmflow_webhook::resolver::PolicyResolver;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 
-use crate::support::http::{attempt, client, Server, OK, REDIRECT};
+use crate::support::http::{attempt, client, serve_once, Server, OK, REDIRECT};
 
 #[tokio::test]
 async fn internal_destinations_are_blocked_without_connecting() {
@@ -54,10 +53,7 @@ async fn allow_listed_loopback_succeeds() {
 #[tokio::test]
 async fn user_agent_is_sent() {
     // A server that echoes the request head back as the body.
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        let (mut sock, _) = listener.accept().await.unwrap();
+    let port = serve_once(|mut sock| async move {
         let mut buf = Vec::new();
         let mut chunk = [0u8; 1024];
         while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -70,7 +66,8 @@ async fn user_agent_is_sent() {
         );
         sock.write_all(head.as_bytes()).await.unwrap();
         sock.write_all(&buf).await.unwrap();
-    });
+    })
+    .await;
     let policy = AddressPolicy::parse_cidrs("127.0.0.1").unwrap();
     let res = attempt(
         &client(&policy),

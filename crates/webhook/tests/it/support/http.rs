@@ -8,8 +8,10 @@ use std::time::Duration;
 use llmflow_netguard::{check_url, AddressPolicy, Url};
 use llmflow_webhook::classify::{classify, ErrorClass};
 use llmflow_webhook::client::build_client;
+use std::future::Future;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+
+use tokio::net::{TcpListener, TcpStream};
 
 /// A loopback HTTP server that counts connections and answers each with `response`.
 pub struct Server {
@@ -53,6 +55,21 @@ impl Server {
     pub fn connections(&self) -> usize {
         self.accepted.load(Ordering::SeqCst)
     }
+}
+
+/// A loopback server that hands its first connection to `serve`; returns its port.
+pub async fn serve_once<F, Fut>(serve: F) -> u16
+where
+    F: FnOnce(TcpStream) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let (sock, _) = listener.accept().await.unwrap();
+        serve(sock).await;
+    });
+    port
 }
 
 pub const OK: &str = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok";
