@@ -22,9 +22,10 @@ COPY crates/cli/Cargo.toml crates/cli/
 COPY crates/emulator/Cargo.toml crates/emulator/
 COPY crates/testkit/Cargo.toml crates/testkit/
 COPY crates/system-tests/Cargo.toml crates/system-tests/
+COPY crates/netguard/Cargo.toml crates/netguard/
 RUN set -eux; \
-    mkdir -p crates/core/src crates/cli/src crates/testkit/src crates/system-tests/src; \
-    touch crates/core/src/lib.rs crates/testkit/src/lib.rs crates/system-tests/src/lib.rs; \
+    mkdir -p crates/core/src crates/netguard/src crates/cli/src crates/testkit/src crates/system-tests/src; \
+    touch crates/core/src/lib.rs crates/netguard/src/lib.rs crates/testkit/src/lib.rs crates/system-tests/src/lib.rs; \
     echo 'fn main() {}' > crates/cli/src/main.rs; \
     for c in api worker webhook emulator; do \
         mkdir -p "crates/$c/src"; \

@@ -41,7 +41,7 @@ pub struct AppState {
     /// For connections of their own (SSE streams block on `XREAD`).
     pub redis_client: redis::Client,
     /// Webhook URLs naming a blocked literal address are refused at submit.
-    pub webhook_policy: llmflow_webhook::ssrf::AddressPolicy,
+    pub webhook_policy: llmflow_netguard::AddressPolicy,
     /// Per-user submit limits by tier (requests per minute); empty: no limit.
     pub rate_limits: Vec<(String, u32)>,
     client_key: String,
@@ -102,7 +102,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let redis_client = redis::Client::open(config.redis_url.expose_secret())
         .context("REDIS_URL is not a valid Redis URL")?;
     let webhook_policy =
-        llmflow_webhook::ssrf::AddressPolicy::parse_cidrs(&config.webhook_allowed_cidrs)
+        llmflow_netguard::AddressPolicy::parse_cidrs(&config.webhook_allowed_cidrs)
             .map_err(|e| anyhow::anyhow!("WEBHOOK_ALLOWED_CIDRS: {e}"))?;
     let rate_limits = config
         .rate_limit_tiers()

@@ -276,6 +276,13 @@ const ENV_KEYS: &[&str] = &[
     "SSE_KEEPALIVE_SECS",
 ];
 
+/// Whether `DATABASE_URL` and `REDIS_URL` must be set (services) or may be left empty (tools).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Urls {
+    Required,
+    Optional,
+}
+
 /// Settings that could not be read; the message names the variable or file key at fault.
 #[derive(Debug, thiserror::Error)]
 #[error("configuration error: {0}")]
@@ -284,19 +291,40 @@ pub struct ConfigError(#[source] Box<figment::Error>);
 impl Config {
     /// Defaults, then the TOML file named by `LLMFLOW_CONFIG` (if set), then the environment.
     pub fn load() -> Result<Config, ConfigError> {
-        let mut figment = Figment::from(Serialized::defaults(DEFAULTS));
+        let defaults = Figment::from(Serialized::defaults(DEFAULTS));
+        Self::from_figment(Self::file_then_env(defaults), Urls::Required)
+    }
+
+    /// Like [`Config::load`], for the operator CLI, whose commands reach PostgreSQL at most
+    /// (migrations) and often nothing (validation, the webhook listener): `DATABASE_URL` and
+    /// `REDIS_URL` may be unset, and are then empty. A command that connects checks its URL.
+    pub fn load_for_tools() -> Result<Config, ConfigError> {
+        Self::from_figment(Self::file_then_env(Self::tool_defaults()), Urls::Optional)
+    }
+
+    /// The defaults, with both connection URLs empty.
+    fn tool_defaults() -> Figment {
+        Figment::from(Serialized::defaults(DEFAULTS))
+            .merge(Serialized::default("database_url", ""))
+            .merge(Serialized::default("redis_url", ""))
+    }
+
+    fn file_then_env(mut figment: Figment) -> Figment {
         if let Ok(path) = std::env::var("LLMFLOW_CONFIG") {
             figment = figment.merge(Toml::file_exact(path));
         }
-        Self::from_figment(figment.merge(Self::env()))
+        figment.merge(Self::env())
     }
 
     /// Defaults overlaid with the given figment (used by tests and tools that build settings in code).
     pub fn from_overrides(overrides: Figment) -> Result<Config, ConfigError> {
-        Self::from_figment(Figment::from(Serialized::defaults(DEFAULTS)).merge(overrides))
+        Self::from_figment(
+            Figment::from(Serialized::defaults(DEFAULTS)).merge(overrides),
+            Urls::Required,
+        )
     }
 
-    fn from_figment(figment: Figment) -> Result<Config, ConfigError> {
+    fn from_figment(figment: Figment, urls: Urls) -> Result<Config, ConfigError> {
         let mut config: Config = figment.extract().map_err(|e| {
             // Name the environment variable, not the struct field, when one is missing.
             let text = e.to_string();
@@ -311,7 +339,7 @@ impl Config {
                 None => ConfigError(Box::new(e)),
             }
         })?;
-        config.check()?;
+        config.check(urls)?;
         for name in config.workflow_env_names() {
             if let Ok(value) = std::env::var(&name) {
                 config.workflow_env.insert(name, SecretString::from(value));
@@ -362,7 +390,7 @@ impl Config {
             .map(|key| key.as_str().to_lowercase().into())
     }
 
-    fn check(&self) -> Result<(), ConfigError> {
+    fn check(&self, urls: Urls) -> Result<(), ConfigError> {
         let invalid = |key: &str, message: String| {
             ConfigError(Box::new(figment::Error::from(format!(
                 "{}: {message}",
@@ -373,11 +401,12 @@ impl Config {
             ("database_url", self.database_url.expose_secret()),
             ("redis_url", self.redis_url.expose_secret()),
         ] {
-            if url.trim().is_empty() {
+            if url.trim().is_empty() && urls == Urls::Required {
                 return Err(invalid(key, "must not be empty".into()));
             }
         }
-        if !self.redis_url.expose_secret().starts_with("redis://")
+        if urls == Urls::Required
+            && !self.redis_url.expose_secret().starts_with("redis://")
             && !self.redis_url.expose_secret().starts_with("rediss://")
         {
             return Err(invalid(
@@ -605,6 +634,25 @@ mod tests {
             err.to_string().contains("EXTERNAL_API_RATE_LIMITS"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn tools_load_without_connection_urls() {
+        let config = Config::from_figment(Config::tool_defaults(), Urls::Optional)
+            .expect("no URL is needed");
+        assert!(config.database_url.expose_secret().is_empty());
+        assert_eq!(config.workflows_dir, PathBuf::from("./workflows"));
+        let set =
+            Config::tool_defaults().merge(Serialized::default("database_url", "postgres://x"));
+        let config = Config::from_figment(set, Urls::Optional).expect("a URL is taken");
+        assert_eq!(config.database_url.expose_secret(), "postgres://x");
+        let bad = Config::tool_defaults().merge(Serialized::default("stale_job_hours", "soon"));
+        let err = Config::from_figment(bad, Urls::Optional).expect_err("still checked");
+        assert!(err.to_string().contains("stale_job_hours"), "{err}");
+        // Services still need both.
+        let err = Config::from_figment(Config::tool_defaults(), Urls::Required)
+            .expect_err("services need the URLs");
+        assert!(err.to_string().contains("DATABASE_URL"), "{err}");
     }
 
     #[test]

@@ -12,10 +12,11 @@ use uuid::Uuid;
 
 use llmflow_core::db::deliveries::{self, AttemptOutcome};
 use llmflow_core::db::models::{AttemptRow, DeliveryRow};
+use llmflow_core::db::DbError;
 use llmflow_core::queue::{self, DeliveryMessage, DeliveryStorage, QueueError};
 
+use crate::classify::{classify, describe, ErrorClass};
 use crate::signing::{SigningKey, WebhookHeaders};
-use crate::ssrf::{self, ErrorClass};
 use crate::WebhookState;
 
 /// Response bodies are recorded up to this many bytes.
@@ -47,6 +48,16 @@ impl Trigger {
     }
 }
 
+/// Why a queue message was not handled to the end. The delivery row keeps its state, and the
+/// reconciler pushes the attempt again when it is due.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    #[error("claiming the attempt")]
+    Claim(#[source] DbError),
+    #[error("recording the attempt")]
+    Record(#[source] DbError),
+}
+
 /// What the receiver (or the network) answered.
 struct Response {
     status: Option<u16>,
@@ -58,16 +69,21 @@ struct Response {
 }
 
 /// Handles one queue message. Returns `Ok` also when the attempt was already made elsewhere.
-pub async fn handle(state: &WebhookState, message: &DeliveryMessage) -> anyhow::Result<()> {
+pub async fn handle(state: &WebhookState, message: &DeliveryMessage) -> Result<(), DeliveryError> {
     let claimed = {
-        let mut conn = state.pool.get().await?;
+        let mut conn = state
+            .pool
+            .get()
+            .await
+            .map_err(|e| DeliveryError::Claim(e.into()))?;
         deliveries::claim_attempt(
             &mut conn,
             message.delivery_id.0,
             message.attempt,
             state.claim_timeout,
         )
-        .await?
+        .await
+        .map_err(DeliveryError::Claim)?
     };
     let Some(claim) = claimed else {
         tracing::debug!(delivery_id = %message.delivery_id, attempt = message.attempt, "attempt already made");
@@ -114,8 +130,14 @@ pub async fn handle(state: &WebhookState, message: &DeliveryMessage) -> anyhow::
         attempted_at,
     };
     let recorded = {
-        let mut conn = state.pool.get().await?;
-        deliveries::record_attempt(&mut conn, &row, outcome, claim.token).await?
+        let mut conn = state
+            .pool
+            .get()
+            .await
+            .map_err(|e| DeliveryError::Record(e.into()))?;
+        deliveries::record_attempt(&mut conn, &row, outcome, claim.token)
+            .await
+            .map_err(DeliveryError::Record)?
     };
     if !recorded {
         // This sender was presumed dead and the attempt was claimed again; that claim records.
@@ -192,7 +214,7 @@ async fn send(state: &WebhookState, delivery: &DeliveryRow, keys: &[SigningKey])
         Ok(url) => url,
         Err(e) => return failed(ErrorClass::Blocked, format!("invalid URL: {e}")),
     };
-    if let Err(blocked) = ssrf::check_url(&state.policy, &url) {
+    if let Err(blocked) = llmflow_netguard::check_url(&state.policy, &url) {
         return failed(ErrorClass::Blocked, blocked.to_string());
     }
     let body = match serde_json::to_vec(&delivery.payload) {
@@ -215,7 +237,7 @@ async fn send(state: &WebhookState, delivery: &DeliveryRow, keys: &[SigningKey])
     }
     let response = match request.send().await {
         Ok(r) => r,
-        Err(e) => return failed(ssrf::classify(&e), ssrf::describe(&e)),
+        Err(e) => return failed(classify(&e), describe(&e)),
     };
     let status = response.status();
     let remote = response.remote_addr().map(|a| a.to_string());

@@ -1,31 +1,54 @@
-//! Signed webhook delivery: Standard Webhooks signatures, an SSRF-safe HTTP client, the retry
-//! schedule, and the apalis consumer that records every attempt in PostgreSQL.
+//! Signed webhook delivery: Standard Webhooks signatures, an SSRF-safe HTTP client (the
+//! address policy of `llmflow-netguard` applied to literal hosts and to every DNS answer), the
+//! retry schedule, and the apalis consumer that records every attempt in PostgreSQL.
 
+pub mod classify;
+pub mod client;
 pub mod delivery;
+pub mod resolver;
 pub mod schedule;
 pub mod signing;
-pub mod ssrf;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use apalis::prelude::*;
 use secrecy::ExposeSecret;
 use tokio_util::sync::CancellationToken;
 
 use llmflow_core::config::Config;
-use llmflow_core::db::{self, PgPool};
-use llmflow_core::queue::{self, DeliveryMessage, DeliveryStorage, Queues};
+use llmflow_core::db::{self, DbError, PgPool};
+use llmflow_core::queue::{self, DeliveryMessage, DeliveryStorage, QueueError, Queues};
+use llmflow_netguard::{AddressPolicy, CidrError};
 
-use crate::schedule::RetrySchedule;
-use crate::signing::SigningKey;
-use crate::ssrf::AddressPolicy;
+use crate::schedule::{RetrySchedule, ScheduleError};
+use crate::signing::{KeyError, SigningKey};
 
 /// Default connect timeout of a delivery (`WEBHOOK_CONNECT_TIMEOUT_SECS`).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default whole-request timeout of a delivery (`WEBHOOK_REQUEST_TIMEOUT_SECS`).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Why the webhook sender could not start; the message names the setting or service at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("WEBHOOK_ALLOWED_CIDRS")]
+    AllowedCidrs(#[source] CidrError),
+    #[error("WEBHOOK_RETRY_SCHEDULE")]
+    RetrySchedule(#[source] ScheduleError),
+    #[error("{name} is not a usable secret")]
+    Secret {
+        name: &'static str,
+        #[source]
+        source: KeyError,
+    },
+    #[error("building the webhook HTTP client")]
+    Client(#[source] reqwest::Error),
+    #[error("cannot reach PostgreSQL (DATABASE_URL)")]
+    Postgres(#[source] DbError),
+    #[error("cannot reach Redis (REDIS_URL)")]
+    Redis(#[source] QueueError),
+}
 
 /// What every delivery shares inside one process.
 pub struct WebhookState {
@@ -44,11 +67,11 @@ pub struct WebhookState {
 }
 
 impl WebhookState {
-    pub async fn connect(config: Config) -> anyhow::Result<WebhookState> {
+    pub async fn connect(config: Config) -> Result<WebhookState, StartError> {
         let policy = AddressPolicy::parse_cidrs(&config.webhook_allowed_cidrs)
-            .context("WEBHOOK_ALLOWED_CIDRS")?;
+            .map_err(StartError::AllowedCidrs)?;
         let schedule = RetrySchedule::parse(&config.webhook_retry_schedule)
-            .context("WEBHOOK_RETRY_SCHEDULE")?
+            .map_err(StartError::RetrySchedule)?
             .with_retry_after_cap(Duration::from_secs(config.webhook_retry_after_cap_secs));
         let mut default_keys = Vec::new();
         for (name, secret) in [
@@ -61,25 +84,25 @@ impl WebhookState {
             if let Some(secret) = Config::secret(secret) {
                 default_keys.push(
                     SigningKey::parse(secret)
-                        .with_context(|| format!("{name} is not a usable secret"))?,
+                        .map_err(|source| StartError::Secret { name, source })?,
                 );
             }
         }
-        let client = ssrf::build_client(
+        let client = client::build_client(
             policy.clone(),
             Duration::from_secs(config.webhook_connect_timeout_secs),
             Duration::from_secs(config.webhook_request_timeout_secs),
         )
-        .context("building the webhook HTTP client")?;
+        .map_err(StartError::Client)?;
         let pool = db::connect(
             config.database_url.expose_secret(),
             config.database_pool_size,
         )
         .await
-        .context("cannot reach PostgreSQL (DATABASE_URL)")?;
+        .map_err(StartError::Postgres)?;
         let redis = queue::connect(config.redis_url.expose_secret())
             .await
-            .context("cannot reach Redis (REDIS_URL)")?;
+            .map_err(StartError::Redis)?;
         let queues = Queues::new(config.redis_namespace.clone());
         let deliveries = queues.delivery_storage(redis.clone(), 1);
         let worker_name = format!(
@@ -135,7 +158,8 @@ async fn handle(
 ) -> Result<(), BoxDynError> {
     if let Err(e) = delivery::handle(&state, &message).await {
         // The delivery row keeps its state; the reconciler re-pushes it when due.
-        tracing::error!(delivery_id = %message.delivery_id, error = format!("{e:#}"), "delivery interrupted");
+        let error = classify::describe_chain(&e);
+        tracing::error!(delivery_id = %message.delivery_id, error, "delivery interrupted");
     }
     Ok(())
 }

@@ -22,7 +22,8 @@ async fn main() -> ExitCode {
     let state = match llmflow_webhook::WebhookState::connect(config).await {
         Ok(state) => state,
         Err(e) => {
-            eprintln!("llmflow-webhook: {e:#}");
+            // The error and its causes: the setting or service at fault, then why.
+            eprintln!("llmflow-webhook: {:#}", anyhow::Error::from(e));
             return ExitCode::FAILURE;
         }
     };

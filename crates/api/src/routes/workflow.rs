@@ -145,7 +145,7 @@ fn check_webhook_url(state: &AppState, request: &SubmitRequest) -> Result<(), Ap
     let blocked = reqwest::Url::parse(url)
         .map_err(|e| e.to_string())
         .and_then(|u| {
-            llmflow_webhook::ssrf::check_url(&state.webhook_policy, &u).map_err(|e| e.to_string())
+            llmflow_netguard::check_url(&state.webhook_policy, &u).map_err(|e| e.to_string())
         });
     blocked.map_err(|message| {
         ApiError::validation(vec![FieldError::new(
