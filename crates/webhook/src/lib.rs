@@ -45,11 +45,11 @@ pub struct WebhookState {
 
 impl WebhookState {
     pub async fn connect(config: Config) -> anyhow::Result<WebhookState> {
-        let policy = AddressPolicy::parse_cidrs(&config.webhook_allowed_cidrs)
-            .context("WEBHOOK_ALLOWED_CIDRS")?;
-        let schedule = RetrySchedule::parse(&config.webhook_retry_schedule)
-            .context("WEBHOOK_RETRY_SCHEDULE")?
-            .with_retry_after_cap(Duration::from_secs(config.webhook_retry_after_cap_secs));
+        let policy = AddressPolicy::new(config.webhook_allowed_cidrs.clone());
+        let schedule = RetrySchedule::new(
+            config.webhook_retry_schedule.clone(),
+            Duration::from_secs(config.webhook_retry_after_cap_secs),
+        );
         let mut default_keys = Vec::new();
         for (name, secret) in [
             ("LLM_WEBHOOK_SECRET", &config.llm_webhook_secret),
