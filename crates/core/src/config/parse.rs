@@ -15,8 +15,17 @@ use serde::de::{self, Deserializer, Visitor};
 use crate::llm::limits::LimitsConfig;
 use crate::ratelimit::Rate;
 
-/// A setting's text. figment reads an environment variable that looks like a number or a
-/// boolean as one (`WEBHOOK_RETRY_SCHEDULE=5`), so those are taken back as text.
+/// Visitor methods that take a scalar as the text it was written as.
+macro_rules! as_text {
+    ($($method:ident: $type:ty),* $(,)?) => {$(
+        fn $method<E: de::Error>(self, v: $type) -> Result<Text, E> {
+            Ok(Text(v.to_string()))
+        }
+    )*};
+}
+
+/// A setting's text. The file, or settings built in code, may give a number or a boolean
+/// where text is expected (`webhook_retry_schedule = 5` in TOML): it is taken as written.
 struct Text(String);
 
 impl<'de> de::Deserialize<'de> for Text {
@@ -30,24 +39,8 @@ impl<'de> de::Deserialize<'de> for Text {
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Text, E> {
                 Ok(Text(v.to_owned()))
             }
-            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Text, E> {
-                Ok(Text(v.to_string()))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Text, E> {
-                Ok(Text(v.to_string()))
-            }
-            fn visit_u128<E: de::Error>(self, v: u128) -> Result<Text, E> {
-                Ok(Text(v.to_string()))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Text, E> {
-                Ok(Text(v.to_string()))
-            }
-            fn visit_i128<E: de::Error>(self, v: i128) -> Result<Text, E> {
-                Ok(Text(v.to_string()))
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Text, E> {
-                Ok(Text(v.to_string()))
-            }
+            as_text!(visit_bool: bool, visit_u64: u64, visit_u128: u128, visit_i64: i64,
+                visit_i128: i128, visit_f64: f64);
         }
         deserializer.deserialize_any(TextVisitor)
     }
@@ -71,27 +64,41 @@ fn entries(text: &str) -> impl Iterator<Item = &str> {
     text.split(',').map(str::trim).filter(|e| !e.is_empty())
 }
 
+/// `name=rate,…`, each rate read by `rate(entry, text after "=")`; `form` names the shape of an
+/// entry for the error. A name listed twice is refused.
+fn named_rates(
+    text: &str,
+    form: &str,
+    rate: impl Fn(&str, &str) -> Result<Rate, String>,
+) -> Result<BTreeMap<String, Rate>, String> {
+    let mut rates = BTreeMap::new();
+    for entry in entries(text) {
+        let (name, value) = entry
+            .split_once('=')
+            .map(|(name, value)| (name.trim(), value.trim()))
+            .filter(|(name, _)| !name.is_empty())
+            .ok_or_else(|| format!("`{entry}` is not {form}"))?;
+        if rates.insert(name.to_owned(), rate(entry, value)?).is_some() {
+            return Err(format!("`{name}` is listed twice"));
+        }
+    }
+    Ok(rates)
+}
+
 /// `tier=requests_per_minute,…` (`RATE_LIMITS`); empty: no limits.
 pub(super) fn rate_tiers<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<BTreeMap<String, Rate>, D::Error> {
     parsed(deserializer, |text| {
-        let mut tiers = BTreeMap::new();
-        for part in entries(text) {
-            let (tier, limit) = part
-                .split_once('=')
-                .filter(|(tier, _)| !tier.trim().is_empty())
-                .ok_or_else(|| format!("`{part}` is not tier=requests_per_minute"))?;
+        named_rates(text, "tier=requests_per_minute", |entry, limit| {
             let limit: u64 = limit
-                .trim()
                 .parse()
-                .map_err(|_| format!("`{part}`: the limit must be a whole number"))?;
+                .map_err(|_| format!("`{entry}`: the limit must be a whole number"))?;
             if limit == 0 {
-                return Err(format!("`{part}`: the limit must be at least 1"));
+                return Err(format!("`{entry}`: the limit must be at least 1"));
             }
-            unique(&mut tiers, tier.trim(), Rate::per_minute(limit))?;
-        }
-        Ok(tiers)
+            Ok(Rate::per_minute(limit))
+        })
     })
 }
 
@@ -99,32 +106,16 @@ pub(super) fn rate_tiers<'de, D: Deserializer<'de>>(
 pub(super) fn service_rates<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<BTreeMap<String, Rate>, D::Error> {
+    const FORM: &str = "`service=calls/seconds`";
     parsed(deserializer, |text| {
-        let mut rates = BTreeMap::new();
-        for entry in entries(text) {
-            let parsed = entry.split_once('=').and_then(|(service, rate)| {
-                let (calls, secs) = rate.split_once('/')?;
-                let calls: u64 = calls.trim().parse().ok().filter(|n| *n > 0)?;
-                let secs: u64 = secs.trim().parse().ok().filter(|n| *n > 0)?;
-                Some((service.trim(), Rate::new(calls, Duration::from_secs(secs))))
-            });
-            match parsed {
-                Some((service, rate)) if !service.is_empty() => {
-                    unique(&mut rates, service, rate)?;
-                }
-                _ => return Err(format!("`{entry}` is not `service=calls/seconds`")),
-            }
-        }
-        Ok(rates)
+        named_rates(text, FORM, |entry, rate| {
+            let whole = |n: &str| n.trim().parse::<u64>().ok().filter(|n| *n > 0);
+            rate.split_once('/')
+                .and_then(|(calls, secs)| Some((whole(calls)?, whole(secs)?)))
+                .map(|(calls, secs)| Rate::new(calls, Duration::from_secs(secs)))
+                .ok_or_else(|| format!("`{entry}` is not {FORM}"))
+        })
     })
-}
-
-/// Adds `name` to a map of rates, refusing a name listed twice.
-fn unique(rates: &mut BTreeMap<String, Rate>, name: &str, rate: Rate) -> Result<(), String> {
-    match rates.insert(name.to_owned(), rate) {
-        None => Ok(()),
-        Some(_) => Err(format!("`{name}` is listed twice")),
-    }
 }
 
 /// CIDRs or single addresses, comma-separated (`WEBHOOK_ALLOWED_CIDRS`); blank entries are
