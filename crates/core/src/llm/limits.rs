@@ -2,10 +2,10 @@
 //! configured) a concurrency limit — a semaphore of leases that expire if their worker dies —
 //! and requests/tokens per minute (GCRA budgets of `crate::ratelimit`: a call costs one request
 //! and its expected tokens). All scopes of a call are admitted at once or not at all, in one
-//! script. The limiter also learns
-//! from the providers' rate-limit headers: when a provider says no requests remain, new calls
-//! to it wait until its window resets. Waiting for a limit is not an error; it is bounded by
-//! the step's timeout (the caller drops the future) and by `LLM_LIMIT_MAX_WAIT_SECS`.
+//! script. The limiter also learns from the providers' rate-limit headers: when a provider says
+//! no requests remain, new calls to it wait until its window resets. Waiting for a limit is not
+//! an error; it is bounded by the step's timeout (the caller drops the future) and by
+//! `LLM_LIMIT_MAX_WAIT_SECS`.
 //! A call to a provider with no configured limit asks Redis about holds at most every
 //! [`HOLD_RECHECK`] per process, so such calls usually start without a round trip; a hold this
 //! process learns applies to its own next call at once.
@@ -332,8 +332,8 @@ impl Limiter {
 
     /// Waits until the call may start: no hold on the provider, a free lease under every
     /// concurrency limit that applies, and room in every request and token budget. `tokens` is
-    /// what the call is expected to use. Redis being unreachable admits the call (with a warning): the
-    /// providers' own 429s, which are retried, then stand in for the shared limits.
+    /// what the call is expected to use. Redis being unreachable admits the call (with a
+    /// warning): the providers' own 429s, which are retried, then stand in for the shared limits.
     pub async fn acquire(
         &self,
         provider: &str,
