@@ -42,8 +42,6 @@ pub struct AppState {
     pub redis_client: redis::Client,
     /// Webhook URLs naming a blocked literal address are refused at submit.
     pub webhook_policy: llmflow_netguard::AddressPolicy,
-    /// Per-user submit limits by tier (requests per minute); empty: no limit.
-    pub rate_limits: Vec<(String, u32)>,
     client_key: String,
     admin_key: Option<String>,
 }
@@ -67,8 +65,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let admin_key = Config::secret(&config.admin_api_key).map(str::to_owned);
     let pricing =
         PriceTable::load(config.pricing_file.as_deref()).context("loading the pricing table")?;
-    let env = config.workflow_env_names();
-    let checks = Checks::new(&pricing).with_env(&env);
+    let checks = Checks::new(&pricing).with_env(config.workflow_env_names());
     let catalog = Catalog::load_checked(&config.workflows_dir, &config.prompts_dir, checks)
         .map_err(|errors| {
             let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
@@ -101,12 +98,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let jobs = queues.job_storage(redis.clone(), 1);
     let redis_client = redis::Client::open(config.redis_url.expose_secret())
         .context("REDIS_URL is not a valid Redis URL")?;
-    let webhook_policy =
-        llmflow_netguard::AddressPolicy::parse_cidrs(&config.webhook_allowed_cidrs)
-            .map_err(|e| anyhow::anyhow!("WEBHOOK_ALLOWED_CIDRS: {e}"))?;
-    let rate_limits = config
-        .rate_limit_tiers()
-        .map_err(|e| anyhow::anyhow!("RATE_LIMITS: {e}"))?;
+    let webhook_policy = llmflow_netguard::AddressPolicy::new(config.webhook_allowed_cidrs.clone());
     Ok(AppState {
         config,
         pool,
@@ -117,7 +109,6 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         pricing,
         redis_client,
         webhook_policy,
-        rate_limits,
         client_key,
         admin_key,
     })

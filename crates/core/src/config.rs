@@ -1,15 +1,29 @@
 //! One typed configuration for every llmflow process: defaults in code, then an optional TOML
 //! file (`LLMFLOW_CONFIG`), then environment variables with the names the service has always used.
 //! This is the only module that reads the environment.
+//!
+//! Settings written as text (comma-separated lists, a cron expression, JSON) are parsed here,
+//! once, into their types (see `parse`); a malformed value stops the load with an error naming
+//! its variable.
+
+mod parse;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use figment::error::Kind;
 use figment::providers::{Env, Format, Serialized, Toml};
-use figment::Figment;
+use figment::value::{Dict, Map, Value};
+use figment::{Figment, Metadata, Profile, Provider};
+use ipnet::IpNet;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
+
+use crate::llm::limits::LimitsConfig;
+use crate::ratelimit::Rate;
 
 /// Log output format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,8 +81,9 @@ pub struct Config {
     pub llm_retry_cap_ms: u64,
     /// Largest `Retry-After` honoured, in seconds.
     pub llm_retry_after_cap_secs: u64,
-    /// Provider limits shared by all workers, as JSON (see README, "Provider limits").
-    pub llm_limits: String,
+    /// Provider limits shared by all workers, given as JSON (see README, "Provider limits").
+    #[serde(deserialize_with = "parse::llm_limits")]
+    pub llm_limits: LimitsConfig,
     /// A concurrency lease not renewed for this many seconds (its worker died) is freed.
     pub llm_limit_lease_secs: u64,
     /// Longest an LLM call waits for its limits, in seconds (a step's timeout ends it sooner).
@@ -86,10 +101,13 @@ pub struct Config {
     /// Model prices; the table compiled into the binary when unset.
     pub pricing_file: Option<PathBuf>,
 
-    /// CIDRs webhook delivery may reach despite the SSRF rules (comma-separated).
-    pub webhook_allowed_cidrs: String,
-    /// Seconds between webhook attempts after each failure (comma-separated).
-    pub webhook_retry_schedule: String,
+    /// CIDRs webhook delivery may reach despite the SSRF rules (given comma-separated; a bare
+    /// address is that address alone).
+    #[serde(deserialize_with = "parse::cidrs")]
+    pub webhook_allowed_cidrs: Vec<IpNet>,
+    /// Delays between webhook attempts after each failure (given as seconds, comma-separated).
+    #[serde(deserialize_with = "parse::seconds_list")]
+    pub webhook_retry_schedule: Vec<Duration>,
     /// The longest a receiver's `Retry-After` may postpone a webhook retry, in seconds.
     pub webhook_retry_after_cap_secs: u64,
     /// TCP connect timeout of one webhook attempt, in seconds.
@@ -111,12 +129,14 @@ pub struct Config {
     pub stale_job_hours: u64,
     /// PostgreSQL connections per process.
     pub database_pool_size: usize,
-    /// Per-user submit rate limits, requests per minute by tier (`default=60,pro=600`; the
-    /// tier comes from `X-User-Tier`, else `default`). Empty: no limit.
-    pub rate_limits: String,
-    /// When the maintenance job (stale cleanup, queue history trim) runs: a cron expression
-    /// with seconds (`0 0 3 * * *` = daily at 03:00 UTC). Empty: never.
-    pub maintenance_cron: String,
+    /// Per-user submit rate limits by tier, given as requests per minute (`default=60,pro=600`;
+    /// the tier comes from `X-User-Tier`, else `default`). Empty: no limit.
+    #[serde(deserialize_with = "parse::rate_tiers")]
+    pub rate_limits: BTreeMap<String, Rate>,
+    /// When the maintenance job (stale cleanup, queue history trim) runs, given as a cron
+    /// expression with seconds (`0 0 3 * * *` = daily at 03:00 UTC). Empty: never (`None`).
+    #[serde(deserialize_with = "parse::cron_schedule")]
+    pub maintenance_cron: Option<cron::Schedule>,
     /// Finished and dead queue entries older than this many hours are trimmed from Redis.
     pub queue_history_hours: u64,
     /// Seconds of quiet after which an SSE stream sends a keep-alive comment.
@@ -125,15 +145,17 @@ pub struct Config {
     pub log_format: LogFormat,
 
     /// Environment names workflows may read as `${env.NAME}` in `external_api` steps
-    /// (comma-separated; default none).
-    pub workflow_env_allowlist: String,
+    /// (given comma-separated; default none).
+    #[serde(deserialize_with = "parse::env_names")]
+    pub workflow_env_allowlist: Vec<String>,
     /// Values of the allow-listed names: read from the environment at load (a value given in
     /// the config file under `[workflow_env]` is used when the variable is unset).
     #[serde(default)]
     pub workflow_env: BTreeMap<String, SecretString>,
-    /// Calls per window for each external service, `service=calls/seconds`, comma-separated;
-    /// `http` is the limit of each host reached by generic `external_api` calls.
-    pub external_api_rate_limits: String,
+    /// Calls per window for each external service, given as `service=calls/seconds`,
+    /// comma-separated; `http` is the limit of each host reached by generic `external_api` calls.
+    #[serde(deserialize_with = "parse::service_rates")]
+    pub external_api_rate_limits: BTreeMap<String, Rate>,
 }
 
 /// Defaults in code; serialised into the first figment layer.
@@ -276,6 +298,26 @@ const ENV_KEYS: &[&str] = &[
     "SSE_KEEPALIVE_SECS",
 ];
 
+/// The environment variables of [`ENV_KEYS`], each as the text it holds. figment's `Env` reads
+/// a value that looks like a number as a number, which refused an API key of digits; numeric
+/// settings are read from text instead (`extract_lossy`).
+struct EnvText(Env);
+
+impl Provider for EnvText {
+    fn metadata(&self) -> Metadata {
+        self.0.metadata()
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        let dict = self
+            .0
+            .iter()
+            .map(|(key, value)| (key.into_string(), Value::from(value)))
+            .collect();
+        Ok(self.0.profile.collect(dict))
+    }
+}
+
 /// Whether `DATABASE_URL` and `REDIS_URL` must be set (services) or may be left empty (tools).
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Urls {
@@ -283,10 +325,77 @@ enum Urls {
     Optional,
 }
 
-/// Settings that could not be read; the message names the variable or file key at fault.
+/// Settings that could not be read; the message names the variable at fault.
 #[derive(Debug, thiserror::Error)]
-#[error("configuration error: {0}")]
-pub struct ConfigError(#[source] Box<figment::Error>);
+pub enum ConfigError {
+    /// A required setting is not given.
+    #[error(
+        "configuration error: {variable} is not set (environment variable, or `{key}` in the \
+         LLMFLOW_CONFIG file)"
+    )]
+    Missing { variable: String, key: String },
+    /// A setting's value cannot be read as its type (the source says where it came from).
+    #[error("configuration error: {variable}: {}", .source.kind)]
+    Malformed {
+        variable: String,
+        #[source]
+        source: Box<figment::Error>,
+    },
+    /// A setting's value is out of range, or contradicts another setting.
+    #[error("configuration error: {variable}: {message}")]
+    Invalid { variable: String, message: String },
+    /// A key in the file (or in settings built in code) that names no setting.
+    #[error("configuration error: `{key}` is not a setting")]
+    Unknown {
+        key: String,
+        #[source]
+        source: Box<figment::Error>,
+    },
+    /// Anything else figment refused (an unreadable or malformed file).
+    #[error("configuration error: {0}")]
+    Other(#[source] Box<figment::Error>),
+}
+
+impl ConfigError {
+    /// A value refused by a check after parsing; `key` is the field (`rate_limits`).
+    fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            variable: key.to_uppercase(),
+            message: message.into(),
+        }
+    }
+
+    /// Names the variable at fault from figment's error kind and key path.
+    fn from_figment(error: figment::Error) -> ConfigError {
+        let key = |last: Option<&str>| {
+            error
+                .path
+                .iter()
+                .map(String::as_str)
+                .chain(last)
+                .collect::<Vec<_>>()
+                .join(".")
+        };
+        match &error.kind {
+            Kind::MissingField(field) => {
+                let key = key(Some(field));
+                ConfigError::Missing {
+                    variable: key.to_uppercase(),
+                    key,
+                }
+            }
+            Kind::UnknownField(field, _) => ConfigError::Unknown {
+                key: key(Some(field)),
+                source: Box::new(error),
+            },
+            _ if error.path.is_empty() => ConfigError::Other(Box::new(error)),
+            _ => ConfigError::Malformed {
+                variable: key(None).to_uppercase(),
+                source: Box::new(error),
+            },
+        }
+    }
+}
 
 impl Config {
     /// Defaults, then the TOML file named by `LLMFLOW_CONFIG` (if set), then the environment.
@@ -325,100 +434,60 @@ impl Config {
     }
 
     fn from_figment(figment: Figment, urls: Urls) -> Result<Config, ConfigError> {
-        let mut config: Config = figment.extract().map_err(|e| {
-            // Name the environment variable, not the struct field, when one is missing.
-            let text = e.to_string();
-            let missing = text
-                .split_once("missing field `")
-                .and_then(|(_, rest)| rest.split('`').next());
-            match missing {
-                Some(field) => ConfigError(Box::new(figment::Error::from(format!(
-                    "{} is not set (environment variable, or `{field}` in the LLMFLOW_CONFIG file)",
-                    field.to_uppercase()
-                )))),
-                None => ConfigError(Box::new(e)),
-            }
-        })?;
+        // Lossy: numbers and booleans are read from text (the environment gives only text).
+        let mut config: Config = figment.extract_lossy().map_err(ConfigError::from_figment)?;
         config.check(urls)?;
-        for name in config.workflow_env_names() {
-            if let Ok(value) = std::env::var(&name) {
-                config.workflow_env.insert(name, SecretString::from(value));
+        for name in &config.workflow_env_allowlist {
+            if let Ok(value) = std::env::var(name) {
+                config
+                    .workflow_env
+                    .insert(name.clone(), SecretString::from(value));
             }
         }
         Ok(config)
     }
 
     /// The names of `WORKFLOW_ENV_ALLOWLIST`.
-    pub fn workflow_env_names(&self) -> Vec<String> {
-        self.workflow_env_allowlist
-            .split(',')
-            .map(str::trim)
-            .filter(|n| !n.is_empty())
-            .map(str::to_owned)
-            .collect()
+    pub fn workflow_env_names(&self) -> &[String] {
+        &self.workflow_env_allowlist
     }
 
-    /// `EXTERNAL_API_RATE_LIMITS` as service → (calls, window).
-    pub fn external_api_rate_limits(&self) -> Result<BTreeMap<String, (u64, Duration)>, String> {
-        let mut limits = BTreeMap::new();
-        for entry in self
-            .external_api_rate_limits
-            .split(',')
-            .map(str::trim)
-            .filter(|e| !e.is_empty())
-        {
-            let parsed = entry.split_once('=').and_then(|(service, rate)| {
-                let (calls, secs) = rate.split_once('/')?;
-                let calls: u64 = calls.trim().parse().ok().filter(|n| *n > 0)?;
-                let secs: u64 = secs.trim().parse().ok().filter(|n| *n > 0)?;
-                Some((service.trim().to_owned(), calls, secs))
-            });
-            match parsed {
-                Some((service, calls, secs)) if !service.is_empty() => {
-                    limits.insert(service, (calls, Duration::from_secs(secs)));
-                }
-                _ => return Err(format!("`{entry}` is not `service=calls/seconds`")),
-            }
-        }
-        Ok(limits)
+    fn env() -> EnvText {
+        EnvText(
+            Env::raw()
+                .only(ENV_KEYS)
+                .map(|key| key.as_str().to_lowercase().into()),
+        )
     }
 
-    /// Environment variables are taken as plain strings: an API key of digits stays a string.
-    fn env() -> Env {
-        Env::raw()
-            .only(ENV_KEYS)
-            .map(|key| key.as_str().to_lowercase().into())
-    }
-
+    /// What parsing alone cannot refuse: ranges, and rules across settings.
     fn check(&self, urls: Urls) -> Result<(), ConfigError> {
-        let invalid = |key: &str, message: String| {
-            ConfigError(Box::new(figment::Error::from(format!(
-                "{}: {message}",
-                key.to_uppercase()
-            ))))
-        };
         for (key, url) in [
             ("database_url", self.database_url.expose_secret()),
             ("redis_url", self.redis_url.expose_secret()),
         ] {
             if url.trim().is_empty() && urls == Urls::Required {
-                return Err(invalid(key, "must not be empty".into()));
+                return Err(ConfigError::invalid(key, "must not be empty"));
             }
         }
         if urls == Urls::Required
             && !self.redis_url.expose_secret().starts_with("redis://")
             && !self.redis_url.expose_secret().starts_with("rediss://")
         {
-            return Err(invalid(
+            return Err(ConfigError::invalid(
                 "redis_url",
-                "must start with redis:// or rediss://".into(),
+                "must start with redis:// or rediss://",
             ));
         }
-        if self.worker_concurrency == 0 {
-            return Err(invalid("worker_concurrency", "must be at least 1".into()));
-        }
-        if self.webhook_concurrency == 0 {
-            return Err(invalid("webhook_concurrency", "must be at least 1".into()));
+        for (key, value) in [
+            ("worker_concurrency", self.worker_concurrency),
+            ("webhook_concurrency", self.webhook_concurrency),
+            ("database_pool_size", self.database_pool_size),
+            ("llm_http2_streams", self.llm_http2_streams),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::invalid(key, "must be at least 1"));
+            }
         }
         for (key, secs) in [
             (
@@ -431,54 +500,32 @@ impl Config {
             ),
         ] {
             if secs == 0 {
-                return Err(invalid(key, "must be at least 1 second".into()));
+                return Err(ConfigError::invalid(key, "must be at least 1 second"));
             }
         }
-        if self.database_pool_size == 0 {
-            return Err(invalid("database_pool_size", "must be at least 1".into()));
-        }
-        let allowed = self.workflow_env_names();
-        for name in &allowed {
-            let valid = name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                && !name.starts_with(|c: char| c.is_ascii_digit());
-            if !valid {
-                return Err(invalid(
-                    "workflow_env_allowlist",
-                    format!("`{name}` is not an environment variable name"),
-                ));
-            }
-        }
-        if let Some(name) = self.workflow_env.keys().find(|n| !allowed.contains(n)) {
-            return Err(invalid(
+        if let Some(name) = self
+            .workflow_env
+            .keys()
+            .find(|n| !self.workflow_env_allowlist.contains(n))
+        {
+            return Err(ConfigError::invalid(
                 "workflow_env",
                 format!("`{name}` is not in WORKFLOW_ENV_ALLOWLIST"),
             ));
         }
-        self.external_api_rate_limits()
-            .map_err(|e| invalid("external_api_rate_limits", e))?;
-        if let Err(message) = self.rate_limit_tiers() {
-            return Err(invalid("rate_limits", message));
-        }
-        for (key, value) in [("default_provider", self.default_provider.as_str())] {
-            if !matches!(value, "openrouter" | "openai" | "anthropic") {
-                return Err(invalid(key, format!("unknown provider `{value}`")));
-            }
-        }
-        if let Err(e) = crate::llm::limits::LimitsConfig::parse(&self.llm_limits) {
-            return Err(invalid("llm_limits", e.to_string()));
+        if !crate::llm::PROVIDER_NAMES.contains(&self.default_provider.as_str()) {
+            return Err(ConfigError::invalid(
+                "default_provider",
+                format!("unknown provider `{}`", self.default_provider),
+            ));
         }
         if self.llm_limit_lease_secs == 0 {
-            return Err(invalid("llm_limit_lease_secs", "must be at least 1".into()));
-        }
-        if self.llm_http2_streams == 0 {
-            return Err(invalid("llm_http2_streams", "must be at least 1".into()));
+            return Err(ConfigError::invalid(
+                "llm_limit_lease_secs",
+                "must be at least 1",
+            ));
         }
         Ok(())
-    }
-
-    /// The shared provider limits (`LLM_LIMITS`), checked when the config was loaded.
-    pub fn llm_limits(&self) -> crate::llm::limits::LimitsConfig {
-        crate::llm::limits::LimitsConfig::parse(&self.llm_limits).unwrap_or_default()
     }
 
     /// Lease expiry and longest wait of the shared limiter.
@@ -506,30 +553,6 @@ impl Config {
         Duration::from_millis(self.queue_poll_ms.max(1))
     }
 
-    /// The per-user limits by tier (requests per minute), from `rate_limits`.
-    pub fn rate_limit_tiers(&self) -> Result<Vec<(String, u32)>, String> {
-        let mut tiers = Vec::new();
-        for part in self
-            .rate_limits
-            .split(',')
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-        {
-            let (tier, limit) = part
-                .split_once('=')
-                .ok_or_else(|| format!("`{part}` is not tier=requests_per_minute"))?;
-            let limit: u32 = limit
-                .trim()
-                .parse()
-                .map_err(|_| format!("`{part}`: the limit must be a whole number"))?;
-            if limit == 0 {
-                return Err(format!("`{part}`: the limit must be at least 1"));
-            }
-            tiers.push((tier.trim().to_owned(), limit));
-        }
-        Ok(tiers)
-    }
-
     pub fn stale_after(&self) -> Duration {
         Duration::from_secs(self.stale_job_hours.saturating_mul(3600))
     }
@@ -540,133 +563,5 @@ impl Config {
             .as_ref()
             .map(|s| s.expose_secret())
             .filter(|s| !s.trim().is_empty())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use figment::providers::Serialized;
-    use serde_json::json;
-
-    fn with(values: serde_json::Value) -> Result<Config, ConfigError> {
-        Config::from_overrides(Figment::from(Serialized::defaults(values)))
-    }
-
-    #[test]
-    fn defaults_fill_everything_but_the_urls() {
-        let config = with(json!({
-            "database_url": "postgres://localhost/llmflow",
-            "redis_url": "redis://127.0.0.1:6379/2",
-        }))
-        .expect("valid config");
-        assert_eq!(config.port, 8000);
-        assert_eq!(config.worker_concurrency, 1000);
-        assert_eq!(config.webhook_retry_schedule, "5,15,45");
-    }
-
-    #[test]
-    fn missing_database_url_names_the_field() {
-        let err = with(json!({"redis_url": "redis://127.0.0.1"})).expect_err("must fail");
-        assert!(err.to_string().contains("DATABASE_URL is not set"), "{err}");
-    }
-
-    #[test]
-    fn malformed_number_names_the_field() {
-        let err = with(json!({
-            "database_url": "postgres://x", "redis_url": "redis://x", "port": "eighty"
-        }))
-        .expect_err("must fail");
-        assert!(err.to_string().contains("port"), "{err}");
-    }
-
-    #[test]
-    fn unknown_keys_are_rejected() {
-        let err = with(json!({
-            "database_url": "postgres://x", "redis_url": "redis://x", "prot": 1
-        }))
-        .expect_err("must fail");
-        assert!(err.to_string().contains("prot"), "{err}");
-    }
-
-    #[test]
-    fn llm_limits_are_parsed_and_checked() {
-        let config = with(json!({
-            "database_url": "postgres://x", "redis_url": "redis://x",
-            "llm_limits": r#"{"openrouter": {"max_concurrency": 2, "models": {"openai/gpt-4o": {"rpm": 5}}}}"#
-        }))
-        .expect("valid config");
-        let limits = config.llm_limits();
-        assert_eq!(limits.0["openrouter"].rule.max_concurrency, Some(2));
-        assert_eq!(limits.0["openrouter"].models["openai/gpt-4o"].rpm, Some(5));
-        for bad in [r#"{"acme": {}}"#, r#"{"openai": {"rpm": 0}}"#, "{not json"] {
-            let err = with(json!({
-                "database_url": "postgres://x", "redis_url": "redis://x", "llm_limits": bad
-            }))
-            .expect_err("must fail");
-            assert!(err.to_string().contains("LLM_LIMITS"), "{err}");
-        }
-    }
-
-    #[test]
-    fn env_allowlist_and_rate_limits_are_parsed_and_checked() {
-        let base = json!({"database_url": "postgres://x", "redis_url": "redis://x"});
-        let config = with(base.clone()).expect("defaults");
-        assert!(config.workflow_env_names().is_empty());
-        let limits = config.external_api_rate_limits().expect("default limits");
-        assert_eq!(limits["google_places"], (10, Duration::from_secs(1)));
-        let mut values = base.clone();
-        values["workflow_env_allowlist"] = json!("PARTNER_KEY, OTHER");
-        values["workflow_env"] = json!({"PARTNER_KEY": "from-file"});
-        let config = with(values.clone()).expect("valid");
-        assert_eq!(config.workflow_env_names(), ["PARTNER_KEY", "OTHER"]);
-        assert_eq!(
-            config.workflow_env["PARTNER_KEY"].expose_secret(),
-            "from-file"
-        );
-        values["workflow_env"] = json!({"NOT_LISTED": "x"});
-        let err = with(values).expect_err("value for a name not allowed");
-        assert!(err.to_string().contains("NOT_LISTED"), "{err}");
-        let mut values = base;
-        values["external_api_rate_limits"] = json!("google_places=ten/1");
-        let err = with(values).expect_err("bad limit");
-        assert!(
-            err.to_string().contains("EXTERNAL_API_RATE_LIMITS"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn tools_load_without_connection_urls() {
-        let config = Config::from_figment(Config::tool_defaults(), Urls::Optional)
-            .expect("no URL is needed");
-        assert!(config.database_url.expose_secret().is_empty());
-        assert_eq!(config.workflows_dir, PathBuf::from("./workflows"));
-        let set =
-            Config::tool_defaults().merge(Serialized::default("database_url", "postgres://x"));
-        let config = Config::from_figment(set, Urls::Optional).expect("a URL is taken");
-        assert_eq!(config.database_url.expose_secret(), "postgres://x");
-        let bad = Config::tool_defaults().merge(Serialized::default("stale_job_hours", "soon"));
-        let err = Config::from_figment(bad, Urls::Optional).expect_err("still checked");
-        assert!(err.to_string().contains("stale_job_hours"), "{err}");
-        // Services still need both.
-        let err = Config::from_figment(Config::tool_defaults(), Urls::Required)
-            .expect_err("services need the URLs");
-        assert!(err.to_string().contains("DATABASE_URL"), "{err}");
-    }
-
-    #[test]
-    fn secrets_never_print() {
-        let config = with(json!({
-            "database_url": "postgres://user:hunter2@db/x",
-            "redis_url": "redis://x",
-            "admin_api_key": "sekrit-admin"
-        }))
-        .expect("valid config");
-        let printed = format!("{config:?}");
-        assert!(
-            !printed.contains("hunter2") && !printed.contains("sekrit-admin"),
-            "{printed}"
-        );
     }
 }

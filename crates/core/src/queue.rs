@@ -1,5 +1,9 @@
 //! Queue messages and their Redis (apalis) plumbing. Messages carry ids only: the payloads live in
 //! PostgreSQL, and Redis may lose everything at any time — the reconciler re-pushes by id.
+//!
+//! apalis's Redis key layout (`{q}:active`, `{q}:workers`, `{q}:meta:{id}`, …) is known here
+//! alone; other crates ask the questions it answers (jobs waiting per band, live consumers,
+//! trimming finished history).
 
 use std::time::Duration;
 
@@ -283,6 +287,109 @@ pub async fn task_alive(
         .collect())
 }
 
+/// Removes done and dead entries finished before the cutoff, with their data and metadata
+/// (apalis never trims them). apalis records `done_at` in seconds (milliseconds in some paths,
+/// taken as such when implausibly large). KEYS: done set, dead set, data hash, meta prefix.
+/// ARGV: cutoff (seconds), maximum removed per call.
+const TRIM_SCRIPT: &str = r#"
+local removed = 0
+local limit = tonumber(ARGV[2])
+for _, set in ipairs({KEYS[1], KEYS[2]}) do
+  local cursor = "0"
+  repeat
+    local page = redis.call('SSCAN', set, cursor, 'COUNT', 500)
+    cursor = page[1]
+    for _, id in ipairs(page[2]) do
+      local meta = KEYS[4] .. ':' .. id
+      local done_at = tonumber(redis.call('HGET', meta, 'done_at') or '0') or 0
+      if done_at > 1000000000000 then done_at = done_at / 1000 end
+      if done_at < tonumber(ARGV[1]) then
+        redis.call('SREM', set, id)
+        redis.call('HDEL', KEYS[3], id)
+        redis.call('DEL', meta)
+        removed = removed + 1
+        if removed >= limit then return removed end
+      end
+    end
+  until cursor == "0"
+end
+return removed
+"#;
+
+/// Entries one trim call removes at most (the script runs again while it removes this many).
+const TRIM_BATCH: u64 = 10_000;
+
+impl Queues {
+    /// Every job and delivery queue: the three priority bands, then the webhooks.
+    fn all_queues(&self) -> Vec<String> {
+        let mut queues: Vec<String> = Band::ALL.iter().map(|b| self.band(*b)).collect();
+        queues.push(self.webhooks());
+        queues
+    }
+
+    /// Jobs waiting in Redis for a consumer, per priority band, highest band first.
+    pub async fn waiting_per_band(
+        &self,
+        conn: &mut ConnectionManager,
+    ) -> Result<[(Band, u64); 3], QueueError> {
+        let mut pipe = redis::pipe();
+        for band in Band::ALL {
+            pipe.cmd("LLEN").arg(format!("{}:active", self.band(band)));
+        }
+        let counts: Vec<u64> = pipe.query_async(conn).await?;
+        Ok(Band::ALL.map(|band| (band, counts.get(band.rank()).copied().unwrap_or(0))))
+    }
+
+    /// Job consumers whose last heartbeat is within `window`. Every worker process serves
+    /// every band, so the normal band's consumers count the workers.
+    pub async fn live_consumers(
+        &self,
+        conn: &mut ConnectionManager,
+        window: Duration,
+    ) -> Result<u64, QueueError> {
+        let since =
+            chrono::Utc::now().timestamp() - i64::try_from(window.as_secs()).unwrap_or(i64::MAX);
+        Ok(redis::cmd("ZCOUNT")
+            .arg(format!("{}:workers", self.band(Band::Normal)))
+            .arg(since)
+            .arg("+inf")
+            .query_async(conn)
+            .await?)
+    }
+
+    /// Removes from every queue the finished (done and dead) entries older than `keep`, which
+    /// apalis keeps forever; returns how many were removed.
+    pub async fn trim_history(
+        &self,
+        conn: &mut ConnectionManager,
+        keep: Duration,
+    ) -> Result<u64, QueueError> {
+        static TRIM: std::sync::LazyLock<redis::Script> =
+            std::sync::LazyLock::new(|| redis::Script::new(TRIM_SCRIPT));
+        let cutoff =
+            chrono::Utc::now().timestamp() - i64::try_from(keep.as_secs()).unwrap_or(i64::MAX);
+        let mut total = 0u64;
+        for queue in self.all_queues() {
+            loop {
+                let removed: u64 = TRIM
+                    .key(format!("{queue}:done"))
+                    .key(format!("{queue}:dead"))
+                    .key(format!("{queue}:data"))
+                    .key(format!("{queue}:meta"))
+                    .arg(cutoff)
+                    .arg(TRIM_BATCH)
+                    .invoke_async(conn)
+                    .await?;
+                total += removed;
+                if removed < TRIM_BATCH {
+                    break;
+                }
+            }
+        }
+        Ok(total)
+    }
+}
+
 /// Runs a queue consumer forever, rebuilding it whenever it stops: apalis ends a worker's `run`
 /// on any Redis error (a restart, a failover, a FLUSHALL), and a fresh worker under a new name
 /// reconnects. Waits between rebuilds grow from 250 ms to 10 s while failures repeat. Returns
@@ -296,7 +403,7 @@ pub async fn supervise<F, Fut>(
     Fut: std::future::Future<Output = Result<(), String>>,
 {
     let mut generation = 0u32;
-    let mut backoff = Duration::from_millis(250);
+    let mut failures = 0u32;
     loop {
         let started = std::time::Instant::now();
         let outcome = tokio::select! {
@@ -316,14 +423,21 @@ pub async fn supervise<F, Fut>(
                 tracing::error!(consumer = what, generation, error = %e, "queue consumer failed; restarting")
             }
         }
-        if started.elapsed() > Duration::from_secs(30) {
-            backoff = Duration::from_millis(250);
-        }
+        failures = if started.elapsed() > Duration::from_secs(30) {
+            1
+        } else {
+            failures + 1
+        };
+        let backoff = crate::backoff::exponential(
+            Duration::from_millis(250),
+            Duration::from_secs(10),
+            failures,
+            1.0,
+        );
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(backoff) => {}
         }
-        backoff = (backoff * 2).min(Duration::from_secs(10));
         generation += 1;
     }
 }

@@ -35,14 +35,7 @@ pub struct TemplateError(String);
 
 impl From<minijinja::Error> for TemplateError {
     fn from(e: minijinja::Error) -> Self {
-        let mut message = e.to_string();
-        let mut source = std::error::Error::source(&e);
-        while let Some(cause) = source {
-            message.push_str(": ");
-            message.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        TemplateError(message)
+        TemplateError(crate::telemetry::Chain(&e).to_string())
     }
 }
 

@@ -19,9 +19,9 @@ use tokio_util::sync::CancellationToken;
 use llmflow_core::config::Config;
 use llmflow_core::db::{self, DbError, PgPool};
 use llmflow_core::queue::{self, DeliveryMessage, DeliveryStorage, QueueError, Queues};
-use llmflow_netguard::{AddressPolicy, CidrError};
+use llmflow_netguard::AddressPolicy;
 
-use crate::schedule::{RetrySchedule, ScheduleError};
+use crate::schedule::RetrySchedule;
 use crate::signing::{KeyError, SigningKey};
 
 /// Default connect timeout of a delivery (`WEBHOOK_CONNECT_TIMEOUT_SECS`).
@@ -32,10 +32,6 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 /// Why the webhook sender could not start; the message names the setting or service at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("WEBHOOK_ALLOWED_CIDRS")]
-    AllowedCidrs(#[source] CidrError),
-    #[error("WEBHOOK_RETRY_SCHEDULE")]
-    RetrySchedule(#[source] ScheduleError),
     #[error("{name} is not a usable secret")]
     Secret {
         name: &'static str,
@@ -68,11 +64,11 @@ pub struct WebhookState {
 
 impl WebhookState {
     pub async fn connect(config: Config) -> Result<WebhookState, StartError> {
-        let policy = AddressPolicy::parse_cidrs(&config.webhook_allowed_cidrs)
-            .map_err(StartError::AllowedCidrs)?;
-        let schedule = RetrySchedule::parse(&config.webhook_retry_schedule)
-            .map_err(StartError::RetrySchedule)?
-            .with_retry_after_cap(Duration::from_secs(config.webhook_retry_after_cap_secs));
+        let policy = AddressPolicy::new(config.webhook_allowed_cidrs.clone());
+        let schedule = RetrySchedule::new(
+            config.webhook_retry_schedule.clone(),
+            Duration::from_secs(config.webhook_retry_after_cap_secs),
+        );
         let mut default_keys = Vec::new();
         for (name, secret) in [
             ("LLM_WEBHOOK_SECRET", &config.llm_webhook_secret),

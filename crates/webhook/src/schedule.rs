@@ -3,17 +3,6 @@
 
 use std::time::{Duration, SystemTime};
 
-/// Why a retry schedule string was rejected.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ScheduleError {
-    /// An entry is not a whole number of seconds.
-    #[error("retry delay `{entry}` is not a whole number of seconds")]
-    BadEntry {
-        /// The offending entry, trimmed.
-        entry: String,
-    },
-}
-
 /// When to retry a failed delivery: one fixed delay per retry, plus a cap on `Retry-After`.
 ///
 /// The default is 5 s, 15 s, 45 s (four attempts, at 0 s, 5 s, 20 s and 65 s after the first
@@ -48,29 +37,6 @@ impl RetrySchedule {
             delays,
             retry_after_cap,
         }
-    }
-
-    /// Parses delays in whole seconds, comma-separated (`"5,15,45"`; spaces allowed, empty string
-    /// = no retries), keeping the default `Retry-After` cap of 300 s.
-    pub fn parse(spec: &str) -> Result<RetrySchedule, ScheduleError> {
-        let delays = if spec.trim().is_empty() {
-            Vec::new()
-        } else {
-            spec.split(',')
-                .map(|entry| {
-                    let entry = entry.trim();
-                    entry.parse::<u64>().map(Duration::from_secs).map_err(|_| {
-                        ScheduleError::BadEntry {
-                            entry: entry.to_owned(),
-                        }
-                    })
-                })
-                .collect::<Result<Vec<_>, _>>()?
-        };
-        Ok(RetrySchedule {
-            delays,
-            ..RetrySchedule::default()
-        })
     }
 
     /// Returns the same delays with a different `Retry-After` cap.
@@ -196,42 +162,15 @@ mod tests {
     }
 
     #[test]
-    fn parse_schedules() {
-        assert_eq!(
-            RetrySchedule::parse("5,15,45").unwrap(),
-            RetrySchedule::default()
-        );
-        let s = RetrySchedule::parse(" 1 , 2,3 ").unwrap();
-        assert_eq!(s.delays(), &[secs(1), secs(2), secs(3)]);
+    fn schedules_of_given_delays() {
+        // Parsing `WEBHOOK_RETRY_SCHEDULE` is tested with the configuration.
+        let s = RetrySchedule::new(vec![secs(1), secs(2), secs(3)], secs(300));
         assert_eq!(s.max_attempts(), 4);
         assert_eq!(s.retry_after_cap(), secs(300));
-        let none = RetrySchedule::parse("").unwrap();
+        let none = RetrySchedule::new(Vec::new(), secs(300));
         assert_eq!(none.max_attempts(), 1);
         assert_eq!(none.delay_after(1, Some(secs(5))), None);
         assert_eq!(RetrySchedule::new(vec![secs(1)], secs(2)).max_attempts(), 2);
-    }
-
-    #[test]
-    fn parse_errors_name_the_entry() {
-        for (spec, bad) in [
-            ("5,x,45", "x"),
-            ("5,,45", ""),
-            ("5,-1", "-1"),
-            ("1.5", "1.5"),
-            ("5s", "5s"),
-            ("5,15,", ""),
-            ("99999999999999999999", "99999999999999999999"),
-        ] {
-            let err = RetrySchedule::parse(spec).unwrap_err();
-            assert_eq!(
-                err,
-                ScheduleError::BadEntry {
-                    entry: bad.to_owned()
-                },
-                "{spec}"
-            );
-            assert!(err.to_string().contains(&format!("`{bad}`")));
-        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! conditional UPDATE (`db::jobs::claim_many`): when idle a claim is written at once, under load
 //! a batch costs one round trip and one commit.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
@@ -15,7 +16,9 @@ use llmflow_core::db::{DbError, PgPool};
 /// Most claims written in one statement.
 const MAX_BATCH: usize = 200;
 
-type Reply = oneshot::Sender<Result<Claim, String>>;
+use crate::RunError;
+
+type Reply = oneshot::Sender<Result<Claim, Arc<DbError>>>;
 
 /// A handle for claiming jobs; clones share one writer task.
 #[derive(Clone)]
@@ -32,15 +35,15 @@ impl Claimer {
     }
 
     /// Claims one job (see `db::jobs::claim`).
-    pub async fn claim(&self, id: Uuid) -> anyhow::Result<Claim> {
+    pub async fn claim(&self, id: Uuid) -> Result<Claim, RunError> {
         let (reply, answer) = oneshot::channel();
         self.requests
             .send((id, reply))
-            .map_err(|_| anyhow::anyhow!("the claim writer has stopped"))?;
+            .map_err(|_| RunError::ClaimWriterStopped)?;
         answer
             .await
-            .map_err(|_| anyhow::anyhow!("the claim writer has stopped"))?
-            .map_err(|e| anyhow::anyhow!("claiming the job: {e}"))
+            .map_err(|_| RunError::ClaimWriterStopped)?
+            .map_err(RunError::Claim)
     }
 }
 
@@ -65,9 +68,9 @@ async fn write_claims(
                 }
             }
             Err(e) => {
-                let message = e.to_string();
+                let error = Arc::new(e);
                 for (_, reply) in batch.drain(..) {
-                    let _ = reply.send(Err(message.clone()));
+                    let _ = reply.send(Err(error.clone()));
                 }
             }
         }

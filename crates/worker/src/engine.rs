@@ -28,16 +28,17 @@ use llmflow_core::db::models::{JobRow, StepRow, UsageRow};
 use llmflow_core::db::{self, deliveries};
 use llmflow_core::pricing::usd_json;
 use llmflow_core::queue::{self, DeliveryMessage};
+use llmflow_core::telemetry::Chain;
 use llmflow_core::workflow::{retry_delay, LoadedWorkflow, OnError, Step, StepKind};
 use llmflow_core::{DeliveryId, JobId, JobStatus};
 
 use crate::steps::{self, llm::LlmCallCtx, StepFailure, StepOutput};
-use crate::WorkerState;
+use crate::{RunError, WorkerState};
 
 /// Claims and runs a job. `Ok` also when there was nothing to do (claimed elsewhere, finished).
 /// `Err` means the run was interrupted (database unreachable…): the job stays claimed and is
 /// re-run once the claim lapses.
-pub async fn run_job(state: &WorkerState, job_id: JobId) -> anyhow::Result<()> {
+pub async fn run_job(state: &WorkerState, job_id: JobId) -> Result<(), RunError> {
     let span = tracing::info_span!("job", %job_id, worker = %state.worker_name);
     async move {
         // Registered before the claim, so a cancellation announced after it is not missed.
@@ -58,7 +59,8 @@ pub async fn run_job(state: &WorkerState, job_id: JobId) -> anyhow::Result<()> {
             Ok(w) => w,
             Err(e) => {
                 let runner = Runner::new(state, &job, HashMap::new(), CancellationToken::new());
-                return runner.finish(Err(Stop::Failed(format!("{e:#}")))).await;
+                let message = Chain(&e).to_string();
+                return runner.finish(Err(Stop::Failed(message))).await;
             }
         };
         // Only an earlier claim can have committed steps: a first claim skips the read.
@@ -133,7 +135,7 @@ pub(crate) enum Stop {
     /// Another worker owns the job now: write nothing more.
     LostClaim,
     /// Infrastructure failed (database): leave the job for the reconciler.
-    Interrupted(anyhow::Error),
+    Interrupted(RunError),
 }
 
 impl From<db::DbError> for Stop {
@@ -638,11 +640,11 @@ impl<'a> Runner<'a> {
 
     /// Ends the job: its terminal state, result and `cost_data`, and the webhook it owes. Boxed
     /// (see `commit`).
-    fn finish(self, outcome: Result<Value, Stop>) -> BoxFuture<'a, anyhow::Result<()>> {
+    fn finish(self, outcome: Result<Value, Stop>) -> BoxFuture<'a, Result<(), RunError>> {
         Box::pin(self.finish_inline(outcome))
     }
 
-    async fn finish_inline(self, outcome: Result<Value, Stop>) -> anyhow::Result<()> {
+    async fn finish_inline(self, outcome: Result<Value, Stop>) -> Result<(), RunError> {
         let mut journal = self
             .journal
             .into_inner()

@@ -7,6 +7,7 @@ mod budget;
 pub mod cancel;
 mod claims;
 mod engine;
+pub mod error;
 pub mod events;
 pub mod external;
 pub mod maintenance;
@@ -17,7 +18,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::Context;
 use apalis::prelude::*;
 use apalis_redis::ConnectionManager;
 use secrecy::ExposeSecret;
@@ -30,9 +30,11 @@ use llmflow_core::llm::retry::RetryPolicy;
 use llmflow_core::llm::Providers;
 use llmflow_core::pricing::PriceTable;
 use llmflow_core::queue::{self, Band, DeliveryStorage, JobMessage, Queues};
+use llmflow_core::telemetry::Chain;
 use llmflow_core::workflow::{Checks, LoadedWorkflow};
 
 pub use engine::run_job;
+pub use error::{RunError, StartError};
 
 /// What every job shares inside one worker process.
 pub struct WorkerState {
@@ -65,34 +67,37 @@ pub struct WorkerState {
 
 impl WorkerState {
     /// Connects to PostgreSQL and Redis and sets up the providers.
-    pub async fn connect(config: Config) -> anyhow::Result<WorkerState> {
-        let providers = Providers::from_config(&config).context("building the LLM HTTP client")?;
+    pub async fn connect(config: Config) -> Result<WorkerState, StartError> {
+        let providers = Providers::from_config(&config).map_err(StartError::LlmClient)?;
         Self::connect_with(config, providers).await
     }
 
     /// As `connect`, with providers given (tests plug in their own).
-    pub async fn connect_with(config: Config, providers: Providers) -> anyhow::Result<WorkerState> {
-        let pricing = PriceTable::load(config.pricing_file.as_deref())
-            .context("loading the pricing table")?;
+    pub async fn connect_with(
+        config: Config,
+        providers: Providers,
+    ) -> Result<WorkerState, StartError> {
+        let pricing =
+            PriceTable::load(config.pricing_file.as_deref()).map_err(StartError::Pricing)?;
         let pool = db::connect(
             config.database_url.expose_secret(),
             config.database_pool_size,
         )
         .await
-        .context("cannot reach PostgreSQL (DATABASE_URL)")?;
+        .map_err(StartError::Database)?;
         let redis = queue::connect(config.redis_url.expose_secret())
             .await
-            .context("cannot reach Redis (REDIS_URL)")?;
+            .map_err(StartError::Redis)?;
         let queues = Queues::new(config.redis_namespace.clone());
         let deliveries = queues.delivery_storage(redis.clone(), 1);
         let limiter = Limiter::new(
             redis.clone(),
             &config.redis_namespace,
-            config.llm_limits(),
+            config.llm_limits.clone(),
             config.limiter_settings(),
         );
         let retry = RetryPolicy::from_config(&config);
-        let external = external::ExternalApis::new(&config)?;
+        let external = external::ExternalApis::new(&config).map_err(StartError::ExternalClient)?;
         let worker_name = format!(
             "worker-{}-{}",
             std::process::id(),
@@ -128,7 +133,7 @@ impl WorkerState {
     }
 
     /// The workflow a job was pinned to, from the cache or PostgreSQL.
-    async fn workflow(&self, hash: &str) -> anyhow::Result<Arc<LoadedWorkflow>> {
+    async fn workflow(&self, hash: &str) -> Result<Arc<LoadedWorkflow>, RunError> {
         if let Some(found) = self
             .definitions
             .lock()
@@ -140,13 +145,16 @@ impl WorkerState {
         let mut conn = self.pool.get().await?;
         let definition = db::jobs::load_definition(&mut conn, hash)
             .await?
-            .with_context(|| format!("workflow definition {hash} is missing"))?;
-        let env = self.config.workflow_env_names();
-        let checks = Checks::new(&self.pricing).with_env(&env);
+            .ok_or_else(|| RunError::MissingDefinition {
+                hash: hash.to_owned(),
+            })?;
+        let checks = Checks::new(&self.pricing).with_env(self.config.workflow_env_names());
         let loaded =
             LoadedWorkflow::from_definition_checked(definition, checks).map_err(|problems| {
                 let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
-                anyhow::anyhow!("stored workflow definition is invalid: {}", text.join("; "))
+                RunError::InvalidDefinition {
+                    problems: text.join("; "),
+                }
             })?;
         let loaded = Arc::new(loaded);
         if let Ok(mut cache) = self.definitions.lock() {
@@ -222,7 +230,7 @@ async fn handle(
     // Errors are ours to handle: a job that could not finish stays `processing` and the
     // reconciler re-pushes it once its claim lapses. apalis's own retries are not used.
     if let Err(e) = run_job(&state, message.job_id).await {
-        tracing::error!(job_id = %message.job_id, error = format!("{e:#}"), "job run interrupted");
+        tracing::error!(job_id = %message.job_id, error = %Chain(&e), "job run interrupted");
     }
     Ok(())
 }

@@ -21,7 +21,7 @@ async fn main() -> ExitCode {
     let state = match llmflow_worker::WorkerState::connect(config).await {
         Ok(state) => state,
         Err(e) => {
-            eprintln!("llmflow-worker: {e:#}");
+            eprintln!("llmflow-worker: {:#}", anyhow::Error::from(e));
             return ExitCode::FAILURE;
         }
     };

@@ -10,9 +10,10 @@ use tokio_util::sync::CancellationToken;
 
 use llmflow_core::db::{self, deliveries};
 use llmflow_core::queue::{self, Band, DeliveryMessage};
+use llmflow_core::telemetry::Chain;
 use llmflow_core::{DeliveryId, JobId, JobStatus};
 
-use crate::WorkerState;
+use crate::{RunError, WorkerState};
 
 /// Rows read per page.
 const PAGE: i64 = 500;
@@ -35,7 +36,7 @@ pub async fn run(state: Arc<WorkerState>, shutdown: CancellationToken) {
                 deliveries = counts.deliveries,
                 "re-pushed work missing from Redis"
             ),
-            Ok(Err(e)) => tracing::warn!(error = format!("{e:#}"), "reconcile pass failed"),
+            Ok(Err(e)) => tracing::warn!(error = %Chain(&e), "reconcile pass failed"),
         }
     }
 }
@@ -48,14 +49,14 @@ pub struct Counts {
 }
 
 /// One pass over jobs and deliveries.
-pub async fn reconcile_once(state: &WorkerState) -> anyhow::Result<Counts> {
+pub async fn reconcile_once(state: &WorkerState) -> Result<Counts, RunError> {
     Ok(Counts {
         jobs: reconcile_jobs(state).await?,
         deliveries: reconcile_deliveries(state).await?,
     })
 }
 
-async fn reconcile_jobs(state: &WorkerState) -> anyhow::Result<usize> {
+async fn reconcile_jobs(state: &WorkerState) -> Result<usize, RunError> {
     let min_age = state.config.reconcile_interval();
     let claim_timeout = state.config.claim_timeout();
     let mut redis = state.redis.clone();
@@ -114,7 +115,7 @@ async fn reconcile_jobs(state: &WorkerState) -> anyhow::Result<usize> {
     Ok(pushed)
 }
 
-async fn reconcile_deliveries(state: &WorkerState) -> anyhow::Result<usize> {
+async fn reconcile_deliveries(state: &WorkerState) -> Result<usize, RunError> {
     let grace = state.config.reconcile_interval();
     let claim_timeout = state.config.claim_timeout();
     let queue_name = state.queues.webhooks();

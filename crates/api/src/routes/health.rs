@@ -71,22 +71,14 @@ pub async fn health(state: web::Data<Arc<AppState>>) -> HttpResponse {
     }
 }
 
-/// Live workers (heartbeat within the window, read from apalis's worker set) and waiting jobs.
+/// Live workers (heartbeat within the window) and jobs waiting in every band.
 async fn redis_figures(state: &AppState) -> Option<(u64, u64)> {
     let mut conn = state.redis.clone();
-    let queue = state.queues.jobs();
-    let since = chrono::Utc::now().timestamp() - LIVE_WORKER_WINDOW.as_secs() as i64;
-    // Every worker serves every priority band, so the normal band's worker set counts them.
-    let mut pipe = redis::pipe();
-    pipe.cmd("ZCOUNT")
-        .arg(format!("{queue}:workers"))
-        .arg(since)
-        .arg("+inf");
-    for band in llmflow_core::queue::Band::ALL {
-        pipe.cmd("LLEN")
-            .arg(format!("{}:active", state.queues.band(band)));
-    }
-    let figures: Vec<u64> = pipe.query_async(&mut conn).await.ok()?;
-    let workers = <[u64]>::first(&figures).copied().unwrap_or(0);
-    Some((workers, figures.iter().skip(1).sum()))
+    let workers = state
+        .queues
+        .live_consumers(&mut conn, LIVE_WORKER_WINDOW)
+        .await
+        .ok()?;
+    let waiting = state.queues.waiting_per_band(&mut conn).await.ok()?;
+    Some((workers, waiting.iter().map(|(_, n)| n).sum()))
 }

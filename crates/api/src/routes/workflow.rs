@@ -341,13 +341,10 @@ fn new_job(
 /// Jobs waiting in Redis, for the wait estimate; 0 when Redis does not answer.
 async fn waiting_jobs(state: &AppState) -> u64 {
     let mut redis = state.redis.clone();
-    let mut pipe = redis::pipe();
-    for band in queue::Band::ALL {
-        pipe.cmd("LLEN")
-            .arg(format!("{}:active", state.queues.band(band)));
-    }
-    pipe.query_async::<Vec<u64>>(&mut redis)
+    state
+        .queues
+        .waiting_per_band(&mut redis)
         .await
-        .map(|counts| counts.iter().sum())
+        .map(|counts| counts.iter().map(|(_, n)| n).sum())
         .unwrap_or(0)
 }

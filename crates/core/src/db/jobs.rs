@@ -630,17 +630,6 @@ pub async fn release_expired_idempotency_key(
     Ok(())
 }
 
-/// Cost recorded so far for a job (committed usage).
-pub async fn cost_so_far(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Decimal, DbError> {
-    Ok(jobs::table
-        .find(id)
-        .select(jobs::total_cost_usd)
-        .first(conn)
-        .await
-        .optional()?
-        .unwrap_or_default())
-}
-
 /// The reason recorded on jobs a stale cleanup marks (by the admin route or the schedule).
 pub fn stale_reason(hours: u64) -> String {
     format!("stale: no progress for more than {hours} h; marked failed by cleanup")

@@ -1,9 +1,11 @@
 //! Provider limits shared by every worker through Redis: per provider (and per model where
 //! configured) a concurrency limit — a semaphore of leases that expire if their worker dies —
-//! and requests/tokens per minute (counters per one-minute window). The limiter also learns
-//! from the providers' rate-limit headers: when a provider says no requests remain, new calls
-//! to it wait until its window resets. Waiting for a limit is not an error; it is bounded by
-//! the step's timeout (the caller drops the future) and by `LLM_LIMIT_MAX_WAIT_SECS`.
+//! and requests/tokens per minute (GCRA budgets of `crate::ratelimit`: a call costs one request
+//! and its expected tokens). All scopes of a call are admitted at once or not at all, in one
+//! script. The limiter also learns from the providers' rate-limit headers: when a provider says
+//! no requests remain, new calls to it wait until its window resets. Waiting for a limit is not
+//! an error; it is bounded by the step's timeout (the caller drops the future) and by
+//! `LLM_LIMIT_MAX_WAIT_SECS`.
 //! A call to a provider with no configured limit asks Redis about holds at most every
 //! [`HOLD_RECHECK`] per process, so such calls usually start without a round trip; a hold this
 //! process learns applies to its own next call at once.
@@ -20,6 +22,7 @@ use redis::aio::ConnectionManager;
 use serde::Deserialize;
 
 use super::{ProviderError, RateLimitHint};
+use crate::ratelimit;
 
 /// Limits of one provider or one model; a missing figure is no limit.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -143,45 +146,47 @@ impl std::fmt::Debug for Limiter {
     }
 }
 
-/// Admission: returns 0 when admitted (leases taken, counters bumped), -1 when a concurrency
-/// limit is full, else the milliseconds until a hold or a minute window ends.
-/// KEYS[1] = hold key; then per scope: semaphore, request-window prefix, token-window prefix.
+/// Admission: returns 0 when admitted (leases taken, budgets charged), -1 when a concurrency
+/// limit is full, else the milliseconds until a hold ends or the request and token budgets
+/// have room. KEYS[1] = hold key; then per scope: semaphore, request budget, token budget.
 /// ARGV = lease id, lease ttl ms, scope count, then per scope: concurrency, rpm, tpm, tokens
-/// (0 = no limit).
+/// (0 = no limit). A call that needs more tokens than a whole minute's budget is admitted
+/// when that budget is untouched (else it never would be).
 static ADMIT: LazyLock<redis::Script> = LazyLock::new(|| {
-    redis::Script::new(
+    ratelimit::script(
         r"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = gcra_now()
+local now_ms = math.floor(now / 1000)
+local minute = 60000000
 local hold = redis.call('PTTL', KEYS[1])
 if hold > 0 then return hold end
 local n = tonumber(ARGV[3])
-local minute = math.floor(now / 60000)
-local to_next = 60000 - (now % 60000)
--- Scope i: its semaphore, this minute's request and token windows, and its limits.
+-- Scope i: its semaphore, request and token budgets, and its limits.
 local function scope(i)
   local k, a = 1 + (i - 1) * 3, 4 + (i - 1) * 4
-  return KEYS[k + 1], KEYS[k + 2] .. ':' .. minute, KEYS[k + 3] .. ':' .. minute,
+  return KEYS[k + 1], KEYS[k + 2], KEYS[k + 3],
     tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
 end
+local charges = {}
 for i = 1, n do
-  local sem, reqw, tokw, conc, rpm, tpm, tokens = scope(i)
+  local sem, requests, tokens_key, conc, rpm, tpm, tokens = scope(i)
   if conc > 0 then
-    redis.call('ZREMRANGEBYSCORE', sem, '-inf', now)
+    redis.call('ZREMRANGEBYSCORE', sem, '-inf', now_ms)
     if redis.call('ZCARD', sem) >= conc then return -1 end
   end
-  if rpm > 0 and tonumber(redis.call('GET', reqw) or '0') + 1 > rpm then return to_next end
-  if tpm > 0 then
-    local used = tonumber(redis.call('GET', tokw) or '0')
-    if used > 0 and used + tokens > tpm then return to_next end
+  for _, budget in ipairs({{requests, rpm, 1}, {tokens_key, tpm, tokens}}) do
+    if budget[2] > 0 then
+      local wait, tat = gcra_check(budget[1], now, budget[2], minute, budget[3])
+      if wait > 0 then return math.ceil(wait / 1000) end
+      charges[#charges + 1] = {budget[1], tat}
+    end
   end
 end
 for i = 1, n do
-  local sem, reqw, tokw, conc, rpm, tpm, tokens = scope(i)
-  if conc > 0 then redis.call('ZADD', sem, now + tonumber(ARGV[2]), ARGV[1]) end
-  if rpm > 0 then redis.call('INCR', reqw); redis.call('PEXPIRE', reqw, 120000) end
-  if tpm > 0 then redis.call('INCRBY', tokw, tokens); redis.call('PEXPIRE', tokw, 120000) end
+  local sem, _, _, conc = scope(i)
+  if conc > 0 then redis.call('ZADD', sem, now_ms + tonumber(ARGV[2]), ARGV[1]) end
 end
+for _, charge in ipairs(charges) do gcra_commit(charge[1], now, charge[2]) end
 return 0
 ",
     )
@@ -202,15 +207,15 @@ return 0
     )
 });
 
-/// Adds tokens to the current minute's window. KEYS = token-window prefixes; ARGV = tokens.
+/// Charges tokens to token budgets whether or not they fit (they were used already).
+/// KEYS = token budgets; ARGV = tokens, then each budget's tpm.
 static ADD_TOKENS: LazyLock<redis::Script> = LazyLock::new(|| {
-    redis::Script::new(
+    ratelimit::script(
         r"
-local t = redis.call('TIME')
-local minute = math.floor((tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)) / 60000)
+local now = gcra_now()
 for i = 1, #KEYS do
-  local k = KEYS[i] .. ':' .. minute
-  redis.call('INCRBY', k, ARGV[1]); redis.call('PEXPIRE', k, 120000)
+  local _, tat = gcra_check(KEYS[i], now, tonumber(ARGV[i + 1]), 60000000, tonumber(ARGV[1]))
+  gcra_commit(KEYS[i], now, tat)
 end
 return 0
 ",
@@ -233,26 +238,28 @@ return 0
 pub struct Permit {
     limiter: Limiter,
     semaphores: Vec<String>,
-    token_windows: Vec<String>,
+    /// Token budgets with their tokens per minute.
+    token_budgets: Vec<(String, u64)>,
     reserved_tokens: u64,
     lease: String,
     renewal: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Permit {
-    /// Corrects the token windows by what the call really used (only ever upwards: a
-    /// reservation that proved too large simply expires with its minute).
+    /// Corrects the token budgets by what the call really used (only ever upwards: a
+    /// reservation that proved too large is simply paid back as the budget refills).
     pub async fn record_tokens(&self, used: u64) {
         let extra = used.saturating_sub(self.reserved_tokens);
-        if extra == 0 || self.token_windows.is_empty() {
+        if extra == 0 || self.token_budgets.is_empty() {
             return;
         }
         let mut conn = self.limiter.redis.clone();
         let mut invocation = ADD_TOKENS.prepare_invoke();
-        for key in &self.token_windows {
-            invocation.key(key);
+        invocation.arg(extra);
+        for (key, tpm) in &self.token_budgets {
+            invocation.key(key).arg(tpm);
         }
-        if let Err(e) = invocation.arg(extra).invoke_async::<i64>(&mut conn).await {
+        if let Err(e) = invocation.invoke_async::<i64>(&mut conn).await {
             tracing::warn!(error = %e, "could not record token usage in the shared limiter");
         }
     }
@@ -324,9 +331,9 @@ impl Limiter {
     }
 
     /// Waits until the call may start: no hold on the provider, a free lease under every
-    /// concurrency limit that applies, and room in every minute window. `tokens` is what the
-    /// call is expected to use. Redis being unreachable admits the call (with a warning): the
-    /// providers' own 429s, which are retried, then stand in for the shared limits.
+    /// concurrency limit that applies, and room in every request and token budget. `tokens` is
+    /// what the call is expected to use. Redis being unreachable admits the call (with a
+    /// warning): the providers' own 429s, which are retried, then stand in for the shared limits.
     pub async fn acquire(
         &self,
         provider: &str,
@@ -343,7 +350,7 @@ impl Limiter {
         let mut invocation = ADMIT.prepare_invoke();
         invocation.key(self.key("hold", provider));
         let mut semaphores = Vec::new();
-        let mut token_windows = Vec::new();
+        let mut token_budgets = Vec::new();
         for (scope, rule) in &scopes {
             let sem = self.key("sem", scope);
             let tok = self.key("tpm", scope);
@@ -351,8 +358,8 @@ impl Limiter {
             if rule.max_concurrency.is_some() {
                 semaphores.push(sem);
             }
-            if rule.tpm.is_some() {
-                token_windows.push(tok);
+            if let Some(tpm) = rule.tpm {
+                token_budgets.push((tok, tpm));
             }
         }
         invocation.arg(&lease).arg(ttl_ms).arg(scopes.len());
@@ -379,7 +386,7 @@ impl Limiter {
                     if scopes.is_empty() {
                         self.mark_unheld(provider, true);
                     }
-                    return Ok(self.permit(semaphores, token_windows, tokens, lease));
+                    return Ok(self.permit(semaphores, token_budgets, tokens, lease));
                 }
                 -1 => {
                     let wait = poll;
@@ -408,7 +415,7 @@ impl Limiter {
     fn permit(
         &self,
         semaphores: Vec<String>,
-        token_windows: Vec<String>,
+        token_budgets: Vec<(String, u64)>,
         reserved_tokens: u64,
         lease: String,
     ) -> Permit {
@@ -439,7 +446,7 @@ impl Limiter {
         Permit {
             limiter: self.clone(),
             semaphores,
-            token_windows,
+            token_budgets,
             reserved_tokens,
             lease,
             renewal,

@@ -1,5 +1,6 @@
-//! When to try a provider call again: capped exponential backoff with jitter, and a provider's
-//! `Retry-After` honoured up to a cap. The timing is a pure function tests can call.
+//! When to try a provider call again: capped exponential backoff with jitter (`crate::backoff`),
+//! and a provider's `Retry-After` honoured up to a cap. The timing is a pure function tests can
+//! call.
 
 use std::time::Duration;
 
@@ -47,8 +48,7 @@ impl RetryPolicy {
     }
 
     /// The wait before retry number `attempt`, for a jitter draw `jitter` in `0.0..=1.0`:
-    /// the backoff `base × 2^(attempt-1)`, capped at `cap`, scaled into its upper half by the
-    /// jitter (so concurrent callers spread out but never retry early); never shorter than the
+    /// the exponential backoff of [`crate::backoff::exponential`], never shorter than the
     /// provider's `retry_after`, itself capped at `retry_after_cap`.
     pub fn delay_with_jitter(
         &self,
@@ -56,18 +56,7 @@ impl RetryPolicy {
         retry_after: Option<Duration>,
         jitter: f64,
     ) -> Duration {
-        let exponent = attempt.saturating_sub(1).min(30);
-        let backoff = self
-            .base
-            .checked_mul(1u32 << exponent)
-            .unwrap_or(self.cap)
-            .min(self.cap);
-        let jitter = if jitter.is_finite() {
-            jitter.clamp(0.0, 1.0)
-        } else {
-            0.0
-        };
-        let jittered = backoff.mul_f64(0.5 + jitter / 2.0);
+        let jittered = crate::backoff::exponential(self.base, self.cap, attempt, jitter);
         match retry_after {
             Some(wait) => jittered.max(wait.min(self.retry_after_cap)),
             None => jittered,

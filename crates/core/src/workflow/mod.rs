@@ -667,10 +667,14 @@ impl Checker<'_> {
 }
 
 /// Delay before retry number `attempt` (1 = the first retry) of a step with
-/// `on_error: retry`: `backoff_ms` doubled each time, at most 60 s.
+/// `on_error: retry`: `backoff_ms` doubled each time, at most 60 s, without jitter.
 pub fn retry_delay(backoff_ms: u64, attempt: u32) -> Duration {
-    let factor = 1u64 << attempt.saturating_sub(1).min(16);
-    Duration::from_millis(backoff_ms.saturating_mul(factor).min(60_000))
+    crate::backoff::exponential(
+        Duration::from_millis(backoff_ms),
+        Duration::from_secs(60),
+        attempt,
+        1.0,
+    )
 }
 
 #[cfg(test)]

@@ -171,6 +171,40 @@ async fn requests_per_minute_are_counted_across_limiters() {
     }
 }
 
+/// Tokens per minute are a budget each call pays its expected tokens from, corrected upwards
+/// by what it used; a call larger than the whole budget is let through when it is untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_per_minute_are_paid_from_one_budget() {
+    let ns = namespace();
+    let limits = r#"{"openai": {"tpm": 100}, "anthropic": {"tpm": 100}}"#;
+    let a = limiter(&ns, limits, settings(Duration::from_millis(200))).await;
+    let b = limiter(&ns, limits, settings(Duration::from_millis(200))).await;
+    a.acquire("openai", "m", 60).await.expect("60 of 100");
+    let error = b
+        .acquire("openai", "m", 60)
+        .await
+        .err()
+        .expect("another 60 waits for the budget to refill");
+    assert_eq!(error.kind(), "timeout");
+    b.acquire("openai", "m", 30).await.expect("30 more fit");
+    // Larger than the whole budget: admitted when nothing was taken, then everything waits.
+    let big = a
+        .acquire("anthropic", "m", 150)
+        .await
+        .expect("an untouched budget");
+    assert!(
+        b.acquire("anthropic", "m", 1).await.is_err(),
+        "budget spent"
+    );
+    drop(big);
+    // Usage beyond the reservation is charged too.
+    let ns = namespace();
+    let a = limiter(&ns, limits, settings(Duration::from_millis(200))).await;
+    let permit = a.acquire("openai", "m", 10).await.expect("10 of 100");
+    permit.record_tokens(95).await;
+    assert!(a.acquire("openai", "m", 10).await.is_err(), "95 were used");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limit_headers_hold_new_calls_until_the_reset() {
     let ns = namespace();

@@ -57,10 +57,7 @@ pub struct ExternalApis {
 }
 
 impl ExternalApis {
-    pub fn new(config: &Config) -> anyhow::Result<ExternalApis> {
-        let limits = config
-            .external_api_rate_limits()
-            .map_err(|e| anyhow::anyhow!("EXTERNAL_API_RATE_LIMITS: {e}"))?;
+    pub fn new(config: &Config) -> Result<ExternalApis, reqwest::Error> {
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(120))
@@ -71,7 +68,10 @@ impl ExternalApis {
         Ok(ExternalApis {
             client,
             memory: cache::MemoryCache::default(),
-            limiter: ratelimit::RateLimiter::new(&config.redis_namespace, limits),
+            limiter: ratelimit::RateLimiter::new(
+                &config.redis_namespace,
+                config.external_api_rate_limits.clone(),
+            ),
         })
     }
 }
