@@ -103,7 +103,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let pricing = PriceTable::load(config.pricing_file.as_deref())?;
             // The same `${env.NAME}` allow-list the services use (names only; no values needed).
             let env = config.workflow_env_names();
-            let checks = Checks::new(&pricing).with_env(&env);
+            let checks = Checks::new(&pricing).with_env(env);
             match Catalog::load_checked(&workflows, &prompts, checks) {
                 Ok(catalog) => {
                     for loaded in catalog.iter() {

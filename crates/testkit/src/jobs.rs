@@ -26,7 +26,7 @@ pub async fn insert(
     let config = &env.config;
     let pricing = PriceTable::load(config.pricing_file.as_deref()).expect("pricing table");
     let env_names = config.workflow_env_names();
-    let checks = Checks::new(&pricing).with_env(&env_names);
+    let checks = Checks::new(&pricing).with_env(env_names);
     let catalog = Catalog::load_checked(&config.workflows_dir, &config.prompts_dir, checks)
         .expect("workflows");
     let loaded = catalog
