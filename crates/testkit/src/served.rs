@@ -64,12 +64,8 @@ impl TestApp {
             .expect("submit")
     }
 
-    /// Submits `bench_pipeline` and returns the job id.
-    pub async fn submit_bench(&self, text: &str, webhook: bool) -> String {
-        let mut body = json!({"workflow_name": "bench_pipeline", "input_data": {"text": text}});
-        if webhook {
-            body["webhook_url"] = json!(self.receiver.url);
-        }
+    /// Submits `body`, expects 202 and returns the job id.
+    pub async fn submit_accepted(&self, body: Value) -> String {
         let response = self.submit(body).await;
         assert_eq!(
             response.status(),
@@ -79,6 +75,15 @@ impl TestApp {
         );
         let body: Value = response.json().await.expect("json");
         body["job_id"].as_str().expect("job_id").to_owned()
+    }
+
+    /// Submits `bench_pipeline` and returns the job id.
+    pub async fn submit_bench(&self, text: &str, webhook: bool) -> String {
+        let mut body = json!({"workflow_name": "bench_pipeline", "input_data": {"text": text}});
+        if webhook {
+            body["webhook_url"] = json!(self.receiver.url);
+        }
+        self.submit_accepted(body).await
     }
 
     pub async fn status(&self, job_id: &str) -> Value {

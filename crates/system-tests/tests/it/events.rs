@@ -150,17 +150,8 @@ async fn events_resume_after_a_dropped_connection_without_loss() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn progress_webhooks_are_sent_when_asked_for() {
     let app = TestApp::spawn().await;
-    let response = app
-        .submit(
-            json!({"workflow_name": "bench_pipeline", "input_data": {"text": "progress\nEMULATOR_SCORE: 10"},
-                       "webhook_url": app.receiver.url, "webhook_events": ["workflow.progress"]}),
-        )
-        .await;
-    assert_eq!(response.status(), 202);
-    let job_id = response.json::<Value>().await.expect("json")["job_id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let job_id = app.submit_accepted(json!({"workflow_name": "bench_pipeline", "input_data": {"text": "progress\nEMULATOR_SCORE: 10"},
+                       "webhook_url": app.receiver.url, "webhook_events": ["workflow.progress"]}),).await;
     app.wait_for_status(&job_id, "completed", Duration::from_secs(30))
         .await;
     let types = wait_until(
@@ -204,15 +195,10 @@ async fn streamed_text_arrives_as_chunk_events_and_chunk_webhooks() {
     let app = TestApp::spawn_with(json!({"workflows_dir": dir})).await;
     app.emulator
         .set_stream_chunk_delay(Duration::from_millis(5));
-    let response = app
-        .submit(json!({"workflow_name": "streamed", "input_data": {},
+    let job_id = app
+        .submit_accepted(json!({"workflow_name": "streamed", "input_data": {},
                        "webhook_url": app.receiver.url, "webhook_events": ["workflow.chunk"]}))
         .await;
-    assert_eq!(response.status(), 202);
-    let job_id = response.json::<Value>().await.expect("json")["job_id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
     let doc = app
         .wait_for_status(&job_id, "completed", Duration::from_secs(30))
         .await;

@@ -3,21 +3,14 @@
 use std::time::Duration;
 
 use diesel_async::RunQueryDsl;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::support::TestApp;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_budget_stops_the_job_before_a_call_that_would_exceed_it() {
     let app = TestApp::spawn().await;
-    let response = app
-        .submit(json!({"workflow_name": "bench_pipeline", "input_data": {"text": "cheap?"}, "max_cost_usd": 0.00001}))
-        .await;
-    assert_eq!(response.status(), 202);
-    let job_id = response.json::<Value>().await.expect("json")["job_id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let job_id = app.submit_accepted(json!({"workflow_name": "bench_pipeline", "input_data": {"text": "cheap?"}, "max_cost_usd": 0.00001})).await;
     let doc = app
         .wait_for_status(&job_id, "failed", Duration::from_secs(30))
         .await;
