@@ -40,6 +40,10 @@ for bin in llmflow-api llmflow-worker llmflow-webhook; do
   check_refuses "$bin" "$good_db" "redis://127.0.0.1:1/0" "Redis"
 done
 
+log "installing Mermaid's parser for the diagram checks (scripts/mermaid), when missing"
+[ -d scripts/mermaid/node_modules/mermaid ] ||
+  npm ci --prefix scripts/mermaid --no-audit --no-fund --silent >/dev/null
+
 log "running the test suite"
 cargo test --workspace --locked --no-fail-fast
 

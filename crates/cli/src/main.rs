@@ -7,9 +7,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod diagram;
 mod error;
 mod listen;
+mod mermaid;
 mod migrate;
+mod source;
 mod validate;
 
 use error::CliResult;
@@ -31,6 +34,7 @@ enum Command {
     Migrate(migrate::Args),
     Validate(validate::Args),
     Listen(listen::Args),
+    Diagram(diagram::Args),
 }
 
 #[tokio::main]
@@ -50,5 +54,6 @@ async fn run(command: Command) -> CliResult {
         Command::Migrate(args) => migrate::run(args).await,
         Command::Validate(args) => validate::run(args).await,
         Command::Listen(args) => listen::run(args).await,
+        Command::Diagram(args) => diagram::run(args).await,
     }
 }

@@ -1,6 +1,7 @@
 //! Tests of the `llmflow` binary, each run as its own process with its own environment.
 #![allow(clippy::unwrap_used)] // unwrap is the assertion in tests
 
+mod diagram;
 mod listen;
 mod migrate;
 mod support;
