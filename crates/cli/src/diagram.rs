@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use llmflow_core::llm::{CallCtx, CompletionRequest, Message, OutputFormat, Providers, Role};
 use llmflow_core::workflow::{LoadedWorkflow, Step, StepKind};
 
-use crate::error::{CliError, CliResult};
+use crate::error::{emit, CliError, CliResult};
 use crate::mermaid;
 use crate::source::{workflow_files, Found, Settings};
 
@@ -85,10 +85,7 @@ pub async fn run(args: Args) -> CliResult {
     let text = render(&loaded, args.format, describer.as_ref(), &settings).await?;
     match &args.out {
         Some(out) => write(out, &text),
-        None => {
-            print!("{text}");
-            Ok(())
-        }
+        None => emit(&text),
     }
 }
 

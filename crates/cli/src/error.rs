@@ -51,3 +51,20 @@ impl From<ConfigError> for CliError {
 }
 
 pub type CliResult = Result<(), CliError>;
+
+/// Writes `text` to standard output. A reader that went away (`llmflow … | head`) is not an
+/// error of the command.
+pub fn emit(text: &str) -> CliResult {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(CliError::Failed(anyhow::anyhow!(
+            "cannot write the output: {e}"
+        ))),
+    }
+}

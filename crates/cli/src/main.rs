@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod diagram;
+mod dry_run;
 mod error;
 mod listen;
 mod mermaid;
@@ -35,6 +36,7 @@ enum Command {
     Validate(validate::Args),
     Listen(listen::Args),
     Diagram(diagram::Args),
+    DryRun(dry_run::Args),
 }
 
 #[tokio::main]
@@ -55,5 +57,6 @@ async fn run(command: Command) -> CliResult {
         Command::Validate(args) => validate::run(args).await,
         Command::Listen(args) => listen::run(args).await,
         Command::Diagram(args) => diagram::run(args).await,
+        Command::DryRun(args) => dry_run::run(args).await,
     }
 }

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)] // unwrap is the assertion in tests
 
 mod diagram;
+mod dry_run;
 mod listen;
 mod migrate;
 mod support;

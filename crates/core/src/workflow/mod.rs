@@ -40,6 +40,7 @@ pub const DEFAULT_REPAIR_ATTEMPTS: u32 = 1;
 
 /// One problem in a definition or an input, with the JSON path where it is.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Problem {
     pub field: String,
     pub message: String,
