@@ -13,6 +13,7 @@ mod error;
 mod listen;
 mod mermaid;
 mod migrate;
+mod new;
 mod source;
 mod validate;
 
@@ -37,6 +38,7 @@ enum Command {
     Listen(listen::Args),
     Diagram(diagram::Args),
     DryRun(dry_run::Args),
+    New(new::Args),
 }
 
 #[tokio::main]
@@ -58,5 +60,6 @@ async fn run(command: Command) -> CliResult {
         Command::Listen(args) => listen::run(args).await,
         Command::Diagram(args) => diagram::run(args).await,
         Command::DryRun(args) => dry_run::run(args).await,
+        Command::New(args) => new::run(args).await,
     }
 }

@@ -5,5 +5,6 @@ mod diagram;
 mod dry_run;
 mod listen;
 mod migrate;
+mod new;
 mod support;
 mod validate;
