@@ -15,7 +15,9 @@ use regex::Regex;
 use serde::Serialize;
 use serde_json::Value;
 
-pub use catalog::{definition_hash, resolve_prompts, Catalog, CatalogError, LoadedWorkflow};
+pub use catalog::{
+    definition_hash, resolve_prompts, used_prompt_files, Catalog, CatalogError, LoadedWorkflow,
+};
 pub use condition::Condition;
 pub use external::{
     ExternalApiStep, ExternalCall, HttpCall, PlacesCall, DEFAULT_PLACES_FIELD_MASK,
