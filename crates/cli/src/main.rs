@@ -5,8 +5,9 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
+mod completions;
 mod diagram;
 mod dry_run;
 mod error;
@@ -33,12 +34,13 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    Migrate(migrate::Args),
+    New(new::Args),
     Validate(validate::Args),
-    Listen(listen::Args),
     Diagram(diagram::Args),
     DryRun(dry_run::Args),
-    New(new::Args),
+    Migrate(migrate::Args),
+    Listen(listen::Args),
+    Completions(completions::Args),
 }
 
 #[tokio::main]
@@ -61,5 +63,6 @@ async fn run(command: Command) -> CliResult {
         Command::Diagram(args) => diagram::run(args).await,
         Command::DryRun(args) => dry_run::run(args).await,
         Command::New(args) => new::run(args).await,
+        Command::Completions(args) => completions::run(args, &mut Cli::command()),
     }
 }

@@ -3,6 +3,7 @@
 
 mod diagram;
 mod dry_run;
+mod help;
 mod listen;
 mod migrate;
 mod new;
