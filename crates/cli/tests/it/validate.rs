@@ -31,6 +31,18 @@ async fn a_malformed_setting_is_named() {
         "{}",
         ran.stderr
     );
+    // A malformed setting is bad input for every command that reads workflows.
+    for args in [
+        &["validate"][..],
+        &["dry-run", "bench_single"],
+        &["diagram", "bench_single"],
+        &["new", "x"],
+    ] {
+        cli(args, &[("WORKFLOW_ENV_ALLOWLIST", "NOT-A-NAME")])
+            .assert()
+            .code(2)
+            .stderr(predicates::str::contains("WORKFLOW_ENV_ALLOWLIST"));
+    }
 }
 
 #[test]
