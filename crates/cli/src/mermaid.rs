@@ -105,10 +105,19 @@ impl Chart<'_> {
                 let stream = if llm.stream { " · stream" } else { "" };
                 let _ = write!(
                     label,
-                    "<br/>llm · {}<br/>{}{stream}{retry}",
+                    "<br/>llm · {}<br/>{}{stream}",
                     escape(provider),
                     escape(&llm.model)
                 );
+                for fallback in &llm.fallbacks {
+                    let _ = write!(
+                        label,
+                        "<br/>fallback: {} · {}",
+                        escape(&fallback.provider),
+                        escape(&fallback.model)
+                    );
+                }
+                label.push_str(&retry);
                 self.line(format!("  {node}(\"{label}\"):::llm"));
             }
             StepKind::Transform { operation, .. } => {

@@ -276,3 +276,95 @@ impl Estimator<'_> {
         (plan, total)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::estimate::estimate_call;
+    use crate::workflow::LoadedWorkflow;
+
+    fn llm(id: &str, max_tokens: u32) -> Value {
+        json!({"id": id, "type": "llm", "model": "openai/gpt-4o-mini",
+               "prompt": format!("Step {id} about {{{{ input.text }}}}"), "max_tokens": max_tokens})
+    }
+
+    #[test]
+    fn branches_take_the_cheapest_the_average_and_the_dearest_path() {
+        let pricing = PriceTable::built_in().unwrap();
+        let mut first = llm("a", 100);
+        first["on_error"] = json!({"mode": "retry", "attempts": 3, "backoff_ms": 10});
+        let definition = json!({
+            "name": "costs", "version": "1",
+            "input_schema": {"type": "object", "required": ["text"]},
+            "steps": [
+                first,
+                {"id": "route", "type": "conditional", "condition": "size(input.text) > 3",
+                 "then": [llm("b", 50)],
+                 "else": [{"id": "t", "type": "transform", "operation": "template", "template": "x"}]},
+                {"id": "both", "type": "parallel", "branches": {"y": [llm("d", 30)], "x": [llm("c", 20)]}}
+            ]
+        });
+        let loaded = LoadedWorkflow::from_definition(definition, &pricing).unwrap();
+        let input = json!({"text": "hello"});
+        let report = dry_run(&loaded.workflow, Some(&input), &pricing, "openai");
+        assert!(report.valid);
+        assert_eq!(report.workflow_name.as_deref(), Some("costs"));
+
+        let scope = json!({"input": input, "steps": {}});
+        let call = |id: &str| {
+            let step = find(&loaded.workflow.steps, id).unwrap();
+            let StepKind::Llm(llm) = &step.kind else {
+                panic!("{id} is not an llm step")
+            };
+            estimate_call(&pricing, llm, &scope).unwrap()
+        };
+        let (a, b, c, d) = (call("a"), call("b"), call("c"), call("d"));
+        let cost = report.cost_estimate.unwrap();
+        assert_eq!(cost.min_usd, a.min_usd + c.min_usd + d.min_usd);
+        assert_eq!(
+            cost.expected_usd,
+            a.expected_usd + b.expected_usd / Decimal::from(2) + c.expected_usd + d.expected_usd
+        );
+        assert_eq!(
+            cost.max_usd,
+            a.max_usd * Decimal::from(3) + b.max_usd + c.max_usd + d.max_usd
+        );
+        let ids: Vec<&str> = cost.llm_steps.iter().map(|s| s.step_id.as_str()).collect();
+        assert_eq!(ids, ["a", "b", "c", "d"]);
+
+        // The plan: both branches of the conditional, the parallel branches by name.
+        assert_eq!(report.plan[0].max_attempts, 3);
+        assert_eq!(report.plan[0].provider.as_deref(), Some("openai"));
+        assert_eq!(report.plan[1].then.as_ref().unwrap()[0].step_id, "b");
+        assert_eq!(report.plan[1].otherwise.as_ref().unwrap()[0].step_id, "t");
+        let branches = report.plan[2].branches.as_ref().unwrap();
+        assert_eq!(branches.keys().collect::<Vec<_>>(), ["x", "y"]);
+
+        // An input that fails the schema: invalid, its problem at its path, still a plan.
+        let report = dry_run(&loaded.workflow, Some(&json!({})), &pricing, "openai");
+        assert!(!report.valid);
+        assert_eq!(report.problems[0].field, "input_data.text");
+        assert_eq!(report.plan.len(), 3);
+    }
+
+    fn find<'a>(steps: &'a [Step], id: &str) -> Option<&'a Step> {
+        steps.iter().find_map(|step| {
+            if step.id == id {
+                return Some(step);
+            }
+            match &step.kind {
+                StepKind::Conditional {
+                    then, otherwise, ..
+                } => find(then, id).or_else(|| find(otherwise, id)),
+                StepKind::Parallel { branches, .. } => {
+                    branches.iter().find_map(|(_, steps)| find(steps, id))
+                }
+                StepKind::Llm(_) | StepKind::Transform { .. } | StepKind::ExternalApi(_) => None,
+            }
+        })
+    }
+}

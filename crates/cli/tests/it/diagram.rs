@@ -33,6 +33,15 @@ fn docs_pages_are_current_and_parse() {
             name.to_string_lossy()
         );
     }
+    // No page for a workflow that is gone.
+    for page in std::fs::read_dir(&docs).unwrap() {
+        let name = page.unwrap().file_name();
+        assert!(
+            out.path().join(&name).exists(),
+            "docs/workflows/{} has no workflow",
+            name.to_string_lossy()
+        );
+    }
     mermaid_parses(&generated);
 }
 
@@ -71,7 +80,8 @@ fn awkward_definitions_still_parse() {
         "steps": [
             {"id": "end", "type": "transform", "operation": "template", "template": "x"},
             {"id": "fan", "type": "parallel", "branches": {
-                "b": [{"id": "ask", "type": "llm", "model": "openai/gpt-4o-mini", "prompt": "hi"}],
+                "b": [{"id": "ask", "type": "llm", "model": "openai/gpt-4o-mini", "prompt": "hi",
+                       "fallbacks": [{"provider": "openai", "model": "openai/gpt-4o-mini"}]}],
                 "a": [{"id": "pick", "type": "conditional",
                        "condition": "input.kind == \"a&b\" || input.tag == \"#1\" || size(input) < 2",
                        "then": [{"id": "t", "type": "transform", "operation": "template", "template": "y"}]}]
@@ -99,6 +109,10 @@ fn awkward_definitions_still_parse() {
     let text = std::fs::read_to_string(&chart).unwrap();
     assert!(text.contains("s_end[/"), "{text}");
     assert!(text.contains("llm · anthropic"), "{text}");
+    assert!(
+        text.contains("<br/>fallback: openai · openai/gpt-4o-mini"),
+        "{text}"
+    );
     assert!(text.contains("s_pick -- \"else\" --> j_pick"), "{text}");
     // Branches in name order: `a` before `b`.
     let a = text.find("s_fan -- \"a\"").unwrap();

@@ -155,7 +155,10 @@ pub fn used_prompt_files(raw: &RawWorkflow, prompts_dir: &Path) -> BTreeSet<Path
     let mut pending = Vec::new();
     collect_prompt_files(&raw.steps, &mut pending);
     while let Some(file) = pending.pop() {
-        let relative: PathBuf = Path::new(&file).components().collect();
+        let relative: PathBuf = Path::new(&file)
+            .components()
+            .filter(|c| !matches!(c, Component::CurDir))
+            .collect();
         if !used.insert(relative.clone()) {
             continue;
         }
