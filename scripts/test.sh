@@ -41,7 +41,7 @@ for bin in llmflow-api llmflow-worker llmflow-webhook; do
 done
 
 log "installing Mermaid's parser for the diagram checks (scripts/mermaid), when missing"
-[ -d scripts/mermaid/node_modules/mermaid ] ||
+[ -d scripts/mermaid/node_modules/mermaid ] && [ -e scripts/mermaid/node_modules/.bin/tsc ] ||
   npm ci --prefix scripts/mermaid --no-audit --no-fund --silent >/dev/null
 
 log "running the test suite"

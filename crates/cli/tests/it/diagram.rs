@@ -7,7 +7,7 @@ use llmflow_emulator::{Emulator, EmulatorConfig, ScriptStep};
 use predicates::str::contains;
 use serde_json::json;
 
-use crate::support::{cli, mermaid_parses, repo_root};
+use crate::support::{cli, mermaid_checker, mermaid_parses, repo_root};
 
 #[test]
 fn docs_pages_are_current_and_parse() {
@@ -186,4 +186,21 @@ async fn describe_asks_the_configured_llm() {
     let stats = emulator.stats();
     assert_eq!(stats.calls, 1);
     assert_eq!(stats.calls_by_model.get("openai/gpt-4o-mini"), Some(&1));
+}
+
+#[test]
+fn the_mermaid_checker_type_checks_strictly() {
+    // `tsc --strict --checkJs` over scripts/mermaid/check.mjs (tsconfig.json).
+    let dir = mermaid_checker();
+    let out = std::process::Command::new(dir.join("node_modules/.bin/tsc"))
+        .args(["-p", "."])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

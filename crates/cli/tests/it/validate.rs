@@ -99,6 +99,11 @@ fn summarises_each_workflow_and_flags_unused_prompt_files() {
         r#"{"name": "broken", "steps": [{"id": "a", "type": "llm", "model": "no/such", "prompt": "p"}, {"id": "a", "type": "transform", "operation": "template", "template": "t"}]}"#,
     )
     .unwrap();
+    std::fs::write(
+        workflows.join("missing_prompt.json"),
+        r#"{"name": "missing_prompt", "steps": [{"id": "a", "type": "llm", "model": "openai/gpt-4o-mini", "prompt_file": "gone.md"}]}"#,
+    )
+    .unwrap();
     cli(&["validate"], &vars)
         .assert()
         .code(1)
@@ -106,7 +111,10 @@ fn summarises_each_workflow_and_flags_unused_prompt_files() {
             "steps[0].model: model `no/such` is not in the pricing table",
         ))
         .stderr(contains("steps[1].id: duplicate step id `a`"))
-        .stderr(contains("1 invalid workflow file(s)"));
+        .stderr(contains(
+            "steps[0].prompt_file: prompt file `gone.md` not found",
+        ))
+        .stderr(contains("2 invalid workflow file(s)"));
     // A folder that cannot be read is bad input.
     cli(&["validate", "--workflows", "no/such/folder"], &vars)
         .assert()
