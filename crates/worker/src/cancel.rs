@@ -13,9 +13,9 @@ use secrecy::ExposeSecret;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use llmflow_core::events;
+use llmflow_core::{db, events, queue, JobId};
 
-use crate::WorkerState;
+use crate::{RunError, WorkerState};
 
 /// The cancellation tokens of the jobs this process is running.
 #[derive(Default)]
@@ -110,4 +110,16 @@ pub async fn listen(state: Arc<WorkerState>, shutdown: CancellationToken) {
         }
         backoff = (backoff * 2).min(Duration::from_secs(10));
     }
+}
+
+/// Records and pushes the `workflow.cancelled` webhook of a job whose claim found it cancelled
+/// (its worker had died with the cancellation pending).
+pub async fn owe_cancelled(state: &WorkerState, job_id: JobId) -> Result<(), RunError> {
+    let ids = {
+        let mut conn = state.pool.get().await?;
+        db::ending::owe_terminal(&mut conn, &[job_id.0]).await?
+    };
+    let mut storage = state.delivery_storage();
+    queue::push_new_deliveries(&mut storage, &ids).await;
+    Ok(())
 }
