@@ -1,6 +1,7 @@
 //! `POST /api/v1/workflow/{job_id}/retry`: a `failed` job runs again from its first unfinished
 //! step. Its completed steps are reused (never called or paid for again); the failures that
 //! stopped it are kept in `retry_history`, and `retry_count` grows. Any other state is a 409.
+//! The failed run's live events are cleared, so `GET …/events` follows the new run.
 
 use std::sync::Arc;
 
@@ -9,8 +10,8 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use llmflow_core::db::{self, retry::RetryOutcome};
-use llmflow_core::queue;
 use llmflow_core::workflow::{Checks, LoadedWorkflow};
+use llmflow_core::{events, queue};
 use llmflow_core::{JobId, JobStatus};
 
 use crate::error::{ApiError, ErrorBody};
@@ -79,6 +80,17 @@ pub async fn retry(
         RetryOutcome::Queued { retry_count, .. } => retry_count,
         RetryOutcome::NotFailed(status) => return Err(not_failed(job_id, &status)),
     };
+    // The earlier run's events end with `job_failed`: a client following the new run must not
+    // stop there. The record of that run stays in PostgreSQL.
+    let mut redis = state.redis.clone();
+    let key = events::stream_key(&state.config.redis_namespace, job_id);
+    if let Err(e) = redis::cmd("DEL")
+        .arg(&key)
+        .query_async::<i64>(&mut redis)
+        .await
+    {
+        tracing::warn!(%job_id, error = %e, "cannot clear the failed run's events");
+    }
     let band = queue::Band::of(job.priority);
     let mut jobs = state.queues.band_storage(state.redis.clone(), band, 1);
     let status = match queue::push_job(&mut jobs, JobId(job_id), &task_id).await {

@@ -282,6 +282,24 @@ async fn a_failed_pipeline_retried_resumes_at_its_failed_phase_and_pays_each_ste
         .as_str()
         .expect("detail")
         .contains("completed"));
+
+    // The live events follow the last run: they end with its completion, not a failure.
+    let events = app
+        .http
+        .get(app.url(&format!("/status/{job_id}/events")))
+        .header("X-API-Key", API_KEY)
+        .send()
+        .await
+        .expect("events")
+        .text()
+        .await
+        .expect("event stream");
+    let names: Vec<&str> = events
+        .lines()
+        .filter_map(|l| l.strip_prefix("event: "))
+        .collect();
+    assert_eq!(names.last(), Some(&"job_completed"), "{names:?}");
+    assert!(!names.contains(&"job_failed"), "{names:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
