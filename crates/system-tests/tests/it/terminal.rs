@@ -180,3 +180,28 @@ async fn a_job_marked_stale_by_the_maintenance_pass_sends_workflow_failed() {
     let reason = hook["stale_reason"].as_str().expect("stale reason");
     assert!(reason.starts_with("stale: "), "{reason}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_whose_worker_died_with_a_cancellation_pending_sends_workflow_cancelled() {
+    // No worker yet: the job is left as a worker that died mid-run, after the cancellation was
+    // requested, leaves it. The next worker's claim finds it cancelled.
+    let mut app = TestApp::spawn_api(json!({})).await;
+    app.start_webhook().await;
+    let job_id = submit_for_user(&app, "orphan", json!([])).await;
+    let mut conn = app.conn().await;
+    diesel::sql_query(format!(
+        "UPDATE llm_workflow_jobs SET status = 'processing', cancel_requested = true, \
+         claimed_by = 'gone', attempts = 1, heartbeat_at = now() - interval '1 hour' \
+         WHERE id = '{job_id}'"
+    ))
+    .execute(&mut conn)
+    .await
+    .expect("orphan the job");
+    drop(conn);
+    app.start_worker().await;
+    let hook = webhook(&app, &job_id, "workflow.cancelled").await;
+    assert_eq!(hook["status"], "cancelled");
+    assert_eq!(hook["user_id"], USER);
+    assert_eq!(app.status(&job_id).await["status"], "cancelled");
+    assert_eq!(app.emulator.stats().calls, 0, "a cancelled job never runs");
+}
