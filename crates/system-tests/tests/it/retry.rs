@@ -13,11 +13,20 @@ use llmflow_emulator::ScriptStep;
 
 use crate::support::{wait_until, TestApp, API_KEY};
 
-/// The workflow the retry tests run. It stands in for `workflows/dev_framework.json`, with
-/// `EMULATOR_REPLY:` lines fixing each phase's answer; pointing the tests at the shipped file
-/// means changing [`pipeline_definition`] alone (no event storming on the path, so the LLM calls
-/// come in the order smart_detection, prd, the two parallel ones, execution_plan).
+/// The workflow the retry tests run. It stands in for `workflows/dev_framework.json` (same step
+/// ids, input and output shape), with `EMULATOR_REPLY:` lines fixing each phase's answer.
+/// Pointing the tests at the shipped file means changing [`PIPELINE`], [`pipeline_definition`]
+/// and [`pipeline_input`] alone: the tests assume only that the input takes the path without
+/// event storming, so that the LLM calls come in the order smart_detection, prd, the two
+/// parallel ones, execution_plan (the emulator's script fails them by that order).
 const PIPELINE: &str = "dev_framework_retry";
+
+/// The id of the parallel step (tech_stack ∥ approach_detection).
+const PARALLEL_STEP: &str = "design";
+
+fn pipeline_input() -> Value {
+    json!({"projectIdea": "A shared shopping list for a household, synced between phones."})
+}
 
 /// The LLM steps on the path taken, in the order they are called.
 const LLM_STEPS: [&str; 5] = [
@@ -37,19 +46,19 @@ fn pipeline_definition() -> Value {
     let detection = json!({
         "id": "smart_detection", "type": "llm", "model": "openai/gpt-4o-mini",
         "response_format": "json", "max_tokens": 200,
-        "prompt": "Does this idea need event storming? ${input.idea}\nEMULATOR_REPLY: {\"needs_event_storming\": false, \"complexity\": \"low\", \"reasoning\": \"small\"}"
+        "prompt": "Does this idea need event storming? ${input.projectIdea}\nEMULATOR_REPLY: {\"needs_event_storming\": false, \"complexity\": \"low\", \"reasoning\": \"small\"}",
+        "on_error": {"mode": "retry", "attempts": 3, "backoff_ms": 100}
     });
     json!({
         "name": PIPELINE,
         "version": "1.0.0",
         "steps": [
             detection,
-            {"id": "storming", "type": "conditional",
+            {"id": "event_storming_gate", "type": "conditional",
              "condition": "steps.smart_detection.output.needs_event_storming == true",
-             "then": [llm("event_storming", sonnet, "Event storming for ${input.idea}")],
-             "else": []},
-            llm("prd", sonnet, "Write the PRD of ${input.idea}\nEMULATOR_REPLY: PRD: build it."),
-            {"id": "analysis", "type": "parallel", "branches": {
+             "then": [llm("event_storming", sonnet, "Event storming for ${input.projectIdea}")]},
+            llm("prd", sonnet, "Write the PRD of ${input.projectIdea}\nEMULATOR_REPLY: PRD: build it."),
+            {"id": PARALLEL_STEP, "type": "parallel", "fail_fast": true, "branches": {
                 "stack": [llm("tech_stack", "openai/gpt-4o", "Tech stack for: ${steps.prd.output}\nEMULATOR_REPLY: Rust and PostgreSQL")],
                 "approach": [{
                     "id": "approach_detection", "type": "llm", "model": "openai/gpt-4o-mini",
@@ -91,7 +100,7 @@ async fn spawn() -> TestApp {
 async fn submit(app: &TestApp) -> String {
     app.submit_accepted(json!({
         "workflow_name": PIPELINE,
-        "input_data": {"idea": "a shared shopping list"},
+        "input_data": pipeline_input(),
         "webhook_url": app.receiver.url,
     }))
     .await
@@ -158,11 +167,9 @@ async fn a_failed_pipeline_retried_resumes_at_its_failed_phase_and_pays_each_ste
     let failed = app
         .wait_for_status(&job_id, "failed", Duration::from_secs(30))
         .await;
-    assert_eq!(
-        failed["finished_steps"],
-        json!(["smart_detection", "storming"]),
-        "{failed:#}"
-    );
+    let finished = failed["finished_steps"].as_array().expect("finished steps");
+    assert!(finished.contains(&json!("smart_detection")), "{failed:#}");
+    assert!(!finished.contains(&json!("prd")), "{failed:#}");
     let (status, prd) = get_step(&app, &job_id, "prd").await;
     assert_eq!(status, 200, "{prd}");
     assert_eq!(prd["status"], "failed");
@@ -172,7 +179,10 @@ async fn a_failed_pipeline_retried_resumes_at_its_failed_phase_and_pays_each_ste
     );
     let (status, detection) = get_step(&app, &job_id, "smart_detection").await;
     assert_eq!(status, 200);
-    assert_eq!(detection["output"]["needs_event_storming"], false);
+    assert_eq!(
+        detection["output"]["needs_event_storming"], false,
+        "the script assumes the path without event storming"
+    );
     assert_eq!(app.emulator.stats().calls, 2);
 
     // Only a failed job can be retried.
@@ -201,7 +211,7 @@ async fn a_failed_pipeline_retried_resumes_at_its_failed_phase_and_pays_each_ste
     assert!(failed["error_message"]
         .as_str()
         .expect("error")
-        .contains("analysis"));
+        .contains(PARALLEL_STEP));
 
     // Run 3: everything answers.
     let (status, body) = post_retry(&app, &job_id).await;
@@ -211,10 +221,24 @@ async fn a_failed_pipeline_retried_resumes_at_its_failed_phase_and_pays_each_ste
         .wait_for_status(&job_id, "completed", Duration::from_secs(30))
         .await;
     let result = &done["result"];
-    assert_eq!(result["documents"]["prd"], "PRD: build it.");
-    assert_eq!(result["documents"]["tech_stack"], "Rust and PostgreSQL");
-    assert_eq!(result["documents"]["execution_plan"], "1. Do it.");
-    assert_eq!(result["approach"], "vertical");
+    // Each document is the recorded output of its step, reused or not.
+    for (document, step) in [
+        ("prd", "prd"),
+        ("tech_stack", "tech_stack"),
+        ("execution_plan", "execution_plan"),
+    ] {
+        let (status, row) = get_step(&app, &job_id, step).await;
+        assert_eq!(status, 200, "{row}");
+        assert_eq!(row["status"], "completed");
+        let text = result["documents"][document].as_str().expect("document");
+        assert!(!text.is_empty());
+        assert_eq!(row["output"], text, "{document}");
+    }
+    assert!(
+        ["horizontal", "vertical"].contains(&result["approach"].as_str().expect("approach")),
+        "{result:#}"
+    );
+    assert_eq!(result["detection"]["needs_event_storming"], false);
     assert_eq!(done["progress"], 100);
     assert_eq!(done["retry_count"], 2);
     let history = done["retry_history"].as_array().expect("history");
@@ -228,7 +252,7 @@ async fn a_failed_pipeline_retried_resumes_at_its_failed_phase_and_pays_each_ste
         .as_array()
         .expect("failed steps")
         .iter()
-        .any(|s| s["step_id"] == "analysis"));
+        .any(|s| s["step_id"] == PARALLEL_STEP));
     assert!(done["attempts"].as_i64().expect("attempts") >= 3);
 
     // Each phase's LLM call was made and recorded once: earlier phases were reused.
@@ -322,7 +346,7 @@ async fn an_earlier_step_output_is_readable_while_a_later_step_still_runs() {
     )
     .await;
     assert_eq!(prd["status"], "completed");
-    assert_eq!(prd["output"], "PRD: build it.");
+    assert!(!prd["output"].as_str().expect("the PRD").is_empty());
     assert!(prd["output_tokens"].as_i64().expect("tokens") > 0);
     assert!(prd["cost_usd"].as_f64().expect("cost") > 0.0);
     assert_eq!(prd["attempts"], 1);
