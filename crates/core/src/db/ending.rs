@@ -7,6 +7,7 @@
 //! the app is never left waiting for a job that ended without a word. The payloads are built
 //! here, for all of them alike, and carry the job's `user_id`.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -91,18 +92,28 @@ pub async fn owe_terminal(
         .select(JobRow::as_select())
         .load(conn)
         .await?;
+    if ended.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ended_ids: Vec<Uuid> = ended.iter().map(|j| j.id).collect();
+    let mut usage: HashMap<Uuid, Vec<UsageRow>> = HashMap::new();
+    let calls: Vec<UsageRow> = llm_provider_usage::table
+        .filter(llm_provider_usage::job_id.eq_any(&ended_ids))
+        .order(llm_provider_usage::created_at.asc())
+        .select(UsageRow::as_select())
+        .load(conn)
+        .await?;
+    for call in calls {
+        if let Some(job_id) = call.job_id {
+            usage.entry(job_id).or_default().push(call);
+        }
+    }
     let mut rows = Vec::new();
     for job in &ended {
         let Ok(status) = job.status.parse::<JobStatus>() else {
             continue;
         };
-        let usage: Vec<UsageRow> = llm_provider_usage::table
-            .filter(llm_provider_usage::job_id.eq(job.id))
-            .order(llm_provider_usage::created_at.asc())
-            .select(UsageRow::as_select())
-            .load(conn)
-            .await?;
-        let cost_data = cost_data(&usage);
+        let cost_data = cost_data(usage.get(&job.id).map_or(&[], Vec::as_slice));
         let duration_ms = job
             .completed_at
             .map(|end| run_duration_ms(job.started_at.unwrap_or(job.created_at), end));
