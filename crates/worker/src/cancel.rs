@@ -112,13 +112,18 @@ pub async fn listen(state: Arc<WorkerState>, shutdown: CancellationToken) {
     }
 }
 
-/// Records and pushes the `workflow.cancelled` webhook of a job whose claim found it cancelled
-/// (its worker had died with the cancellation pending).
-pub async fn owe_cancelled(state: &WorkerState, job_id: JobId) -> Result<(), RunError> {
-    let ids = {
+/// Pushes the `workflow.cancelled` webhook of a job whose claim found it cancelled (its worker
+/// had died with the cancellation pending); the claim recorded the delivery with the job's end.
+pub async fn push_cancelled(state: &WorkerState, job_id: JobId) -> Result<(), RunError> {
+    let owed = {
         let mut conn = state.pool.get().await?;
-        db::ending::owe_terminal(&mut conn, &[job_id.0]).await?
+        db::deliveries::of_job(&mut conn, job_id.0).await?
     };
+    let ids: Vec<Uuid> = owed
+        .iter()
+        .filter(|d| d.event_type == "workflow.cancelled" && d.attempts == 0)
+        .map(|d| d.id)
+        .collect();
     let mut storage = state.delivery_storage();
     queue::push_new_deliveries(&mut storage, &ids).await;
     Ok(())

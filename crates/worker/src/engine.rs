@@ -48,7 +48,7 @@ pub async fn run_job(state: &WorkerState, job_id: JobId) -> Result<(), RunError>
             Claim::Claimed(job) => *job,
             Claim::Cancelled => {
                 tracing::info!("job cancelled before it started");
-                return Box::pin(crate::cancel::owe_cancelled(state, job_id)).await;
+                return Box::pin(crate::cancel::push_cancelled(state, job_id)).await;
             }
             Claim::NotClaimable => {
                 tracing::debug!("job not claimable (running elsewhere or finished)");

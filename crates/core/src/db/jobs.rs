@@ -176,7 +176,7 @@ pub enum Claim {
 
 /// Claims a job for `worker`: a queued or pending job, or a processing one whose owner stopped
 /// sending heartbeats more than `claim_timeout` ago. A job cancelled while queued becomes
-/// `cancelled` here and never runs.
+/// `cancelled` here (its `workflow.cancelled` delivery recorded with it) and never runs.
 pub async fn claim(
     conn: &mut AsyncPgConnection,
     id: Uuid,
@@ -230,20 +230,26 @@ pub async fn claim_many(
     let cancelled: HashSet<Uuid> = if rest.is_empty() {
         HashSet::new()
     } else {
-        diesel::update(jobs::table.filter(jobs::id.eq_any(&rest)))
-            .filter(claimable)
-            .filter(jobs::cancel_requested.eq(true))
-            .set((
-                jobs::status.eq(JobStatus::Cancelled.as_str()),
-                jobs::error_message.eq("cancelled before it started"),
-                jobs::completed_at.eq(now),
-                jobs::updated_at.eq(now),
-            ))
-            .returning(jobs::id)
-            .get_results::<Uuid>(conn)
-            .await?
-            .into_iter()
-            .collect()
+        // With their `workflow.cancelled` deliveries, in one transaction.
+        conn.transaction(async |conn| {
+            let ids = diesel::update(jobs::table.filter(jobs::id.eq_any(&rest)))
+                .filter(claimable)
+                .filter(jobs::cancel_requested.eq(true))
+                .set((
+                    jobs::status.eq(JobStatus::Cancelled.as_str()),
+                    jobs::error_message.eq("cancelled before it started"),
+                    jobs::completed_at.eq(now),
+                    jobs::updated_at.eq(now),
+                ))
+                .returning(jobs::id)
+                .get_results::<Uuid>(conn)
+                .await?;
+            super::ending::owe_terminal(conn, &ids).await?;
+            Ok::<_, DbError>(ids)
+        })
+        .await?
+        .into_iter()
+        .collect()
     };
     Ok(ids
         .iter()
