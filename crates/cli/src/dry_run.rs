@@ -21,14 +21,16 @@ use crate::source::{Found, Settings};
 #[command(
     after_help = "Examples:\n  echo '{\"text\": \"Hello\"}' > input.json\n  \
 llmflow dry-run bench_pipeline --input input.json\n  \
-llmflow dry-run workflows/city_guide.json --input city.json --json\n\n\
+llmflow dry-run workflows/city_guide.json --input city.json --json\n  \
+echo '{\"city\": \"Porto\"}' | llmflow dry-run city_guide --input -\n\n\
 Exit codes: 0 valid; 2 bad input (unknown workflow, a file that is not JSON, an invalid \
 definition, an input that fails the input schema), with the report still printed."
 )]
 pub struct Args {
     /// A workflow name (in WORKFLOWS_DIR) or a definition file.
     workflow: String,
-    /// The `input_data` as a JSON file (without it, prompts are rendered with an empty input).
+    /// The `input_data` as a JSON file, or `-` for standard input (without it, prompts are
+    /// rendered with an empty input).
     #[arg(long)]
     input: Option<PathBuf>,
     /// Print the report as JSON, exactly as the API's dry run answers.
@@ -69,9 +71,15 @@ pub async fn run(args: Args) -> CliResult {
     }
 }
 
+/// The input file's JSON; `-` reads standard input.
 fn read_input(path: &PathBuf) -> Result<Value, CliError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| CliError::bad(format!("cannot read {}: {e}", path.display())))?;
+    let text = if path.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin())
+            .map_err(|e| CliError::bad(format!("cannot read standard input: {e}")))?
+    } else {
+        std::fs::read_to_string(path)
+            .map_err(|e| CliError::bad(format!("cannot read {}: {e}", path.display())))?
+    };
     serde_json::from_str(&text)
         .map_err(|e| CliError::bad(format!("{} is not valid JSON: {e}", path.display())))
 }

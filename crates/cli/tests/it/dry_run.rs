@@ -117,6 +117,16 @@ fn the_report_lists_problems_plan_and_costs() {
         assert!(text.contains(expected), "missing {expected:?} in\n{text}");
     }
 
+    // `--input -` reads standard input.
+    cli(&["dry-run", "city_guide", "--input", "-"], &[])
+        .write_stdin(r#"{"city": "Porto"}"#)
+        .assert()
+        .success()
+        .stdout(contains("city_guide v1.0.0: valid"))
+        .stdout(contains(
+            "branch places:\n      1. hospitals (external_api) google_places",
+        ));
+
     // Failing the input schema: exit 2, every problem with its path, the plan still shown.
     std::fs::write(&input, r#"{"text": ""}"#).unwrap();
     cli(
