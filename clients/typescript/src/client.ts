@@ -190,9 +190,14 @@ export class LlmflowClient {
     return this.#json("GET", "/workflows");
   }
 
-  /** A short-lived, read-only token for one job's events and status, for a browser. */
-  streamToken(jobId: string): Promise<StreamToken> {
-    return this.#json("POST", `/status/${encodeURIComponent(jobId)}/stream-token`);
+  /**
+   * A short-lived, read-only token for one job's events and status, for a browser. With
+   * `userId`, llmflow answers `NotFoundError` unless the job is that user's.
+   */
+  streamToken(jobId: string, options: { userId?: string } = {}): Promise<StreamToken> {
+    const headers: Record<string, string> = {};
+    if (options.userId !== undefined) headers["X-User-Id"] = options.userId;
+    return this.#json("POST", `/status/${encodeURIComponent(jobId)}/stream-token`, { headers });
   }
 
   /** The URL a browser's `EventSource` opens with a stream token. */

@@ -98,6 +98,8 @@ describe("errors", () => {
     await expect(wrongKey.workflows()).rejects.toBeInstanceOf(AuthError);
 
     await expect(client.status(randomUUID())).rejects.toBeInstanceOf(NotFoundError);
+    const mine = await client.submit("bench_pipeline", { text: "mine" }, { userId: randomUUID() });
+    await expect(client.streamToken(mine.job_id, { userId: randomUUID() })).rejects.toBeInstanceOf(NotFoundError);
     await expect(client.submit("no_such_workflow", { text: "x" })).rejects.toBeInstanceOf(NotFoundError);
 
     const key = randomUUID();
