@@ -175,7 +175,7 @@ export class LlmflowClient {
     return this.#json("DELETE", `/workflow/${encodeURIComponent(jobId)}`);
   }
 
-  /** Runs a failed (or cancelled) job again from its first unfinished step. */
+  /** Runs a failed job again from its first unfinished step (its completed steps are reused). */
   retry(jobId: string): Promise<Record<string, unknown>> {
     return this.#json("POST", `/workflow/${encodeURIComponent(jobId)}/retry`);
   }
