@@ -16,7 +16,27 @@ type Schemas = components["schemas"];
 export type Accepted = Schemas["Accepted"];
 export type JobStatus = Schemas["StatusView"];
 export type StreamToken = Schemas["StreamToken"];
-export type ValidateRequest = Schemas["ValidateRequest"];
+export type Validation = Schemas["Validation"];
+export type Cancelled = Schemas["Cancelled"];
+export type Retried = Schemas["Retried"];
+export type StepDetail = Schemas["StepDetail"];
+
+/** What `validate` checks: a catalog workflow by name, or a whole definition, with an input. */
+export interface ValidateRequest {
+  workflow_name?: string;
+  definition?: Record<string, unknown>;
+  input_data?: Record<string, unknown>;
+}
+
+/** One workflow of the catalog (`GET /api/v1/workflows`). */
+export interface WorkflowInfo {
+  name: string;
+  version: string;
+  description?: string;
+  input_schema?: Record<string, unknown>;
+  hash: string;
+  steps: unknown[];
+}
 
 export interface ClientOptions {
   /** Where llmflow's API is, e.g. `http://localhost:8000` (without `/api/v1`). */
@@ -166,28 +186,29 @@ export class LlmflowClient {
   }
 
   /** The output of one completed step (readable while the job runs). */
-  step(jobId: string, stepId: string): Promise<Record<string, unknown>> {
+  step(jobId: string, stepId: string): Promise<StepDetail> {
     return this.#json("GET", `/status/${encodeURIComponent(jobId)}/steps/${encodeURIComponent(stepId)}`);
   }
 
   /** Cancels a job that has not ended. */
-  cancel(jobId: string): Promise<Record<string, unknown>> {
+  cancel(jobId: string): Promise<Cancelled> {
     return this.#json("DELETE", `/workflow/${encodeURIComponent(jobId)}`);
   }
 
   /** Runs a failed job again from its first unfinished step (its completed steps are reused). */
-  retry(jobId: string): Promise<Record<string, unknown>> {
+  retry(jobId: string): Promise<Retried> {
     return this.#json("POST", `/workflow/${encodeURIComponent(jobId)}/retry`);
   }
 
   /** Checks a workflow definition or a submission without running anything. */
-  validate(request: ValidateRequest): Promise<Record<string, unknown>> {
+  validate(request: ValidateRequest): Promise<Validation> {
     return this.#json("POST", "/workflow/validate", { body: request });
   }
 
   /** The workflow catalog. */
-  workflows(): Promise<Record<string, unknown>> {
-    return this.#json("GET", "/workflows");
+  async workflows(): Promise<WorkflowInfo[]> {
+    const { workflows } = await this.#json<{ workflows: WorkflowInfo[] }>("GET", "/workflows");
+    return workflows;
   }
 
   /**

@@ -29,7 +29,20 @@ describe("submit and wait", () => {
     expect(done.result).toBeTruthy();
     expect(done.finished_steps).toContain("analyze");
     const step = await client.step(accepted.job_id, "analyze");
-    expect(step).toBeTruthy();
+    expect(step.step_id).toBe("analyze");
+    // A finished job can be neither cancelled nor retried.
+    await expect(client.cancel(accepted.job_id)).rejects.toBeInstanceOf(ConflictError);
+    await expect(client.retry(accepted.job_id)).rejects.toBeInstanceOf(ConflictError);
+  });
+
+  it("lists the workflows and validates a submission without running it", async () => {
+    const names = (await client.workflows()).map((w) => w.name);
+    expect(names).toEqual(expect.arrayContaining(["bench_pipeline", "story_stream"]));
+    const ok = await client.validate({ workflow_name: "story_stream", input_data: { topic: "tides" } });
+    expect(ok.valid).toBe(true);
+    const bad = await client.validate({ workflow_name: "story_stream", input_data: {} });
+    expect(bad.valid).toBe(false);
+    expect(bad.problems.map((p) => p.field)).toContain("input_data.topic");
   });
 });
 
