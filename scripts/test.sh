@@ -49,10 +49,16 @@ cargo test --workspace --locked --no-fail-fast
 
 # The JavaScript and browser tests share one stack (API, worker, webhook sender, emulator) started
 # from the binaries built above; each suite reads its URLs and keys from $LLMFLOW_STACK_ENV.
-JS_SUITES=()
+# The TypeScript client, then the Next.js example (its route handler and the browser test).
+JS_SUITES=(clients/typescript examples/nextjs)
 if [ ${#JS_SUITES[@]} -gt 0 ]; then
   ensure_node
   ensure_chromium
+  # What the suites' stack needs: the browser test's page origin may read job events (CORS), and
+  # the client test's `tight` rate-limit tier allows one submit a minute per user.
+  export BROWSER_TEST_ORIGIN="${BROWSER_TEST_ORIGIN:-http://127.0.0.1:18300}"
+  export CORS_ALLOWED_ORIGINS="${CORS_ALLOWED_ORIGINS:-$BROWSER_TEST_ORIGIN}"
+  export RATE_LIMITS="${RATE_LIMITS:-tight=1}"
   STACK_DIR=$(mktemp -d)
   trap 'bash scripts/stack.sh stop "$STACK_DIR"; rm -rf "$STACK_DIR"' EXIT
   bash scripts/stack.sh start "$STACK_DIR"

@@ -11,6 +11,7 @@ mod priority;
 mod providers;
 mod recovery;
 mod retry;
+mod stream_token;
 mod streaming;
 mod support;
 mod terminal;
