@@ -5,6 +5,7 @@
 //! alone; other crates ask the questions it answers (jobs waiting per band, live consumers,
 //! trimming finished history).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use apalis::prelude::{TaskBuilder, TaskId, TaskSink};
@@ -38,6 +39,46 @@ pub enum QueueError {
     Redis(#[from] redis::RedisError),
     #[error("cannot push to the queue: {0}")]
     Push(String),
+    #[error("cannot read REDIS_CA_CERT {path}")]
+    CaCert {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Where Redis is: `REDIS_URL` (`rediss://` for TLS) and, for TLS, the CA file that signs the
+/// server's certificate (`REDIS_CA_CERT`; without it, the webpki roots).
+#[derive(Clone)]
+pub struct RedisTarget {
+    pub url: String,
+    pub ca_cert: Option<PathBuf>,
+}
+
+impl RedisTarget {
+    /// A plain URL, trusting the webpki roots for `rediss://`.
+    pub fn url(url: impl Into<String>) -> RedisTarget {
+        RedisTarget {
+            url: url.into(),
+            ca_cert: None,
+        }
+    }
+
+    /// A client for this Redis; every connection it opens uses TLS when the URL is `rediss://`.
+    pub fn client(&self) -> Result<redis::Client, QueueError> {
+        let Some(path) = &self.ca_cert else {
+            return redis::Client::open(self.url.as_str()).map_err(QueueError::Connect);
+        };
+        let pem = std::fs::read(path).map_err(|source| QueueError::CaCert {
+            path: path.clone(),
+            source,
+        })?;
+        let certificates = redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(pem),
+        };
+        redis::Client::build_with_tls(self.url.as_str(), certificates).map_err(QueueError::Connect)
+    }
 }
 
 /// Queue names under one namespace (`REDIS_NAMESPACE`), so deployments and tests can share a Redis.
@@ -152,7 +193,12 @@ impl Band {
 /// A Redis connection that reconnects by itself, with timeouts suited to a server under load
 /// (apalis's own `connect` gives up after 500 ms).
 pub async fn connect(url: &str) -> Result<ConnectionManager, QueueError> {
-    let client = redis::Client::open(url).map_err(QueueError::Connect)?;
+    connect_to(&RedisTarget::url(url)).await
+}
+
+/// As [`connect`], to a [`RedisTarget`] (TLS with its CA file).
+pub async fn connect_to(target: &RedisTarget) -> Result<ConnectionManager, QueueError> {
+    let client = target.client()?;
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(Duration::from_secs(5)))
         .set_response_timeout(Some(Duration::from_secs(10)))
