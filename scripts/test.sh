@@ -8,6 +8,7 @@ source scripts/lib.sh
 ensure_cargo
 ensure_postgres
 ensure_redis
+ensure_pgbouncer
 
 export TEST_DATABASE_URL="$PG_ADMIN_URL"
 export TEST_REDIS_URL="redis://127.0.0.1:${REDIS_PORT}/0"

@@ -73,11 +73,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
             if url.trim().is_empty() {
                 anyhow::bail!("DATABASE_URL must be set");
             }
+            let options = config.database_options();
             if down {
-                let version = llmflow_core::db::revert_last_migration(url).await?;
+                let version = llmflow_core::db::revert_last_migration_with(url, options).await?;
                 println!("reverted {version}");
             } else {
-                let applied = llmflow_core::db::run_migrations(url).await?;
+                let applied = llmflow_core::db::run_migrations_with(url, options).await?;
                 if applied.is_empty() {
                     println!("database is up to date");
                 }

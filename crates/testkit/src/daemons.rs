@@ -238,6 +238,10 @@ impl PgBouncer {
         let admin = url::Url::parse(&crate::database::admin_url()).expect("TEST_DATABASE_URL");
         let host = admin.host_str().unwrap_or("127.0.0.1").to_owned();
         let upstream_port = admin.port().unwrap_or(5432);
+        let password = match admin.password() {
+            Some(password) => format!(" password={password}"),
+            None => String::new(),
+        };
         let scratch = Scratch::new("llmflow-pgbouncer");
         let port = free_port();
         let dir = scratch.path().display().to_string();
@@ -245,7 +249,7 @@ impl PgBouncer {
         let ini = scratch.write(
             "pgbouncer.ini",
             &format!(
-                "[databases]\n* = host={host} port={upstream_port} user=postgres\n\n\
+                "[databases]\n* = host={host} port={upstream_port} user=postgres{password}\n\n\
                  [pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\n\
                  unix_socket_dir =\nauth_type = trust\nauth_file = {dir}/userlist.txt\n\
                  pool_mode = transaction\ndefault_pool_size = {server_connections}\n\

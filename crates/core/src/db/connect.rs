@@ -21,6 +21,7 @@ use std::sync::Arc;
 use diesel::connection::CacheSize;
 use diesel::ConnectionError;
 use diesel_async::{AsyncConnection, AsyncPgConnection};
+use futures::future::BoxFuture;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
@@ -29,7 +30,12 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
+use tokio::net::TcpStream;
 use tokio_postgres::config::SslMode as WireSslMode;
+use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use super::pooler::Unnamed;
 
 /// libpq's `sslmode` values llmflow understands (`allow` is not offered: it is `prefer` reversed).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,9 +55,11 @@ impl SslMode {
             "require" => SslMode::Require,
             "verify-ca" => SslMode::VerifyCa,
             "verify-full" => SslMode::VerifyFull,
-            other => return Err(ConnectionError::InvalidConnectionUrl(format!(
+            other => {
+                return Err(ConnectionError::InvalidConnectionUrl(format!(
                 "sslmode `{other}` is not one of disable, prefer, require, verify-ca, verify-full"
-            ))),
+            )))
+            }
         })
     }
 }
@@ -140,16 +148,88 @@ pub async fn establish(
 ) -> Result<AsyncPgConnection, ConnectionError> {
     let target = parse_target(database_url)?;
     let tls = tls_config(target.mode, target.root_cert.as_ref())?;
+    if !options.statement_cache {
+        let mut conn = establish_unnamed(&target, tls).await?;
+        conn.set_prepared_statement_cache_size(CacheSize::Disabled);
+        return Ok(conn);
+    }
     let (client, connection) = target
         .config
-        .connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls))
+        .connect(MakeRustlsConnect::new(tls))
         .await
         .map_err(|e| ConnectionError::BadConnection(describe(&e, &target)))?;
-    let mut conn = AsyncPgConnection::try_from_client_and_connection(client, connection).await?;
-    if !options.statement_cache {
-        conn.set_prepared_statement_cache_size(CacheSize::Disabled);
+    AsyncPgConnection::try_from_client_and_connection(client, connection).await
+}
+
+/// A connection whose statements are sent unnamed (see [`super::pooler`]): the socket is opened
+/// here so that the rewriting stream can sit under tokio-postgres (and over TLS).
+async fn establish_unnamed(
+    target: &Target,
+    tls: ClientConfig,
+) -> Result<AsyncPgConnection, ConnectionError> {
+    let config = &target.config;
+    let ports = config.get_ports();
+    let mut failure = String::from("DATABASE_URL names no TCP host");
+    for (i, host) in config.get_hosts().iter().enumerate() {
+        let tokio_postgres::config::Host::Tcp(name) = host else {
+            failure = "a Unix socket cannot be used with DATABASE_STATEMENT_CACHE=false".into();
+            continue;
+        };
+        let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
+        let connecting = TcpStream::connect((name.as_str(), port));
+        let tcp = match config.get_connect_timeout() {
+            Some(limit) => tokio::time::timeout(*limit, connecting)
+                .await
+                .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into())),
+            None => connecting.await,
+        };
+        let tcp = match tcp {
+            Ok(tcp) => tcp,
+            Err(e) => {
+                failure = format!("cannot reach {name}:{port}: {e}");
+                continue;
+            }
+        };
+        // Nagle would hold the small requests back.
+        let _ = tcp.set_nodelay(true);
+        let mut make = MakeRustlsConnect::new(tls.clone());
+        let connector =
+            match MakeTlsConnect::<Unnamed<TcpStream>>::make_tls_connect(&mut make, name) {
+                Ok(connector) => UnnamedTls(connector),
+                Err(never) => match never {},
+            };
+        let (client, connection) = config
+            .connect_raw(Unnamed::new(tcp), connector)
+            .await
+            .map_err(|e| ConnectionError::BadConnection(describe(&e, target)))?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::warn!(error = %e, "a PostgreSQL connection ended with an error");
+            }
+        });
+        return AsyncPgConnection::try_from(client).await;
     }
-    Ok(conn)
+    Err(ConnectionError::BadConnection(failure))
+}
+
+/// TLS under the rewriting stream: the socket's stream relays the TLS bytes untouched, and a
+/// new rewriting stream works inside the TLS session.
+struct UnnamedTls<T>(T);
+
+impl<T> TlsConnect<Unnamed<TcpStream>> for UnnamedTls<T>
+where
+    T: TlsConnect<Unnamed<TcpStream>> + Send + 'static,
+    T::Future: Send + 'static,
+    T::Stream: Send,
+{
+    type Stream = Unnamed<T::Stream>;
+    type Error = T::Error;
+    type Future = BoxFuture<'static, Result<Unnamed<T::Stream>, T::Error>>;
+
+    fn connect(self, stream: Unnamed<TcpStream>) -> Self::Future {
+        let handshake = self.0.connect(stream.into_passthrough());
+        Box::pin(async move { Ok(Unnamed::new(handshake.await?)) })
+    }
 }
 
 fn provider() -> Arc<CryptoProvider> {

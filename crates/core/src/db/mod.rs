@@ -5,6 +5,7 @@ pub mod connect;
 pub mod deliveries;
 pub mod jobs;
 pub mod models;
+pub mod pooler;
 pub mod prepared;
 pub mod schema;
 
@@ -77,7 +78,15 @@ pub async fn connect_with(
 /// Applies every pending migration; returns the versions applied.
 /// Runs on a blocking thread: diesel's migration harness is synchronous.
 pub async fn run_migrations(url: &str) -> Result<Vec<String>, DbError> {
-    with_sync_connection(url, |conn| {
+    run_migrations_with(url, ConnectOptions::for_url(url, None)).await
+}
+
+/// As [`run_migrations`], the connection opened as `options` say.
+pub async fn run_migrations_with(
+    url: &str,
+    options: ConnectOptions,
+) -> Result<Vec<String>, DbError> {
+    with_sync_connection(url, options, |conn| {
         conn.run_pending_migrations(MIGRATIONS)
             .map(|versions| versions.iter().map(ToString::to_string).collect())
     })
@@ -86,7 +95,15 @@ pub async fn run_migrations(url: &str) -> Result<Vec<String>, DbError> {
 
 /// Reverts the most recent migration; returns its version.
 pub async fn revert_last_migration(url: &str) -> Result<String, DbError> {
-    with_sync_connection(url, |conn| {
+    revert_last_migration_with(url, ConnectOptions::for_url(url, None)).await
+}
+
+/// As [`revert_last_migration`], the connection opened as `options` say.
+pub async fn revert_last_migration_with(
+    url: &str,
+    options: ConnectOptions,
+) -> Result<String, DbError> {
+    with_sync_connection(url, options, |conn| {
         conn.revert_last_migration(MIGRATIONS)
             .map(|version| version.to_string())
     })
@@ -96,12 +113,16 @@ pub async fn revert_last_migration(url: &str) -> Result<String, DbError> {
 type SyncConn = AsyncConnectionWrapper<AsyncPgConnection>;
 type MigrationResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
-async fn with_sync_connection<T, F>(url: &str, work: F) -> Result<T, DbError>
+async fn with_sync_connection<T, F>(
+    url: &str,
+    options: ConnectOptions,
+    work: F,
+) -> Result<T, DbError>
 where
     T: Send + 'static,
     F: FnOnce(&mut SyncConn) -> MigrationResult<T> + Send + 'static,
 {
-    let conn = establish(url, ConnectOptions::for_url(url, None)).await?;
+    let conn = establish(url, options).await?;
     tokio::task::spawn_blocking(move || {
         let mut conn = SyncConn::from(conn);
         work(&mut conn).map_err(|e| DbError::Migration(e.to_string()))

@@ -7,6 +7,7 @@ mod events;
 mod health;
 mod limits;
 mod pipeline;
+mod pooler;
 mod postgres_tls;
 mod priority;
 mod providers;
