@@ -12,6 +12,7 @@ mod postgres_tls;
 mod priority;
 mod providers;
 mod recovery;
+mod redis_tls;
 mod support;
 mod webhooks;
 mod workflows;
