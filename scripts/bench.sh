@@ -64,7 +64,9 @@ cargo build --release --locked -p llmflow-api -p llmflow-worker -p llmflow-webho
   -p llmflow-emulator -p llmflow-cli --bins
 BIN="${CARGO_TARGET_DIR:-target}/release"
 
-export DATABASE_URL="postgres://postgres:postgres@${PG_HOST}:${PG_PORT}/${DB}"
+# Plaintext on loopback, as before sslmode was read (the default `prefer` takes TLS when the
+# server offers it, and Debian's cluster does).
+export DATABASE_URL="postgres://postgres:postgres@${PG_HOST}:${PG_PORT}/${DB}?sslmode=disable"
 export REDIS_URL="redis://127.0.0.1:${REDIS_PORT}/0"
 export REDIS_NAMESPACE="$NAMESPACE"
 export PORT="$API_PORT" HOST=127.0.0.1

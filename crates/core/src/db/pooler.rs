@@ -51,11 +51,11 @@ pub struct Unnamed<S> {
     passthrough: bool,
     /// Statement name → the body of its `Parse` after the name (text and parameter types).
     statements: HashMap<Bytes, Bytes>,
-    /// Whether the request being written carries an added `Parse`.
-    current_added: bool,
-    /// Requests sent and not yet answered by `ReadyForQuery`: whether each carries an added
-    /// `Parse` whose `ParseComplete` is still to be removed.
-    requests: VecDeque<bool>,
+    /// How many `Parse` messages were added to the request being written.
+    current_added: u32,
+    /// Requests sent and not yet answered by `ReadyForQuery`: how many `ParseComplete` replies
+    /// to added `Parse` messages each still has to have removed.
+    requests: VecDeque<u32>,
 }
 
 impl<S> Unnamed<S> {
@@ -70,7 +70,7 @@ impl<S> Unnamed<S> {
             ssl_answer_due: false,
             passthrough: false,
             statements: HashMap::new(),
-            current_added: false,
+            current_added: 0,
             requests: VecDeque::new(),
         }
     }
@@ -109,7 +109,7 @@ impl<S> Unnamed<S> {
                 } else if code == PROTOCOL_3 {
                     self.startup = false;
                     // The startup's own `ReadyForQuery` ends it.
-                    self.requests.push_back(false);
+                    self.requests.push_back(0);
                 }
                 self.out.extend_from_slice(&message);
                 continue;
@@ -159,7 +159,7 @@ impl<S> Unnamed<S> {
                         if let Some(parse) = self.statements.get(&name).cloned() {
                             self.put(b'P', &[b"\0", &parse]);
                             self.put(b'B', &[&portal, b"\0\0", &params]);
-                            self.current_added = true;
+                            self.current_added += 1;
                             return;
                         }
                     }
@@ -172,9 +172,9 @@ impl<S> Unnamed<S> {
             }
             b'S' => {
                 self.requests.push_back(self.current_added);
-                self.current_added = false;
+                self.current_added = 0;
             }
-            b'Q' => self.requests.push_back(false),
+            b'Q' => self.requests.push_back(0),
             _ => {}
         }
         self.out.extend_from_slice(&message);
@@ -211,9 +211,10 @@ impl<S> Unnamed<S> {
             match message[0] {
                 b'1' => {
                     if let Some(added) = self.requests.front_mut() {
-                        if *added {
-                            // The `ParseComplete` of a `Parse` this stream added.
-                            *added = false;
+                        if *added > 0 {
+                            // The `ParseComplete` of a `Parse` this stream added (all such
+                            // replies are the same bytes, so which one goes does not matter).
+                            *added -= 1;
                             continue;
                         }
                     }

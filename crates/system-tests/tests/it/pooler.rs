@@ -7,6 +7,7 @@ use std::time::Duration;
 use futures::future::join_all;
 use serde_json::json;
 
+use llmflow_core::db::{self, ConnectOptions};
 use llmflow_testkit::daemons::PgBouncer;
 
 use crate::pipeline::bench_pipeline_completes;
@@ -44,4 +45,26 @@ async fn the_pipeline_passes_through_pgbouncer_in_transaction_mode() {
         })
         .await;
     assert!(delivered > jobs.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrations_run_through_pgbouncer_in_transaction_mode() {
+    let bouncer = PgBouncer::start(2).await;
+    let direct = llmflow_testkit::database::empty_database().await;
+    let name = direct.rsplit('/').next().expect("database name");
+    let url = bouncer.url(name);
+    let options = ConnectOptions {
+        statement_cache: false,
+    };
+    let applied = db::run_migrations_with(&url, options)
+        .await
+        .expect("migrations through the pooler");
+    assert!(!applied.is_empty());
+    let again = db::run_migrations_with(&url, options)
+        .await
+        .expect("nothing left to apply");
+    assert!(again.is_empty(), "{again:?}");
+    db::revert_last_migration_with(&url, options)
+        .await
+        .expect("revert through the pooler");
 }
