@@ -39,6 +39,12 @@ pub enum QueueError {
     Redis(#[from] redis::RedisError),
     #[error("cannot push to the queue: {0}")]
     Push(String),
+    #[error("cannot connect to Redis over TLS: {cause}")]
+    Tls {
+        cause: &'static str,
+        #[source]
+        source: redis::RedisError,
+    },
     #[error("cannot read REDIS_CA_CERT {path}")]
     CaCert {
         path: PathBuf,
@@ -205,12 +211,31 @@ pub async fn connect_to(target: &RedisTarget) -> Result<ConnectionManager, Queue
         .set_number_of_retries(2);
     let mut conn = ConnectionManager::new_with_config(client, config)
         .await
-        .map_err(QueueError::Connect)?;
+        .map_err(connect_error)?;
     redis::cmd("PING")
         .query_async::<String>(&mut conn)
         .await
-        .map_err(QueueError::Connect)?;
+        .map_err(connect_error)?;
     Ok(conn)
+}
+
+/// A connection error, with the cause named when the TLS handshake refused the certificate.
+fn connect_error(error: redis::RedisError) -> QueueError {
+    let text = format!("{error:?} {error}");
+    let cause = if text.contains("UnknownIssuer") || text.contains("BadSignature") {
+        "certificate not trusted: the server's certificate is not signed by a CA of the webpki \
+         roots or of REDIS_CA_CERT"
+    } else if text.contains("NotValidForName") || text.contains("not valid for name") {
+        "host name mismatch: the server's certificate is not issued for the host in REDIS_URL"
+    } else if text.contains("Expired") {
+        "certificate expired"
+    } else {
+        return QueueError::Connect(error);
+    };
+    QueueError::Tls {
+        cause,
+        source: error,
+    }
 }
 
 /// Pushes a job id as task `task_id` (the job id itself on first push). A task id already in

@@ -298,7 +298,8 @@ fn which(program: &str) -> PathBuf {
 }
 
 /// A Redis that speaks TLS only (`--port 0 --tls-port`), with a certificate for `localhost` and
-/// `127.0.0.1` signed by [`TlsRedis::ca_file`]'s CA.
+/// `127.0.0.1` signed by [`TlsRedis::ca_file`]'s CA, listening on 127.0.0.1 and 127.0.0.2 (an
+/// address the certificate does not name).
 pub struct TlsRedis {
     pub port: u16,
     pub ca_file: PathBuf,
@@ -324,6 +325,8 @@ impl TlsRedis {
                 &port.to_string(),
                 "--bind",
                 "127.0.0.1",
+                // Also on an address the certificate does not name, for host-mismatch tests.
+                "127.0.0.2",
             ])
             .arg("--tls-cert-file")
             .arg(&cert)

@@ -52,7 +52,22 @@ async fn rediss_refuses_a_server_whose_ca_is_not_trusted() {
         .await
         .expect_err("untrusted certificate refused");
     let text = chain(&err);
+    assert!(text.contains("certificate not trusted"), "{text}");
     assert!(text.contains("UnknownIssuer"), "{text}");
+
+    // A host the certificate is not issued for.
+    let ca = RedisTarget {
+        url: format!("rediss://127.0.0.2:{}/0", redis.port),
+        ca_cert: Some(redis.ca_file.clone()),
+    };
+    let err = queue::connect_to(&ca)
+        .await
+        .expect_err("wrong host refused");
+    assert!(
+        chain(&err).contains("host name mismatch"),
+        "{}",
+        chain(&err)
+    );
 
     // A CA file that cannot be read is named.
     let target = RedisTarget {
