@@ -190,8 +190,19 @@ async fn establish_unnamed(
                 continue;
             }
         };
-        // Nagle would hold the small requests back.
+        // Nagle would hold the small requests back; keepalives as tokio-postgres sets them.
         let _ = tcp.set_nodelay(true);
+        if config.get_keepalives() {
+            let mut keepalive =
+                socket2::TcpKeepalive::new().with_time(config.get_keepalives_idle());
+            if let Some(interval) = config.get_keepalives_interval() {
+                keepalive = keepalive.with_interval(interval);
+            }
+            if let Some(retries) = config.get_keepalives_retries() {
+                keepalive = keepalive.with_retries(retries);
+            }
+            let _ = socket2::SockRef::from(&tcp).set_tcp_keepalive(&keepalive);
+        }
         let mut make = MakeRustlsConnect::new(tls.clone());
         let connector =
             match MakeTlsConnect::<Unnamed<TcpStream>>::make_tls_connect(&mut make, name) {
