@@ -102,15 +102,33 @@ struct Target {
 /// The port of Supabase's transaction-mode pooler.
 pub const TRANSACTION_POOLER_PORT: u16 = 6543;
 
-/// The port `url` names, when it is a URL with one.
+/// The port `url` names, when it names one (URL or `key=value` form).
 pub fn url_port(url: &str) -> Option<u16> {
-    url::Url::parse(url).ok()?.port()
+    if url.contains("://") {
+        return url::Url::parse(url).ok()?.port();
+    }
+    let config: tokio_postgres::Config = url.parse().ok()?;
+    config.get_ports().first().copied()
 }
 
 fn parse_target(database_url: &str) -> Result<Target, ConnectionError> {
     let invalid = |e: &dyn std::fmt::Display| {
         ConnectionError::InvalidConnectionUrl(format!("DATABASE_URL is not valid: {e}"))
     };
+    if !database_url.contains("://") {
+        // libpq's `key=value` form: tokio-postgres reads it, with its own three sslmodes.
+        let config: tokio_postgres::Config = database_url.parse().map_err(|e| invalid(&e))?;
+        let mode = match config.get_ssl_mode() {
+            WireSslMode::Disable => SslMode::Disable,
+            WireSslMode::Require => SslMode::Require,
+            _ => SslMode::Prefer,
+        };
+        return Ok(Target {
+            config,
+            mode,
+            root_cert: None,
+        });
+    }
     let mut url = url::Url::parse(database_url).map_err(|e| invalid(&e))?;
     let mut mode = SslMode::Prefer;
     let mut root_cert = None;
@@ -530,6 +548,15 @@ mod tests {
     }
 
     #[test]
+    fn the_key_value_form_is_read_too() {
+        let target = parse_target("host=db.example port=6543 user=u dbname=app sslmode=require")
+            .expect("parses");
+        assert_eq!(target.mode, SslMode::Require);
+        assert_eq!(target.config.get_ports(), [6543]);
+        assert_eq!(target.config.get_dbname(), Some("app"));
+    }
+
+    #[test]
     fn an_unknown_sslmode_is_named() {
         let err = parse_target("postgres://u@h/app?sslmode=sometimes").expect_err("refused");
         assert!(err.to_string().contains("sslmode `sometimes`"), "{err}");
@@ -542,5 +569,6 @@ mod tests {
             Some(6543)
         );
         assert_eq!(url_port("postgres://u@localhost/postgres"), None);
+        assert_eq!(url_port("host=pooler.example port=6543 user=u"), Some(6543));
     }
 }
