@@ -56,6 +56,12 @@ ensure_redis() {
   redis_ready || die "Redis did not start on 127.0.0.1:${REDIS_PORT}"
 }
 
+# PgBouncer, for the tests that run llmflow through a transaction-mode pooler (each test starts
+# its own; the Debian package's service is not used).
+ensure_pgbouncer() {
+  command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ] || apt_install pgbouncer
+}
+
 ensure_cargo() {
   command -v cargo >/dev/null || die "cargo not found: install Rust (https://rustup.rs) first"
 }

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite: starts (or installs) PostgreSQL and Redis, builds once, checks that each
+# The whole test suite: starts (or installs) PostgreSQL and Redis (and installs PgBouncer, which
+# the pooler tests start themselves), builds once, checks that each
 # binary refuses to start without its database, then runs every test of the workspace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,6 +9,7 @@ source scripts/lib.sh
 ensure_cargo
 ensure_postgres
 ensure_redis
+ensure_pgbouncer
 
 export TEST_DATABASE_URL="$PG_ADMIN_URL"
 export TEST_REDIS_URL="redis://127.0.0.1:${REDIS_PORT}/0"

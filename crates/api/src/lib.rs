@@ -73,13 +73,14 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
             let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
             anyhow::anyhow!("invalid workflows:\n{}", text.join("\n"))
         })?;
-    let pool = db::connect(
+    let pool = db::connect_with(
         config.database_url.expose_secret(),
         config.database_pool_size,
+        config.database_options(),
     )
     .await
     .context("cannot reach PostgreSQL (DATABASE_URL)")?;
-    let redis = queue::connect(config.redis_url.expose_secret())
+    let redis = queue::connect_to(&config.redis_target())
         .await
         .context("cannot reach Redis (REDIS_URL)")?;
     {
@@ -98,7 +99,9 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     }
     let queues = Queues::new(config.redis_namespace.clone());
     let jobs = queues.job_storage(redis.clone(), 1);
-    let redis_client = redis::Client::open(config.redis_url.expose_secret())
+    let redis_client = config
+        .redis_target()
+        .client()
         .context("REDIS_URL is not a valid Redis URL")?;
     let webhook_policy = llmflow_netguard::AddressPolicy::new(config.webhook_allowed_cidrs.clone());
     Ok(AppState {

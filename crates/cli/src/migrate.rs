@@ -23,13 +23,14 @@ pub async fn run(args: Args) -> CliResult {
     if url.trim().is_empty() {
         return Err(CliError::bad("DATABASE_URL must be set"));
     }
+    let options = config.database_options();
     if args.down {
-        let version = llmflow_core::db::revert_last_migration(url)
+        let version = llmflow_core::db::revert_last_migration_with(url, options)
             .await
             .map_err(anyhow::Error::from)?;
         println!("reverted {version}");
     } else {
-        let applied = llmflow_core::db::run_migrations(url)
+        let applied = llmflow_core::db::run_migrations_with(url, options)
             .await
             .map_err(anyhow::Error::from)?;
         if applied.is_empty() {

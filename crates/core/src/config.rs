@@ -39,8 +39,15 @@ pub enum LogFormat {
 pub struct Config {
     /// PostgreSQL, the record of every job.
     pub database_url: SecretString,
-    /// Redis for dispatch and events; a `/N` suffix selects database N.
+    /// Keep the hot statements prepared on each connection (see `db::prepared`). Unset: on,
+    /// except when `database_url` names port 6543 (Supabase's transaction-mode pooler). Set it
+    /// to `false` behind any transaction-mode pooler.
+    pub database_statement_cache: Option<bool>,
+    /// Redis for dispatch and events; a `/N` suffix selects database N; `rediss://` is TLS.
     pub redis_url: SecretString,
+    /// PEM file of the CA that signs the Redis server's certificate (`rediss://`); unset: the
+    /// webpki roots.
+    pub redis_ca_cert: Option<PathBuf>,
     /// Prefix of every Redis key this deployment uses (lets tests and tenants share one Redis).
     pub redis_namespace: String,
     /// HTTP port of the API.
@@ -263,7 +270,9 @@ const DEFAULTS: Defaults = Defaults {
 /// Environment variables read, each mapped to the field of the same name in lower case.
 const ENV_KEYS: &[&str] = &[
     "DATABASE_URL",
+    "DATABASE_STATEMENT_CACHE",
     "REDIS_URL",
+    "REDIS_CA_CERT",
     "REDIS_NAMESPACE",
     "PORT",
     "HOST",
@@ -546,6 +555,22 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// How the processes open PostgreSQL connections (`DATABASE_STATEMENT_CACHE`).
+    pub fn database_options(&self) -> crate::db::ConnectOptions {
+        crate::db::ConnectOptions::for_url(
+            self.database_url.expose_secret(),
+            self.database_statement_cache,
+        )
+    }
+
+    /// Where the processes reach Redis (`REDIS_URL`, `REDIS_CA_CERT`).
+    pub fn redis_target(&self) -> crate::queue::RedisTarget {
+        crate::queue::RedisTarget {
+            url: self.redis_url.expose_secret().to_owned(),
+            ca_cert: self.redis_ca_cert.clone(),
+        }
     }
 
     /// Lease expiry and longest wait of the shared limiter.
