@@ -45,13 +45,14 @@ cargo test --workspace --locked --no-fail-fast
 
 # The JavaScript and browser tests share one stack (API, worker, webhook sender, emulator) started
 # from the binaries built above; each suite reads its URLs and keys from $LLMFLOW_STACK_ENV.
-JS_SUITES=()
+JS_SUITES=(tests/dashboard)
 if [ ${#JS_SUITES[@]} -gt 0 ]; then
   ensure_node
   ensure_chromium
   STACK_DIR=$(mktemp -d)
   trap 'bash scripts/stack.sh stop "$STACK_DIR"; rm -rf "$STACK_DIR"' EXIT
-  bash scripts/stack.sh start "$STACK_DIR"
+  # Two run slots: the dashboard test fills them with slow jobs so that others wait in the queue.
+  WORKER_CONCURRENCY=2 bash scripts/stack.sh start "$STACK_DIR"
   export LLMFLOW_STACK_ENV="$STACK_DIR/env"
   for suite in "${JS_SUITES[@]}"; do
     npm_ci "$suite"

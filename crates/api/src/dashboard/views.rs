@@ -80,7 +80,7 @@ fn badge(status: &str) -> Markup {
 }
 
 fn money(d: Decimal) -> String {
-    format!("${}", d.round_dp(4).normalize())
+    format!("${}", d.round_dp(6).normalize())
 }
 
 fn when(t: DateTime<Utc>) -> String {
@@ -335,17 +335,7 @@ pub fn job(d: &JobDetail, live: Markup, message: Option<&str>) -> Markup {
         "Job",
         "Jobs",
         html! {
-            div.actions style="justify-content: space-between" {
-                h1 { "Job " span.mono { (j.id) } }
-                div.actions {
-                    @if running {
-                        form method="post" action=(format!("/dashboard/jobs/{}/cancel", j.id)) { button.danger type="submit" { "Cancel job" } }
-                    }
-                    @if j.status == "failed" {
-                        form method="post" action=(format!("/dashboard/jobs/{}/retry", j.id)) { button type="submit" { "Retry from failed step" } }
-                    }
-                }
-            }
+            h1 { "Job " span.mono { (j.id) } }
             (notice(message))
             div data-live=[running.then(|| format!("/dashboard/jobs/{}", j.id))] { (live) }
         },
@@ -376,6 +366,16 @@ pub fn job_live(d: &JobDetail) -> Markup {
     };
     html! {
         @if !running { span data-live-stop {} }
+        @if running || j.status == "failed" {
+            div.actions style="justify-content: flex-end; margin-bottom: 12px" {
+                @if running {
+                    form method="post" action=(format!("/dashboard/jobs/{}/cancel", j.id)) { button.danger type="submit" { "Cancel job" } }
+                }
+                @if j.status == "failed" {
+                    form method="post" action=(format!("/dashboard/jobs/{}/retry", j.id)) { button type="submit" { "Retry from failed step" } }
+                }
+            }
+        }
         div.card {
             dl.kv {
                 dt { "Status" } dd { (badge(&j.status)) @if j.cancel_requested && running { " cancel requested" } }
@@ -416,14 +416,15 @@ pub fn job_live(d: &JobDetail) -> Markup {
                         }
                     }
                 }
-                @if running { @if let Some(cur) = &j.current_step {
+                @if j.status == "processing" {
+                    @let cur = j.current_step.as_deref().unwrap_or("next step");
                     div.step data-step=(cur) {
                         div { div.name { (cur) " " (badge("running")) } div.meta { "in progress" } }
                         div { div.lane { div.span.running style=(format!("left:{:.2}%;width:{:.2}%",
                             d.steps.iter().map(|s| s.completed_at).max().map_or(0.0, offset).min(99.0),
                             (100.0 - d.steps.iter().map(|s| s.completed_at).max().map_or(0.0, offset)).max(1.0))) {} } }
                     }
-                } }
+                }
             }
         }
         @if !d.calls.is_empty() {

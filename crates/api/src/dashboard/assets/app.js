@@ -40,10 +40,4 @@
     schedule();
   });
   schedule();
-
-  for (const form of document.querySelectorAll("form[data-confirm]")) {
-    form.addEventListener("submit", (event) => {
-      if (!window.confirm(form.getAttribute("data-confirm"))) event.preventDefault();
-    });
-  }
 })();
