@@ -222,7 +222,7 @@ test("the overview shows what failed, why, and what it cost", async () => {
   await waitUntil("the job to fail", async () => (await statusOf(failed)) === "failed");
   await page.goto(`${BASE}/dashboard`);
   await page.getByRole("heading", { name: "Failed in the last hour" }).waitFor();
-  await page.getByRole("link", { name: failed.slice(0, 8) }).waitFor();
+  await page.getByRole("link", { name: failed.replaceAll("-", "").slice(-10) }).waitFor();
   await page.getByRole("heading", { name: "Cost today per workflow and model" }).waitFor();
   await page.screenshot({ path: path.join(ROOT, "docs/dashboard-overview.png"), fullPage: true });
 });

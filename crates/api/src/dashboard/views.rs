@@ -220,8 +220,11 @@ pub fn overview_live(o: &Overview, failures: &[JobSummary], failed_filter: &JobF
     }
 }
 
+/// The end of the id: ids are UUIDv7, whose first digits are the creation time and alike for
+/// jobs created together.
 fn short(id: uuid::Uuid) -> String {
-    id.to_string().chars().take(8).collect()
+    let text = id.simple().to_string();
+    format!("…{}", &text[text.len() - 10..])
 }
 
 pub fn jobs(
@@ -320,7 +323,7 @@ pub fn bulk_preview(p: &Preview) -> Markup {
                     input type="hidden" name="as_of" value=(p.as_of.to_rfc3339());
                     input type="hidden" name="expected_count" value=(p.count);
                     input type="hidden" name="token" value=(p.token);
-                    button.danger type="submit" disabled[p.count == 0] { "Yes, " (verb) " " (p.count) " jobs" }
+                    button.danger type="submit" disabled[p.count == 0] { "Yes, " (verb) " " (p.count) @if p.count == 1 { " job" } @else { " jobs" } }
                     a.button.secondary href=(link("/dashboard/jobs", &p.filter, &[])) { "Back" }
                 }
             }

@@ -6,6 +6,7 @@
   const parts = Array.from(document.querySelectorAll("[data-live]"));
   const status = document.getElementById("live-status");
   let timer = null;
+  if (status && !parts.length) status.hidden = true;
 
   async function refresh() {
     for (const part of parts) {
