@@ -87,6 +87,13 @@ fn when(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
 
+/// A time as an HTML `datetime-local` input shows it (UTC), so a filter given in RFC 3339 in the
+/// URL stays in the form and is not lost on the next submit.
+fn local(t: Option<DateTime<Utc>>) -> String {
+    t.map(|t| t.format("%Y-%m-%dT%H:%M:%S").to_string())
+        .unwrap_or_default()
+}
+
 fn seconds(s: Option<f64>) -> String {
     match s {
         None => "–".to_owned(),
@@ -257,8 +264,8 @@ pub fn jobs(
                 } }
                 label { "User id" input name="user_id" value=(value("user_id")) placeholder="uuid" size="14"; }
                 label { "Job id" input name="job_id" value=(value("job_id")) placeholder="uuid" size="14"; }
-                label { "From (UTC)" input type="datetime-local" name="from" value=(value("from")); }
-                label { "To (UTC)" input type="datetime-local" name="to" value=(value("to")); }
+                label { "From (UTC)" input type="datetime-local" step="1" name="from" value=(local(f.from)); }
+                label { "To (UTC)" input type="datetime-local" step="1" name="to" value=(local(f.to)); }
                 label { "Text in input or error" input name="q" value=(value("q")) placeholder="search"; }
                 button type="submit" { "Filter" }
                 a.button.secondary href="/dashboard/jobs" { "Clear" }

@@ -250,3 +250,35 @@ async fn a_bulk_cancel_touches_only_what_its_preview_counted() {
     assert_eq!(audit["items"][0]["action"], "cancel");
     assert_eq!(audit["items"][0]["detail"]["job_id"], other.as_str());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_retry_sends_back_only_the_failed_jobs_it_previewed() {
+    let app = TestApp::spawn_api(json!({})).await;
+    let failed = submit(&app, "will fail", ALICE).await;
+    let waiting = submit(&app, "still queued", ALICE).await;
+    fail(&app, &failed, "step `analyze` failed: server: boom").await;
+    let filter = json!({"user_id": ALICE});
+    let (status, preview) = admin_post(
+        &app,
+        "/admin/jobs/bulk/preview",
+        &json!({"action": "retry", "filter": filter}),
+    )
+    .await;
+    assert_eq!(status, 200, "{preview}");
+    assert_eq!(preview["count"], 1, "only the failed job: {preview}");
+    let body = json!({"action": "retry", "filter": filter, "as_of": preview["as_of"],
+                      "expected_count": 1, "token": preview["token"]});
+    let (status, done) = admin_post(&app, "/admin/jobs/bulk", &body).await;
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(done["affected"], 1);
+    let doc = app.status(&failed).await;
+    assert_eq!(doc["status"], "queued", "{doc:#}");
+    assert_eq!(doc["retry_count"], 1);
+    assert_eq!(app.status(&waiting).await["status"], "queued");
+    // The same confirmation again: the failed job is gone from the count.
+    let (status, body) = admin_post(&app, "/admin/jobs/bulk", &body).await;
+    assert_eq!(status, 409, "{body}");
+    let (_, audit) = admin_get(&app, "/admin/audit").await;
+    assert_eq!(audit["items"][0]["action"], "bulk_retry");
+    assert_eq!(audit["items"][0]["affected"], 1);
+}
