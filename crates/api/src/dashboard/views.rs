@@ -339,7 +339,7 @@ pub fn bulk_preview(p: &Preview) -> Markup {
 }
 
 pub fn job(d: &JobDetail, live: Markup, message: Option<&str>) -> Markup {
-    let j = &d.job.row;
+    let j = &d.job;
     let running = !TERMINAL.contains(&j.status.as_str());
     page(
         "Job",
@@ -353,7 +353,7 @@ pub fn job(d: &JobDetail, live: Markup, message: Option<&str>) -> Markup {
 }
 
 pub fn job_live(d: &JobDetail) -> Markup {
-    let j = &d.job.row;
+    let j = &d.job;
     let running = !TERMINAL.contains(&j.status.as_str());
     let start = d.steps.iter().map(|s| s.started_at).min().or(j.started_at);
     let end = d

@@ -105,12 +105,6 @@ pub struct JobDetail {
 /// The job row without its webhook secret.
 #[derive(Serialize)]
 pub struct JobView {
-    #[serde(flatten)]
-    pub row: JobRowView,
-}
-
-#[derive(Serialize)]
-pub struct JobRowView {
     pub id: Uuid,
     pub user_id: Option<Uuid>,
     pub workflow_name: String,
@@ -142,34 +136,32 @@ pub struct JobRowView {
 impl From<JobRow> for JobView {
     fn from(j: JobRow) -> Self {
         JobView {
-            row: JobRowView {
-                id: j.id,
-                user_id: j.user_id,
-                workflow_name: j.workflow_name,
-                workflow_version: j.workflow_version,
-                status: j.status,
-                priority: j.priority,
-                input_data: j.input_data,
-                result: j.result,
-                error_message: j.error_message,
-                webhook_url: j.webhook_url,
-                current_step: j.current_step,
-                steps_completed: j.steps_completed,
-                steps_planned: j.steps_planned,
-                cancel_requested: j.cancel_requested,
-                attempts: j.attempts,
-                claimed_by: j.claimed_by,
-                total_input_tokens: j.total_input_tokens,
-                total_output_tokens: j.total_output_tokens,
-                total_cost_usd: j.total_cost_usd,
-                is_stale: j.is_stale,
-                created_at: j.created_at,
-                queued_at: j.queued_at,
-                started_at: j.started_at,
-                completed_at: j.completed_at,
-                retry_count: j.retry_count,
-                retry_history: j.retry_history,
-            },
+            id: j.id,
+            user_id: j.user_id,
+            workflow_name: j.workflow_name,
+            workflow_version: j.workflow_version,
+            status: j.status,
+            priority: j.priority,
+            input_data: j.input_data,
+            result: j.result,
+            error_message: j.error_message,
+            webhook_url: j.webhook_url,
+            current_step: j.current_step,
+            steps_completed: j.steps_completed,
+            steps_planned: j.steps_planned,
+            cancel_requested: j.cancel_requested,
+            attempts: j.attempts,
+            claimed_by: j.claimed_by,
+            total_input_tokens: j.total_input_tokens,
+            total_output_tokens: j.total_output_tokens,
+            total_cost_usd: j.total_cost_usd,
+            is_stale: j.is_stale,
+            created_at: j.created_at,
+            queued_at: j.queued_at,
+            started_at: j.started_at,
+            completed_at: j.completed_at,
+            retry_count: j.retry_count,
+            retry_history: j.retry_history,
         }
     }
 }
