@@ -4,6 +4,7 @@
 pub mod auth;
 mod body;
 mod cors;
+mod dashboard;
 mod envelope;
 pub mod error;
 mod openapi;
@@ -11,6 +12,7 @@ mod ratelimit;
 mod routes;
 pub use routes::stream_token;
 mod scope;
+mod session;
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -55,6 +57,16 @@ impl AppState {
 
     pub fn require_admin(&self, req: &actix_web::HttpRequest) -> Result<(), ApiError> {
         auth::require_admin(req, &self.client_key, self.admin_key.as_deref())
+    }
+
+    /// The admin key in the header, or a dashboard session (see [`auth::require_admin_or_session`]).
+    pub fn require_operator(&self, req: &actix_web::HttpRequest) -> Result<auth::Actor, ApiError> {
+        auth::require_admin_or_session(req, &self.client_key, self.admin_key.as_deref())
+    }
+
+    /// The admin key, when one is configured (signs sessions and bulk previews).
+    pub(crate) fn admin_key(&self) -> Option<&str> {
+        self.admin_key.as_deref()
     }
 }
 
@@ -136,6 +148,7 @@ pub fn run(state: AppState, listener: TcpListener) -> std::io::Result<Server> {
             .app_data(web::PayloadConfig::new(BODY_LIMIT))
             .service(web::scope("/api/v1").configure(routes::configure))
             .configure(openapi::configure)
+            .configure(dashboard::configure)
             .default_service(web::to(not_found))
     })
     .listen(listener)?

@@ -10,8 +10,8 @@ use crate::routes::admin::CleanupRequest;
 use crate::routes::validate::ValidateRequest;
 use crate::routes::workflow::SubmitRequest;
 use crate::routes::{
-    admin, cancel, events, health, retry, status, step, stream_token, validate, webhooks, workflow,
-    workflows,
+    admin, bulk, cancel, events, health, operator, retry, status, step, stream_token, validate,
+    webhooks, workflow, workflows,
 };
 
 struct ApiKeyScheme;
@@ -45,6 +45,16 @@ impl Modify for ApiKeyScheme {
         admin::cleanup_stale,
         webhooks::dead,
         webhooks::replay,
+        webhooks::inspect,
+        webhooks::replay_all,
+        operator::list,
+        operator::detail,
+        operator::overview,
+        operator::cancel,
+        operator::retry,
+        operator::audit,
+        bulk::preview,
+        bulk::confirm,
         workflows::list,
         workflows::schema,
     ),

@@ -1,9 +1,12 @@
 //! Routes, one module per resource.
 
 pub(crate) mod admin;
+pub(crate) mod bulk;
 pub(crate) mod cancel;
 pub(crate) mod events;
+pub(crate) mod filter;
 pub(crate) mod health;
+pub(crate) mod operator;
 pub(crate) mod retry;
 pub(crate) mod status;
 pub(crate) mod step;
@@ -32,6 +35,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     health::configure(cfg);
     admin::configure(cfg);
     webhooks::configure(cfg);
+    bulk::configure(cfg);
+    operator::configure(cfg);
 }
 
 /// JSON bodies: size limit, and actix's own parse errors in the one envelope.

@@ -1,6 +1,7 @@
 //! PostgreSQL: the pool, the embedded migrations, and the queries each process needs.
 //! diesel-async speaks the wire protocol itself, so no libpq is linked.
 
+pub mod admin;
 pub mod connect;
 pub mod deliveries;
 pub mod ending;

@@ -164,3 +164,14 @@ diesel::allow_tables_to_appear_in_same_query!(
     llm_webhook_attempts,
     llm_external_api_cache,
 );
+
+diesel::table! {
+    llm_admin_audit (id) {
+        id -> Uuid,
+        actor -> Varchar,
+        action -> Varchar,
+        detail -> Jsonb,
+        affected -> Int4,
+        created_at -> Timestamptz,
+    }
+}
