@@ -18,7 +18,7 @@ use serde_json::Value;
 pub use catalog::{definition_hash, resolve_prompts, Catalog, CatalogError, LoadedWorkflow};
 pub use condition::Condition;
 pub use external::{
-    ExternalApiStep, ExternalCall, HttpCall, PlacesCall, DEFAULT_PLACES_FIELD_MASK,
+    ExternalApiStep, ExternalCall, HttpCall, PlacesCall, UrlBase, DEFAULT_PLACES_FIELD_MASK,
     GOOGLE_PLACES_SERVICE,
 };
 pub use raw::{HttpMethod, OnError, RawFallback, RawResponseFormat, RawStep, RawWorkflow};

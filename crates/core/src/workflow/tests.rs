@@ -150,7 +150,10 @@ fn prompt_files_and_includes_are_inlined_and_cycles_refused() {
 fn every_workflow_in_the_repository_loads_and_validates() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let pricing = PriceTable::built_in().expect("pricing");
-    let catalog = Catalog::load(&root.join("workflows"), &root.join("prompts"), &pricing)
+    // The default WORKFLOW_ENV_ALLOWLIST: the app's base URL that `mission_generation` calls.
+    let env = ["APP_BASE_URL".to_owned()];
+    let checks = Checks::new(&pricing).with_env(&env);
+    let catalog = Catalog::load_checked(&root.join("workflows"), &root.join("prompts"), checks)
         .unwrap_or_else(|errors| {
             panic!(
                 "{}",
@@ -169,7 +172,14 @@ fn every_workflow_in_the_repository_loads_and_validates() {
         })
         .count();
     assert_eq!(catalog.len(), files);
-    assert!(catalog.get("bench_pipeline").is_some());
+    for name in [
+        "bench_pipeline",
+        "emergency_contacts",
+        "mission_generation",
+        "dev_framework",
+    ] {
+        assert!(catalog.get(name).is_some(), "{name}");
+    }
 }
 
 fn compile_with_env(definition: Value, env: &[&str]) -> Result<Workflow, Vec<Problem>> {
@@ -331,6 +341,54 @@ fn external_api_steps_are_checked() {
     assert!(
         env_problem.message.contains("WORKFLOW_ENV_ALLOWLIST"),
         "{env_problem}"
+    );
+}
+
+#[test]
+fn an_allow_listed_env_base_url_may_start_a_url() {
+    let wf = compile_with_env(
+        json!({"name": "e", "steps": [
+            {"id": "catalog", "type": "external_api", "url": "${env.APP_BASE_URL}/api/items/${input.id}"}
+        ]}),
+        &["APP_BASE_URL"],
+    )
+    .expect("valid");
+    match &wf.steps[0].kind {
+        StepKind::ExternalApi(step) => {
+            assert_eq!(step.env, ["APP_BASE_URL"]);
+            match &step.call {
+                ExternalCall::Http(call) => {
+                    assert_eq!(
+                        call.base,
+                        UrlBase::Env {
+                            name: "APP_BASE_URL".into()
+                        }
+                    );
+                    assert_eq!(call.url.source(), "/api/items/${input.id}");
+                }
+                other => panic!("not http: {other:?}"),
+            }
+        }
+        other => panic!("not external: {other:?}"),
+    }
+    let problems = compile_with_env(
+        json!({"name": "e", "steps": [
+            {"id": "a", "type": "external_api", "url": "${env.APP_BASE_URL}${input.path}"},
+            {"id": "b", "type": "external_api", "url": "${env.OTHER}/x"},
+            {"id": "c", "type": "external_api", "url": "${input.base}/x"}
+        ]}),
+        &["APP_BASE_URL"],
+    )
+    .expect_err("invalid");
+    let got = fields(&problems);
+    assert_eq!(
+        got,
+        ["steps[0].url", "steps[1].url", "steps[2].url"],
+        "{problems:#?}"
+    );
+    assert!(
+        problems[1].message.contains("not allow-listed"),
+        "{problems:#?}"
     );
 }
 
