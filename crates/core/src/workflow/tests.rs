@@ -458,3 +458,26 @@ fn the_readme_markdown_and_template_examples_hold() {
         json!({"n": 2})
     );
 }
+
+#[test]
+fn planned_steps_count_parallel_branches_but_not_conditional_ones() {
+    let wf = compile(json!({
+        "name": "p",
+        "steps": [
+            template_step("a", "x"),
+            {"id": "gate", "type": "conditional", "condition": "true",
+             "then": [template_step("b", "x"), template_step("c", "x")]},
+            {"id": "fan", "type": "parallel", "branches": {
+                "l": [template_step("d", "x")],
+                "r": [template_step("e", "x"), template_step("f", "x")]}},
+            template_step("g", "x")
+        ]
+    }))
+    .expect("valid");
+    // a, gate, fan and its three, g: the conditional's two count once it is taken.
+    assert_eq!(wf.planned_steps(), 7);
+    match &wf.steps[1].kind {
+        StepKind::Conditional { then, .. } => assert_eq!(certain_steps(then), 2),
+        other => panic!("not conditional: {other:?}"),
+    }
+}
