@@ -167,15 +167,14 @@ impl Conversation {
         }
     }
 
-    /// The request's gist for generated prose: its first sentence (at most 20 words), lower-cased
-    /// at the start.
+    /// The request's gist for generated prose: its first sentence (at most 20 words).
     fn subject(&self) -> String {
         let words = self.first_words(20);
         let sentence = words.split(['.', ':', '\n']).next().unwrap_or("").trim();
-        let mut chars = sentence.chars();
-        match chars.next() {
-            Some(first) => first.to_lowercase().chain(chars).collect(),
-            None => "the request".to_owned(),
+        if sentence.is_empty() {
+            "the request".to_owned()
+        } else {
+            sentence.to_owned()
         }
     }
 
@@ -327,7 +326,7 @@ mod tests {
         let reply = conv(prompt).reply(Format::Text);
         assert_eq!(reply, conv(prompt).reply(Format::Text), "deterministic");
         assert!(
-            reply.starts_with("# Summary\n\nSummary for write the plan for Lyon."),
+            reply.starts_with("# Summary\n\nSummary, in answer to: Write the plan for Lyon."),
             "{reply}"
         );
         assert!(reply.contains("| Bundle ID | Name | Priority |"), "{reply}");

@@ -134,7 +134,7 @@ pub(crate) fn sentence(column: &str, title: &str, row: usize) -> String {
 pub(crate) fn paragraph(title: &str, subject: &str, index: usize) -> String {
     if index == 0 {
         format!(
-            "{title} for {subject}. This answer is written by llmflow-emulator to the structure the prompt asked for, so that the workflow can be run without a model."
+            "{title}, in answer to: {subject}. This answer is written by llmflow-emulator to the structure the prompt asked for, so that the workflow can be run without a model."
         )
     } else {
         format!(

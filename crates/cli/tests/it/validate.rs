@@ -24,11 +24,17 @@ async fn validates_the_repository_workflows_without_services() {
 #[tokio::test]
 async fn an_allow_list_without_the_app_base_url_is_reported() {
     // mission_generation reads `${env.APP_BASE_URL}`: a deployment must allow it.
-    let ran = run(&["validate"], &[("WORKFLOW_ENV_ALLOWLIST", "PARTNER_TOKEN")]).await;
+    let ran = run(
+        &["validate"],
+        &[("WORKFLOW_ENV_ALLOWLIST", "PARTNER_TOKEN")],
+    )
+    .await;
     assert!(!ran.success);
     assert!(
         ran.stderr.contains("mission_generation.json")
-            && ran.stderr.contains("`env.APP_BASE_URL` is not allow-listed"),
+            && ran
+                .stderr
+                .contains("`env.APP_BASE_URL` is not allow-listed"),
         "{}",
         ran.stderr
     );

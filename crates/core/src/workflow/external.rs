@@ -113,6 +113,34 @@ pub struct PlacesCall {
     pub field_mask: String,
     pub max_results: Option<u32>,
     pub language_code: Option<String>,
+    pub location_bias: Option<LocationBias>,
+}
+
+/// Default radius of a `location_bias` circle, in metres.
+pub const DEFAULT_BIAS_RADIUS_M: f64 = 10_000.0;
+
+/// A circle Google Places prefers results in; the centre is rendered at run time.
+#[derive(Clone, Debug)]
+pub struct LocationBias {
+    pub latitude: ValueTemplate,
+    pub longitude: ValueTemplate,
+    pub radius_m: f64,
+}
+
+impl LocationBias {
+    /// The centre for `scope`, when both coordinates render to numbers (or numeric text) in
+    /// range; `None` sends no bias.
+    pub fn centre(&self, scope: &Value) -> Option<(f64, f64)> {
+        let number = |t: &ValueTemplate| -> Option<f64> {
+            match t.render(scope).ok()?? {
+                Value::Number(n) => n.as_f64(),
+                Value::String(s) => s.trim().parse().ok(),
+                _ => None,
+            }
+        };
+        let (lat, lng) = (number(&self.latitude)?, number(&self.longitude)?);
+        ((-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lng)).then_some((lat, lng))
+    }
 }
 
 impl Checker<'_> {
@@ -231,6 +259,28 @@ impl Checker<'_> {
                 );
             }
         }
+        let location_bias = s.location_bias.as_ref().and_then(|bias| {
+            let field = format!("{path}.location_bias");
+            let radius_m = bias.radius_m.unwrap_or(DEFAULT_BIAS_RADIUS_M);
+            if !(1.0..=50_000.0).contains(&radius_m) {
+                self.problem(format!("{field}.radius_m"), "must be between 1 and 50000");
+            }
+            let mut coordinate = |value: &Value, name: &str| {
+                let field = format!("{field}.{name}");
+                let compiled = self.value(value, &field)?;
+                let mut inner = Vec::new();
+                compiled.sources(&mut inner);
+                sources.extend(inner.into_iter().map(|s| (field.clone(), s)));
+                Some(compiled)
+            };
+            let latitude = coordinate(&bias.latitude, "latitude");
+            let longitude = coordinate(&bias.longitude, "longitude");
+            Some(LocationBias {
+                latitude: latitude?,
+                longitude: longitude?,
+                radius_m,
+            })
+        });
         Some(ExternalCall::GooglePlaces(PlacesCall {
             text_query: text_query?,
             field_mask: s
@@ -239,6 +289,7 @@ impl Checker<'_> {
                 .unwrap_or_else(|| DEFAULT_PLACES_FIELD_MASK.to_owned()),
             max_results: s.max_results,
             language_code: s.language_code.clone(),
+            location_bias,
         }))
     }
 
@@ -252,6 +303,7 @@ impl Checker<'_> {
             ("field_mask", s.field_mask.is_some()),
             ("max_results", s.max_results.is_some()),
             ("language_code", s.language_code.is_some()),
+            ("location_bias", s.location_bias.is_some()),
         ] {
             if given {
                 self.problem(

@@ -18,10 +18,12 @@ use serde_json::Value;
 pub use catalog::{definition_hash, resolve_prompts, Catalog, CatalogError, LoadedWorkflow};
 pub use condition::Condition;
 pub use external::{
-    ExternalApiStep, ExternalCall, HttpCall, PlacesCall, UrlBase, DEFAULT_PLACES_FIELD_MASK,
-    GOOGLE_PLACES_SERVICE,
+    ExternalApiStep, ExternalCall, HttpCall, LocationBias, PlacesCall, UrlBase,
+    DEFAULT_BIAS_RADIUS_M, DEFAULT_PLACES_FIELD_MASK, GOOGLE_PLACES_SERVICE,
 };
-pub use raw::{HttpMethod, OnError, RawFallback, RawResponseFormat, RawStep, RawWorkflow};
+pub use raw::{
+    HttpMethod, OnError, RawFallback, RawLocationBias, RawResponseFormat, RawStep, RawWorkflow,
+};
 pub use value::ValueTemplate;
 
 use crate::llm::{OutputFormat, PROVIDER_NAMES};

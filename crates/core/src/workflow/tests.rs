@@ -481,3 +481,56 @@ fn planned_steps_count_parallel_branches_but_not_conditional_ones() {
         other => panic!("not conditional: {other:?}"),
     }
 }
+
+#[test]
+fn places_location_bias_is_checked_and_rendered() {
+    let wf = compile(json!({
+        "name": "near",
+        "steps": [{"id": "near", "type": "external_api", "service": "google_places",
+                   "query": "hospitals in ${input.city}",
+                   "location_bias": {"latitude": "${input.lat}", "longitude": "${input.lng}"}}]
+    }))
+    .expect("valid");
+    let StepKind::ExternalApi(step) = &wf.steps[0].kind else {
+        panic!("not external");
+    };
+    let ExternalCall::GooglePlaces(call) = &step.call else {
+        panic!("not places");
+    };
+    let bias = call.location_bias.as_ref().expect("bias");
+    assert_eq!(bias.radius_m, DEFAULT_BIAS_RADIUS_M);
+    let scope = |input: Value| json!({"input": input, "steps": {}});
+    assert_eq!(
+        bias.centre(&scope(json!({"lat": 45.76, "lng": "4.83"}))),
+        Some((45.76, 4.83))
+    );
+    assert_eq!(bias.centre(&scope(json!({"lat": 45.76}))), None, "absent");
+    assert_eq!(
+        bias.centre(&scope(json!({"lat": 95, "lng": 4}))),
+        None,
+        "out of range"
+    );
+
+    let problems = compile(json!({
+        "name": "near",
+        "steps": [
+            {"id": "a", "type": "external_api", "service": "google_places", "query": "x",
+             "location_bias": {"latitude": "${steps.later.output}", "longitude": 4, "radius_m": 0}},
+            {"id": "b", "type": "external_api", "url": "https://api.x.com/",
+             "location_bias": {"latitude": 1, "longitude": 2}},
+            template_step("later", "x")
+        ]
+    }))
+    .expect_err("invalid");
+    let got = fields(&problems);
+    for expected in [
+        "steps[0].location_bias.radius_m",
+        "steps[0].location_bias.latitude",
+        "steps[1].location_bias",
+    ] {
+        assert!(
+            got.contains(&expected),
+            "{expected} missing from {problems:#?}"
+        );
+    }
+}

@@ -25,7 +25,11 @@ pub async fn execute(
     let (request, places) = match &step.call {
         ExternalCall::GooglePlaces(call) => {
             let text = render(&call.text_query, "query")?;
-            (google_places::request(&state.config, call, text)?, true)
+            let centre = call.location_bias.as_ref().and_then(|b| b.centre(&view));
+            (
+                google_places::request(&state.config, call, text, centre)?,
+                true,
+            )
         }
         ExternalCall::Http(call) => (http_request(call, &view)?, false),
     };

@@ -153,6 +153,16 @@ async fn places_and_the_llm_plan_become_the_apps_contacts() {
     let doc = finished(&app, &again, Duration::from_secs(60)).await;
     assert_eq!(doc["status"], "completed", "{doc:#}");
     assert_eq!(app.emulator.stats().places_calls, 4, "cached");
+    // Elsewhere in the city, the searches are biased to other coordinates: asked afresh.
+    let mut elsewhere = form_data();
+    elsewhere["location"]["latitude"] = json!(45.70);
+    let third = app
+        .submit_accepted(json!({"workflow_name": "emergency_contacts",
+                                "input_data": {"formData": elsewhere}}))
+        .await;
+    let doc = finished(&app, &third, Duration::from_secs(60)).await;
+    assert_eq!(doc["status"], "completed", "{doc:#}");
+    assert_eq!(app.emulator.stats().places_calls, 8, "another centre");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
