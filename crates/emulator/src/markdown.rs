@@ -12,8 +12,9 @@
 //!
 //! A number word or digit in the description (`five`, `8`) sets the count of list items,
 //! paragraphs or table rows (tables have at least three rows). Cell values follow the column's
-//! name: phone numbers, priorities, ids (from the catalog quoted in the prompt), names,
-//! addresses, sentences.
+//! name: the values of a list the prompt labels with it (`Scenarios: flood, power_outage` for a
+//! `"Scenario"` column, one row each), phone numbers, priorities, ids (from the catalog quoted
+//! in the prompt), names, addresses, sentences.
 
 use std::sync::LazyLock;
 
@@ -263,6 +264,13 @@ pub(crate) fn render(sections: &[Section], seed: u64, subject: &str, catalog: &C
                 let names: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
                 out.push_str(&format!("| {} |\n", names.join(" | ")));
                 out.push_str(&format!("|{}\n", " --- |".repeat(columns.len())));
+                // A column the prompt lists values for has one row per value.
+                let rows = columns
+                    .iter()
+                    .filter(|c| c.rule == Rule::Free)
+                    .find_map(|c| catalog.list_for(&c.name))
+                    .map_or(*rows, |values| values.len().clamp(1, 12));
+                let rows = &rows;
                 let ids = catalog.pick(*rows, salt);
                 for row in 0..*rows {
                     let id = ids.get(row).map(String::as_str);

@@ -57,14 +57,48 @@ pub(crate) fn phone(seed: u64) -> String {
     format!("+1 555-01{:02}", seed % 100)
 }
 
-/// The items quoted in the prompt: each `id` with the `name` on the same line, if any.
+/// A labelled list on a line of its own: `Scenarios: flood, power_outage, earthquake`.
+static LABELLED: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?m)^\s*([A-Za-z][A-Za-z ]{0,30}?)\s*:\s*([^,\n]{1,60}(?:,[^,\n]{1,60}){1,19})\s*$",
+    )
+    .unwrap_or_else(|e| unreachable!("regex: {e}"))
+});
+
+/// What the prompt quotes: items (each `id` with the `name` on the same line, if any) and
+/// labelled lists (`Scenarios: flood, power_outage`), which a table column of that name takes
+/// its values from.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct Catalog {
     pub entries: Vec<(String, Option<String>)>,
+    pub lists: Vec<(String, Vec<String>)>,
 }
 
 impl Catalog {
+    /// The values of the labelled list named like `column` (`Scenario` ↔ `Scenarios:`).
+    pub fn list_for(&self, column: &str) -> Option<&[String]> {
+        let column = column.trim().to_lowercase();
+        self.lists
+            .iter()
+            .find(|(label, _)| *label == column || *label == format!("{column}s"))
+            .map(|(_, values)| values.as_slice())
+    }
+
     pub fn from_prompt(text: &str) -> Catalog {
+        let lists = LABELLED
+            .captures_iter(text)
+            .filter_map(|c| {
+                let label = c.get(1)?.as_str().trim().to_lowercase();
+                let values: Vec<String> = c
+                    .get(2)?
+                    .as_str()
+                    .split(',')
+                    .map(|v| v.trim().to_owned())
+                    .filter(|v| !v.is_empty())
+                    .collect();
+                (values.len() >= 2).then_some((label, values))
+            })
+            .collect();
         let mut entries: Vec<(String, Option<String>)> = Vec::new();
         for c in ENTRY.captures_iter(text) {
             let Some(id) = c.get(1).map(|m| m.as_str().trim().to_owned()) else {
@@ -75,7 +109,7 @@ impl Catalog {
             }
             entries.push((id, c.get(2).map(|m| m.as_str().trim().to_owned())));
         }
-        Catalog { entries }
+        Catalog { entries, lists }
     }
 
     /// `n` ids (distinct while the catalog has enough), starting at a seeded position.
@@ -168,6 +202,9 @@ pub(crate) fn cell(
         }
         Rule::Free => {}
     }
+    if let Some(values) = catalog.list_for(&column.name) {
+        return values[row % values.len()].clone();
+    }
     let lower = column.name.to_lowercase();
     let words: Vec<&str> = lower
         .split(|c: char| !c.is_alphanumeric())
@@ -230,6 +267,14 @@ mod tests {
         assert_eq!(distinct.len(), 3, "{picked:?}");
         assert_eq!(catalog.name_of("water-72h"), Some("Water 72h"));
         assert!(Catalog::default().pick(2, 0).is_empty());
+        let lists = Catalog::from_prompt(
+            "Location: Lyon, France\nScenarios: flood, power_outage\nNote: one, two",
+        );
+        assert_eq!(
+            lists.list_for("Scenario"),
+            Some(&["flood".to_owned(), "power_outage".to_owned()][..])
+        );
+        assert!(lists.list_for("Name").is_none());
     }
 
     #[test]

@@ -108,6 +108,17 @@ async fn the_streamed_report_arrives_three_ways_and_recommends_catalog_bundles()
         Some(8),
         "{sections:#}"
     );
+    let threats: Vec<&str> = sections["threat_assessment"]
+        .as_array()
+        .expect("a table")
+        .iter()
+        .filter_map(|row| row["Scenario"].as_str())
+        .collect();
+    assert_eq!(
+        threats,
+        ["flood", "power_outage", "earthquake"],
+        "one row per scenario"
+    );
     let ids = recommended(result, &catalog());
     assert_eq!(ids.len(), 3, "{result:#}");
 
