@@ -50,7 +50,7 @@ fn at(events: &[Event], name: &str, step: &str) -> usize {
 async fn run(needs_event_storming: bool) -> (TestApp, Value, Vec<Event>) {
     let app = TestApp::spawn().await;
     // Each call takes a moment, so the status can be seen between phases.
-    app.emulator.set_latency(Duration::from_millis(400));
+    app.emulator.set_latency(Duration::from_millis(600));
     let detection = json!({"needs_event_storming": needs_event_storming, "complexity": "high",
                            "reasoning": "Several actors, money and a claims process."});
     app.emulator
