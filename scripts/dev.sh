@@ -13,8 +13,7 @@ mkdir -p "$DEV"
 
 stop_all() {
   if [ -f "$DEV/pids" ]; then
-    while read -r pid; do kill "$pid" 2>/dev/null || true; done <"$DEV/pids"
-    rm -f "$DEV/pids"
+    stop_processes "$DEV"
     log "stopped"
   fi
 }
@@ -47,19 +46,12 @@ log "building"
 cargo build --workspace --bins --locked
 BIN="${CARGO_TARGET_DIR:-target}/debug"
 
-start() {
-  local name=$1
-  shift
-  "$@" >"$DEV/$name.log" 2>&1 &
-  echo $! >>"$DEV/pids"
-}
+start() { start_process "$DEV" "$@"; }
 
 if [ -z "${OPENROUTER_API_KEY:-}${OPENAI_API_KEY:-}${ANTHROPIC_API_KEY:-}" ]; then
   log "no provider API key set: starting llmflow-emulator on :9100 as the LLM provider (test equipment, not a real model)"
   start emulator $BIN/llmflow-emulator --port 9100
-  export OPENROUTER_API_KEY=emulator OPENAI_API_KEY=emulator ANTHROPIC_API_KEY=emulator GOOGLE_PLACES_API_KEY=emulator
-  export OPENROUTER_BASE_URL=http://127.0.0.1:9100/v1 OPENAI_BASE_URL=http://127.0.0.1:9100/v1
-  export ANTHROPIC_BASE_URL=http://127.0.0.1:9100 GOOGLE_PLACES_BASE_URL=http://127.0.0.1:9100
+  use_emulator 9100
 fi
 
 log "migrating"
@@ -70,11 +62,7 @@ start worker $BIN/llmflow-worker
 start webhook $BIN/llmflow-webhook
 start receiver $BIN/llmflow listen --address 127.0.0.1:9200 --secret "$LLM_WEBHOOK_SECRET"
 
-for _ in $(seq 1 100); do
-  curl -fsS "http://127.0.0.1:${PORT}/api/v1/health" >/dev/null 2>&1 && break
-  sleep 0.2
-done
-curl -fsS "http://127.0.0.1:${PORT}/api/v1/health" >/dev/null || die "the API did not come up; see $DEV/api.log"
+wait_for_api "$PORT" "$DEV/api.log"
 
 cat <<INFO
 

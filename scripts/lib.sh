@@ -1,5 +1,6 @@
-# Shared by scripts/dev.sh, scripts/test.sh and scripts/bench.sh: make sure PostgreSQL and Redis
-# answer on 127.0.0.1, installing them from Debian packages and starting them when they do not.
+# Shared by scripts/dev.sh, scripts/stack.sh, scripts/test.sh and scripts/bench.sh: make sure
+# PostgreSQL and Redis answer on 127.0.0.1, installing them from Debian packages and starting them
+# when they do not, and start llmflow's processes in the background.
 # shellcheck shell=bash
 
 PG_HOST=127.0.0.1
@@ -65,5 +66,60 @@ ensure_database() {
   if ! psql "$PG_ADMIN_URL" -tAc "SELECT 1 FROM pg_database WHERE datname = '$name'" | grep -q 1; then
     log "creating database $name"
     psql "$PG_ADMIN_URL" -q -c "CREATE DATABASE $name"
+  fi
+}
+
+# Starts `$2...` in the background with its output in `$1/<name>.log`, its pid appended to
+# `$1/pids`. Usage: start_process DIR NAME COMMAND...
+start_process() {
+  local dir=$1 name=$2
+  shift 2
+  "$@" >"$dir/$name.log" 2>&1 &
+  echo $! >>"$dir/pids"
+}
+
+# Stops every process listed in `$1/pids`.
+stop_processes() {
+  local dir=$1
+  [ -f "$dir/pids" ] || return 0
+  while read -r pid; do kill "$pid" 2>/dev/null || true; done <"$dir/pids"
+  rm -f "$dir/pids"
+}
+
+# Points the providers at an emulator listening on 127.0.0.1:$1 (keys are placeholders).
+use_emulator() {
+  local port=$1
+  export OPENROUTER_API_KEY=emulator OPENAI_API_KEY=emulator ANTHROPIC_API_KEY=emulator GOOGLE_PLACES_API_KEY=emulator
+  export OPENROUTER_BASE_URL=http://127.0.0.1:$port/v1 OPENAI_BASE_URL=http://127.0.0.1:$port/v1
+  export ANTHROPIC_BASE_URL=http://127.0.0.1:$port GOOGLE_PLACES_BASE_URL=http://127.0.0.1:$port
+}
+
+# Waits until the API on 127.0.0.1:$1 answers its health check; $2 is its log for the error.
+wait_for_api() {
+  local port=$1 logfile=$2
+  for _ in $(seq 1 150); do
+    curl -fsS "http://127.0.0.1:${port}/api/v1/health" >/dev/null 2>&1 && return
+    sleep 0.2
+  done
+  die "the API did not come up on :$port; see $logfile"
+}
+
+# Debian's Chromium for the browser tests (driven by playwright-core; no browser download).
+ensure_chromium() {
+  [ -x /usr/bin/chromium ] || apt_install chromium
+}
+
+# Node.js and npm for the JavaScript packages and tests.
+ensure_node() {
+  command -v npm >/dev/null || apt_install nodejs npm
+}
+
+# Installs a JavaScript package's dependencies from its committed lockfile when they are absent
+# or older than the lockfile.
+npm_ci() {
+  local dir=$1
+  if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+    log "npm ci in $dir"
+    (cd "$dir" && npm ci --no-audit --no-fund --silent)
   fi
 }

@@ -43,6 +43,26 @@ done
 log "running the test suite"
 cargo test --workspace --locked --no-fail-fast
 
+# The JavaScript and browser tests share one stack (API, worker, webhook sender, emulator) started
+# from the binaries built above; each suite reads its URLs and keys from $LLMFLOW_STACK_ENV.
+JS_SUITES=()
+if [ ${#JS_SUITES[@]} -gt 0 ]; then
+  ensure_node
+  ensure_chromium
+  STACK_DIR=$(mktemp -d)
+  trap 'bash scripts/stack.sh stop "$STACK_DIR"; rm -rf "$STACK_DIR"' EXIT
+  bash scripts/stack.sh start "$STACK_DIR"
+  export LLMFLOW_STACK_ENV="$STACK_DIR/env"
+  for suite in "${JS_SUITES[@]}"; do
+    npm_ci "$suite"
+    log "JavaScript tests: $suite"
+    (cd "$suite" && npm test) || die "the JavaScript tests in $suite failed (stack logs in $STACK_DIR)"
+  done
+  bash scripts/stack.sh stop "$STACK_DIR"
+  rm -rf "$STACK_DIR"
+  trap - EXIT
+fi
+
 log "verifying captured webhook deliveries with the official npm and PyPI standardwebhooks packages"
 VERIFY_DIR=.cache/verify
 [ -d "$VERIFY_DIR/node/node_modules/standardwebhooks" ] ||

@@ -10,7 +10,7 @@ use crate::routes::admin::CleanupRequest;
 use crate::routes::validate::ValidateRequest;
 use crate::routes::workflow::SubmitRequest;
 use crate::routes::{
-    admin, cancel, events, health, status, validate, webhooks, workflow, workflows,
+    admin, cancel, events, health, retry, status, step, validate, webhooks, workflow, workflows,
 };
 
 struct ApiKeyScheme;
@@ -35,7 +35,9 @@ impl Modify for ApiKeyScheme {
         workflow::submit,
         validate::validate,
         cancel::cancel,
+        retry::retry,
         status::status,
+        step::step,
         events::stream,
         health::health,
         admin::cleanup_stale,

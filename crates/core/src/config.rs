@@ -71,8 +71,12 @@ pub struct Config {
     pub google_places_base_url: String,
     /// Provider used by `llm` steps that name none.
     pub default_provider: String,
-    /// Whole-request timeout of one LLM call, in seconds.
+    /// Whole-request timeout of one non-streamed LLM call whose step sets no `timeout_ms`, in
+    /// seconds (a step's `timeout_ms` bounds its calls instead). Streamed calls have none.
     pub llm_timeout_secs: u64,
+    /// A streamed LLM call fails with a timeout when no bytes arrive for this long, in seconds
+    /// (it is otherwise bounded only by its step's `timeout_ms`).
+    pub llm_stream_idle_secs: u64,
     /// Calls in all (the first included) one provider gets on retryable errors.
     pub llm_retry_max_attempts: u32,
     /// Backoff before the first retry, in milliseconds; doubled each time, with jitter.
@@ -171,6 +175,7 @@ struct Defaults {
     google_places_base_url: &'static str,
     default_provider: &'static str,
     llm_timeout_secs: u64,
+    llm_stream_idle_secs: u64,
     llm_retry_max_attempts: u32,
     llm_retry_base_ms: u64,
     llm_retry_cap_ms: u64,
@@ -213,6 +218,7 @@ const DEFAULTS: Defaults = Defaults {
     google_places_base_url: "https://places.googleapis.com",
     default_provider: "openrouter",
     llm_timeout_secs: 120,
+    llm_stream_idle_secs: 60,
     llm_retry_max_attempts: 3,
     llm_retry_base_ms: 500,
     llm_retry_cap_ms: 20_000,
@@ -266,6 +272,7 @@ const ENV_KEYS: &[&str] = &[
     "GOOGLE_PLACES_BASE_URL",
     "DEFAULT_PROVIDER",
     "LLM_TIMEOUT_SECS",
+    "LLM_STREAM_IDLE_SECS",
     "LLM_RETRY_MAX_ATTEMPTS",
     "LLM_RETRY_BASE_MS",
     "LLM_RETRY_CAP_MS",
@@ -499,6 +506,7 @@ impl Config {
                 "webhook_request_timeout_secs",
                 self.webhook_request_timeout_secs,
             ),
+            ("llm_stream_idle_secs", self.llm_stream_idle_secs),
         ] {
             if secs == 0 {
                 return Err(ConfigError::invalid(key, "must be at least 1 second"));
@@ -540,6 +548,11 @@ impl Config {
     /// The pool timeout and the like are derived, not configured.
     pub fn llm_timeout(&self) -> Duration {
         Duration::from_secs(self.llm_timeout_secs)
+    }
+
+    /// How long a streamed LLM call may go without a byte.
+    pub fn llm_stream_idle(&self) -> Duration {
+        Duration::from_secs(self.llm_stream_idle_secs)
     }
 
     pub fn claim_timeout(&self) -> Duration {

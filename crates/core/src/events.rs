@@ -11,8 +11,10 @@
 //!   - `step_started` `{job_id, step_id, type}`
 //!   - `step_completed` `{job_id, step_id, type, status, duration_ms, cost_usd}`
 //!   - `step_failed` `{job_id, step_id, type, error, duration_ms, cost_usd}`
-//!   - `chunk` `{job_id, step_id, text}`: streamed LLM text, batched by time (about 100 ms) and
-//!     size (about 1 KB)
+//!   - `chunk` `{job_id, step_id, attempt, seq, offset, text}`: streamed LLM text, batched by
+//!     time (about 100 ms) and size (about 1 KB); `seq` counts 0, 1, 2 … within the step's
+//!     attempt and `offset` is where `text` starts in the step's text, in Unicode characters (the
+//!     `workflow.chunk` webhook's `data` is the same object)
 //!   - `job_completed` `{job_id, status, result}`, `job_failed` `{job_id, status, error}`,
 //!     `job_cancelled` `{job_id, status}`: the last entry of a job's stream.
 //! - The stream id (`1700000000000-0`) is the SSE event id: a client that reconnects with

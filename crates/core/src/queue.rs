@@ -240,6 +240,20 @@ pub async fn push_delivery(
         .map_err(|e| QueueError::Push(e.to_string()))
 }
 
+/// Pushes the first attempt of deliveries just recorded (due now). A failed push is logged and
+/// left to the reconciler: the rows are due, so it pushes them.
+pub async fn push_new_deliveries(storage: &mut DeliveryStorage, ids: &[uuid::Uuid]) {
+    for id in ids {
+        let message = DeliveryMessage {
+            delivery_id: DeliveryId(*id),
+            attempt: 1,
+        };
+        if let Err(e) = push_delivery(storage, message, Duration::ZERO).await {
+            tracing::warn!(delivery_id = %id, error = %e, "push of a webhook delivery failed");
+        }
+    }
+}
+
 /// Pushes a delivery attempt due now under an explicit task id (re-pushes by the reconciler).
 pub async fn push_delivery_as(
     storage: &mut DeliveryStorage,

@@ -106,8 +106,11 @@ pub async fn handle(state: &WebhookState, message: &DeliveryMessage) -> Result<(
         },
     };
     let duration = started.elapsed();
+    // The next attempt is scheduled from the recorded start and duration, so a row says exactly
+    // when its retry was due: `next_retry_at = attempted_at + duration + delay`.
+    let finished_at = attempted_at + chrono::Duration::from_std(duration).unwrap_or_default();
     let attempt = message.attempt;
-    let outcome = outcome(state, trigger, attempt, &response);
+    let outcome = outcome(state, trigger, attempt, &response, finished_at);
     let next_retry_at = match outcome {
         AttemptOutcome::RetryAt(at) => Some(at),
         _ => None,
@@ -297,6 +300,7 @@ fn outcome(
     trigger: Trigger,
     attempt: i32,
     response: &Response,
+    finished_at: DateTime<Utc>,
 ) -> AttemptOutcome {
     match (response.status, response.class) {
         (Some(200..=299), None) => AttemptOutcome::Delivered,
@@ -308,8 +312,7 @@ fn outcome(
                 let failed = u32::try_from(attempt).unwrap_or(u32::MAX);
                 match state.schedule.delay_after(failed, response.retry_after) {
                     Some(delay) => AttemptOutcome::RetryAt(
-                        Utc::now()
-                            + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::zero()),
+                        finished_at + chrono::Duration::from_std(delay).unwrap_or_default(),
                     ),
                     None => AttemptOutcome::Dead,
                 }

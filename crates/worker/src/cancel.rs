@@ -13,9 +13,9 @@ use secrecy::ExposeSecret;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use llmflow_core::events;
+use llmflow_core::{db, events, queue, JobId};
 
-use crate::WorkerState;
+use crate::{RunError, WorkerState};
 
 /// The cancellation tokens of the jobs this process is running.
 #[derive(Default)]
@@ -110,4 +110,21 @@ pub async fn listen(state: Arc<WorkerState>, shutdown: CancellationToken) {
         }
         backoff = (backoff * 2).min(Duration::from_secs(10));
     }
+}
+
+/// Pushes the `workflow.cancelled` webhook of a job whose claim found it cancelled (its worker
+/// had died with the cancellation pending); the claim recorded the delivery with the job's end.
+pub async fn push_cancelled(state: &WorkerState, job_id: JobId) -> Result<(), RunError> {
+    let owed = {
+        let mut conn = state.pool.get().await?;
+        db::deliveries::of_job(&mut conn, job_id.0).await?
+    };
+    let ids: Vec<Uuid> = owed
+        .iter()
+        .filter(|d| d.event_type == "workflow.cancelled" && d.attempts == 0)
+        .map(|d| d.id)
+        .collect();
+    let mut storage = state.delivery_storage();
+    queue::push_new_deliveries(&mut storage, &ids).await;
+    Ok(())
 }

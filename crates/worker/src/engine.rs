@@ -23,14 +23,14 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use uuid::Uuid;
 
+use llmflow_core::db;
+use llmflow_core::db::ending::{self, cost_data, Ending};
 use llmflow_core::db::jobs::{Claim, CommitOutcome, Finish, StepBatch};
 use llmflow_core::db::models::{JobRow, StepRow, UsageRow};
-use llmflow_core::db::{self, deliveries};
-use llmflow_core::pricing::usd_json;
-use llmflow_core::queue::{self, DeliveryMessage};
+use llmflow_core::queue;
 use llmflow_core::telemetry::Chain;
 use llmflow_core::workflow::{retry_delay, LoadedWorkflow, OnError, Step, StepKind};
-use llmflow_core::{DeliveryId, JobId, JobStatus};
+use llmflow_core::{JobId, JobStatus};
 
 use crate::steps::{self, llm::LlmCallCtx, StepFailure, StepOutput};
 use crate::{RunError, WorkerState};
@@ -48,7 +48,7 @@ pub async fn run_job(state: &WorkerState, job_id: JobId) -> Result<(), RunError>
             Claim::Claimed(job) => *job,
             Claim::Cancelled => {
                 tracing::info!("job cancelled before it started");
-                return Ok(());
+                return Box::pin(crate::cancel::push_cancelled(state, job_id)).await;
             }
             Claim::NotClaimable => {
                 tracing::debug!("job not claimable (running elsewhere or finished)");
@@ -435,7 +435,7 @@ impl<'a> Runner<'a> {
         let mut paid = Vec::new();
         let mut attempt = 1;
         loop {
-            let run = self.execute_once(scope, step);
+            let run = self.execute_once(scope, step, attempt);
             let result = match step.timeout {
                 Some(limit) => match tokio::time::timeout(limit, run).await {
                     Ok(r) => r,
@@ -478,7 +478,12 @@ impl<'a> Runner<'a> {
         }
     }
 
-    async fn execute_once(&self, scope: &Value, step: &Step) -> Result<StepOutput, StepFailure> {
+    async fn execute_once(
+        &self,
+        scope: &Value,
+        step: &Step,
+        attempt: u32,
+    ) -> Result<StepOutput, StepFailure> {
         let work = async {
             match &step.kind {
                 StepKind::Llm(llm) => {
@@ -494,12 +499,13 @@ impl<'a> Runner<'a> {
                         user_id: self.job.user_id,
                         step_id: &step.id,
                         chunks,
+                        timeout: step.timeout,
                     };
                     let call = steps::llm::execute(self.state, llm, scope, &cx);
                     match streamed {
                         Some(rx) => {
                             Box::pin(crate::events::forward_chunks(
-                                self.state, self.job, &step.id, rx, call,
+                                self.state, self.job, &step.id, attempt, rx, call,
                             ))
                             .await
                         }
@@ -669,28 +675,16 @@ impl<'a> Runner<'a> {
         let cost_data = cost_data(&journal.usage);
         let result = output.map(|output| with_cost_data(output, &cost_data));
         let duration_ms = self.started.elapsed().as_millis() as u64;
-        let deliveries = match (&self.job.webhook_url, status) {
-            (Some(url), JobStatus::Completed | JobStatus::Failed) => {
-                let event = if status == JobStatus::Completed {
-                    "workflow.completed"
-                } else {
-                    "workflow.failed"
-                };
-                let payload = json!({
-                    "type": event,
-                    "job_id": self.job.id,
-                    "workflow_name": self.job.workflow_name,
-                    "status": status,
-                    "result": result,
-                    "error_message": error,
-                    "cost_data": cost_data,
-                    "duration_ms": duration_ms,
-                    "timestamp": Utc::now().to_rfc3339(),
-                });
-                vec![deliveries::new_delivery(self.job.id, url, event, payload)]
-            }
-            _ => Vec::new(),
+        let ending = Ending {
+            status,
+            result: result.as_ref(),
+            error_message: error.as_deref(),
+            cost_data: &cost_data,
+            duration_ms: Some(duration_ms),
         };
+        let deliveries: Vec<_> = ending::terminal_delivery(self.job, &ending)
+            .into_iter()
+            .collect();
         let delivery_ids: Vec<Uuid> = deliveries.iter().map(|d| d.id).collect();
         let result_for_event = result.clone();
         let finish = Finish {
@@ -719,61 +713,9 @@ impl<'a> Runner<'a> {
         .await;
         tracing::info!(status = %status, duration_ms, error = error.as_deref().unwrap_or(""), "job finished");
         let mut storage = self.state.deliveries.clone();
-        for id in delivery_ids {
-            let message = DeliveryMessage {
-                delivery_id: DeliveryId(id),
-                attempt: 1,
-            };
-            if let Err(e) = queue::push_delivery(&mut storage, message, Duration::ZERO).await {
-                // The delivery row is due now; the reconciler pushes it.
-                tracing::warn!(delivery_id = %id, error = %e, "push of webhook delivery failed");
-            }
-        }
+        queue::push_new_deliveries(&mut storage, &delivery_ids).await;
         Ok(())
     }
-}
-
-/// `{provider, model, input_tokens, output_tokens, total_tokens, cost_usd, steps: […]}`.
-/// `provider` and `model` name the one used, or every distinct one joined by commas.
-pub fn cost_data(usage: &[UsageRow]) -> Value {
-    let distinct = |pick: fn(&UsageRow) -> &str| {
-        let mut names: Vec<&str> = usage.iter().map(pick).collect();
-        names.dedup();
-        let mut seen = Vec::new();
-        for n in names {
-            if !seen.contains(&n) {
-                seen.push(n);
-            }
-        }
-        seen.join(",")
-    };
-    let input: i64 = usage.iter().map(|u| i64::from(u.input_tokens)).sum();
-    let output: i64 = usage.iter().map(|u| i64::from(u.output_tokens)).sum();
-    let cost: Decimal = usage.iter().map(|u| u.cost_usd).sum();
-    let steps: Vec<Value> = usage
-        .iter()
-        .map(|u| {
-            json!({
-                "step_id": u.step_id,
-                "provider": u.provider,
-                "model": u.model,
-                "input_tokens": u.input_tokens,
-                "output_tokens": u.output_tokens,
-                "total_tokens": u.total_tokens,
-                "cost_usd": usd_json(u.cost_usd),
-                "usage_estimated": u.usage_estimated,
-            })
-        })
-        .collect();
-    json!({
-        "provider": distinct(|u| &u.provider),
-        "model": distinct(|u| &u.model),
-        "input_tokens": input,
-        "output_tokens": output,
-        "total_tokens": input + output,
-        "cost_usd": usd_json(cost),
-        "steps": steps,
-    })
 }
 
 /// The result object: the workflow's output with `cost_data` beside it (an output that is not

@@ -106,6 +106,7 @@ async fn webhook_inline(state: &WorkerState, job: &JobRow, event_type: &str, dat
     let payload = json!({
         "type": event_type,
         "job_id": job.id,
+        "user_id": job.user_id,
         "workflow_name": job.workflow_name,
         "data": data,
         "timestamp": Utc::now().to_rfc3339(),
@@ -205,22 +206,35 @@ pub async fn job_ended(
 }
 
 /// Streamed text of one step, batched by time and size before it is published.
+///
+/// Each published chunk carries `seq` (0, 1, 2 … within the step's attempt), `offset` (where
+/// its text starts in the step's streamed text, in Unicode characters) and `attempt` (the
+/// step's attempt under its retry policy; a retried step streams again from offset 0). A
+/// receiver orders a step's chunks by `(attempt, seq)`, drops one whose `(step_id, attempt,
+/// seq)` it already has (or whose `webhook-id` it has seen), and knows it has missed text
+/// when a chunk's `offset` is not the previous `offset` plus its text's length.
 pub struct ChunkBatcher<'a> {
     state: &'a WorkerState,
     job: &'a JobRow,
     step_id: String,
+    attempt: u32,
     buffer: String,
     since: Instant,
+    seq: u64,
+    offset: usize,
 }
 
 impl<'a> ChunkBatcher<'a> {
-    pub fn new(state: &'a WorkerState, job: &'a JobRow, step_id: &str) -> Self {
+    pub fn new(state: &'a WorkerState, job: &'a JobRow, step_id: &str, attempt: u32) -> Self {
         ChunkBatcher {
             state,
             job,
             step_id: step_id.to_owned(),
+            attempt,
             buffer: String::new(),
             since: Instant::now(),
+            seq: 0,
+            offset: 0,
         }
     }
 
@@ -248,7 +262,16 @@ impl<'a> ChunkBatcher<'a> {
             return;
         }
         let text = std::mem::take(&mut self.buffer);
-        let data = json!({"job_id": self.job.id, "step_id": self.step_id, "text": text});
+        let data = json!({
+            "job_id": self.job.id,
+            "step_id": self.step_id,
+            "attempt": self.attempt,
+            "seq": self.seq,
+            "offset": self.offset,
+            "text": text,
+        });
+        self.seq += 1;
+        self.offset += text.chars().count();
         publish(self.state, self.job, EventKind::Chunk, data.clone());
         if wants(self.job, WEBHOOK_CHUNK) {
             webhook(self.state, self.job, WEBHOOK_CHUNK, data).await;
@@ -262,10 +285,11 @@ pub async fn forward_chunks<T>(
     state: &WorkerState,
     job: &JobRow,
     step_id: &str,
+    attempt: u32,
     mut chunks: tokio::sync::mpsc::UnboundedReceiver<String>,
     work: impl std::future::Future<Output = T>,
 ) -> T {
-    let mut batcher = ChunkBatcher::new(state, job, step_id);
+    let mut batcher = ChunkBatcher::new(state, job, step_id, attempt);
     let mut tick = tokio::time::interval(CHUNK_INTERVAL);
     tokio::pin!(work);
     let result = loop {

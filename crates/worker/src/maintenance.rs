@@ -1,5 +1,6 @@
 //! The maintenance job, on a cron schedule (`MAINTENANCE_CRON`, daily at 03:00 UTC by default):
-//! marks stale jobs failed (as `POST /api/v1/admin/cleanup/stale` does) and trims the queue
+//! marks stale jobs failed and sends their `workflow.failed` webhooks (as
+//! `POST /api/v1/admin/cleanup/stale` does), and trims the queue
 //! library's done and dead sets in Redis, which apalis never trims itself.
 //!
 //! Every worker replica ticks; `pg_try_advisory_xact_lock` lets exactly one of them do the work
@@ -15,6 +16,7 @@ use diesel_async::RunQueryDsl;
 use tokio_util::sync::CancellationToken;
 
 use llmflow_core::db::{self, jobs::StaleCounts, DbError};
+use llmflow_core::queue;
 use llmflow_core::telemetry::Chain;
 
 use crate::{RunError, WorkerState};
@@ -57,7 +59,10 @@ pub async fn run_once(state: &WorkerState) -> Result<Option<Report>, RunError> {
     }
     let pass = async {
         let reason = db::jobs::stale_reason(state.config.stale_job_hours);
-        let stale = db::jobs::mark_stale(&mut conn, state.config.stale_after(), &reason).await?;
+        let cleanup = db::jobs::mark_stale(&mut conn, state.config.stale_after(), &reason).await?;
+        let mut storage = state.delivery_storage();
+        queue::push_new_deliveries(&mut storage, &cleanup.deliveries).await;
+        let stale = cleanup.counts;
         let trimmed = trim_queue_history(state).await?;
         Ok::<_, RunError>(Report { stale, trimmed })
     }

@@ -1,7 +1,8 @@
 //! Admin routes (the admin key; 401 without a key, 403 with the client key).
 //! `POST /api/v1/admin/cleanup/stale`: marks jobs stuck in a non-terminal state longer than the
-//! threshold (default `STALE_JOB_HOURS`, 72) as stale and failed, and returns the counts. The
-//! worker runs the same cleanup on a schedule.
+//! threshold (default `STALE_JOB_HOURS`, 72) as stale and failed, sends each its
+//! `workflow.failed` webhook (with the stale reason), and returns the counts. The worker runs
+//! the same cleanup on a schedule.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +12,8 @@ use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use llmflow_core::db::{self, jobs::StaleCounts};
+use llmflow_core::db::{self, jobs::StaleCleanup};
+use llmflow_core::queue;
 
 use crate::body::{self, Fields};
 use crate::error::{ApiError, ErrorBody};
@@ -84,8 +86,11 @@ pub async fn cleanup_stale(
     .unwrap_or(state.config.stale_job_hours);
     let reason = db::jobs::stale_reason(hours);
     let mut conn = state.pool.get().await.map_err(db::DbError::from)?;
-    let counts: StaleCounts =
+    let StaleCleanup { counts, deliveries } =
         db::jobs::mark_stale(&mut conn, Duration::from_secs(hours * 3600), &reason).await?;
+    drop(conn);
+    let mut storage = state.queues.delivery_storage(state.redis.clone(), 1);
+    queue::push_new_deliveries(&mut storage, &deliveries).await;
     tracing::info!(marked = counts.total, hours, "stale cleanup");
     Ok(HttpResponse::Ok().json(CleanupReport {
         marked_stale: counts.total,

@@ -1,6 +1,7 @@
 //! `DELETE /api/v1/workflow/{job_id}`: cancel a job. A waiting job becomes `cancelled` at once
 //! and never runs; a running one is asked to stop (its worker is told over Redis pub/sub and
-//! drops the in-flight LLM call); a finished one answers 409.
+//! drops the in-flight LLM call); a finished one answers 409. Either way the job's webhook URL
+//! gets `workflow.cancelled` once it has stopped.
 
 use std::sync::Arc;
 
@@ -11,6 +12,7 @@ use uuid::Uuid;
 
 use llmflow_core::db::{self, jobs::CancelOutcome};
 use llmflow_core::events::{self, EventKind};
+use llmflow_core::queue;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::{scope, AppState};
@@ -61,7 +63,9 @@ pub async fn cancel(
     let namespace = &state.config.redis_namespace;
     let mut redis = state.redis.clone();
     match outcome {
-        CancelOutcome::Cancelled => {
+        CancelOutcome::Cancelled(deliveries) => {
+            let mut storage = state.queues.delivery_storage(redis.clone(), 1);
+            queue::push_new_deliveries(&mut storage, &deliveries).await;
             let event = events::Event {
                 job_id,
                 kind: EventKind::JobCancelled,

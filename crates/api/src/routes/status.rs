@@ -42,7 +42,8 @@ pub struct Totals {
     cost_usd: Value,
 }
 
-/// The state of the job's `workflow.completed` / `workflow.failed` webhook.
+/// The state of the terminal webhook (`workflow.completed` / `failed` / `cancelled`) of the
+/// job's latest run.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct WebhookView {
     delivery_id: Uuid,
@@ -85,6 +86,17 @@ pub struct StatusView {
     /// Running totals (the final breakdown is in `result.cost_data`).
     cost: Totals,
     steps: Vec<StepView>,
+    /// Ids of the completed steps, in order: each one's output is readable at
+    /// `/status/{job_id}/steps/{step_id}`, while the job still runs and after it failed.
+    finished_steps: Vec<String>,
+    /// Times a worker claimed the job (a run resumed after a crash or a retry counts again).
+    attempts: i32,
+    /// Times the job was retried with `POST /workflow/{job_id}/retry`.
+    retry_count: i32,
+    /// One entry per retry: how the run before it failed (`failed_at`, `error_message`,
+    /// `is_stale`, `stale_reason`, `failed_steps`) and when it was retried.
+    #[schema(value_type = Vec<Object>)]
+    retry_history: Value,
     /// `null` until the job owes a webhook.
     webhook: Option<WebhookView>,
     is_stale: bool,
@@ -192,7 +204,15 @@ pub fn view(
             total_tokens: job.total_input_tokens + job.total_output_tokens,
             cost_usd: usd(job.total_cost_usd),
         },
+        finished_steps: steps
+            .iter()
+            .filter(|s| s.status == "completed")
+            .map(|s| s.step_id.clone())
+            .collect(),
         steps: steps.into_iter().map(step_view).collect(),
+        attempts: job.attempts,
+        retry_count: job.retry_count,
+        retry_history: job.retry_history,
         webhook: webhook.map(webhook_view),
         is_stale: job.is_stale,
         stale_reason: job.stale_reason,

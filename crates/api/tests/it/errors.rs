@@ -311,7 +311,9 @@ async fn openapi_and_swagger_ui_are_served() {
         ("/api/v1/workflow", "post"),
         ("/api/v1/workflow/validate", "post"),
         ("/api/v1/workflow/{job_id}", "delete"),
+        ("/api/v1/workflow/{job_id}/retry", "post"),
         ("/api/v1/status/{job_id}", "get"),
+        ("/api/v1/status/{job_id}/steps/{step_id}", "get"),
         ("/api/v1/status/{job_id}/events", "get"),
         ("/api/v1/health", "get"),
         ("/api/v1/admin/cleanup/stale", "post"),
@@ -337,6 +339,8 @@ async fn openapi_and_swagger_ui_are_served() {
         "Validation",
         "Cancelled",
         "CleanupReport",
+        "Retried",
+        "StepDetail",
     ] {
         assert!(
             doc["components"]["schemas"][schema].is_object(),

@@ -5,6 +5,7 @@ mod cancel;
 mod errors;
 mod events;
 mod limits;
+mod retry;
 mod schema;
 mod submit;
 mod support;

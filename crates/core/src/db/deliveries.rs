@@ -36,8 +36,12 @@ pub mod trigger {
     pub const MANUAL: &str = "manual";
 }
 
-/// The terminal events: one delivery per (job, URL) each; any other event type may repeat.
-pub const TERMINAL_EVENTS: [&str; 2] = ["workflow.completed", "workflow.failed"];
+/// The terminal events: one delivery per (job, URL, run) each; any other event type may repeat.
+pub const TERMINAL_EVENTS: [&str; 3] = [
+    "workflow.completed",
+    "workflow.failed",
+    "workflow.cancelled",
+];
 
 /// Records a webhook event owed to `url` for a job and returns its delivery id. The row is due
 /// at once (`pending`, attempt 1 next); the caller pushes `DeliveryMessage { delivery_id,
@@ -45,7 +49,8 @@ pub const TERMINAL_EVENTS: [&str; 2] = ["workflow.completed", "workflow.failed"]
 ///
 /// Any event type is accepted (`workflow.progress`, `workflow.chunk`, ...): each call makes a new
 /// delivery with its own `webhook-id`. A terminal event (`workflow.completed` /
-/// `workflow.failed`) is idempotent per (job, URL): a second call returns the first delivery's id.
+/// `workflow.failed` / `workflow.cancelled`) is idempotent per (job, URL) for the job's first
+/// run: a second call returns the first delivery's id.
 /// A payload object without `type` gets `type: event_type`.
 pub async fn enqueue_event(
     conn: &mut AsyncPgConnection,
@@ -71,6 +76,7 @@ pub async fn enqueue_event(
             .filter(deliveries::job_id.eq(job_id))
             .filter(deliveries::url.eq(url))
             .filter(deliveries::event_type.eq(event_type))
+            .filter(deliveries::job_run.eq(0))
             .select(deliveries::id)
             .first(conn)
             .await?,
@@ -102,6 +108,7 @@ pub fn new_delivery(job_id: Uuid, url: &str, event_type: &str, mut payload: Valu
         delivered_at: None,
         created_at: at,
         updated_at: at,
+        job_run: 0,
     }
 }
 
@@ -345,7 +352,8 @@ pub async fn dead_letters(
     Ok((page, total))
 }
 
-/// The delivery of a job's terminal event (`workflow.completed` / `workflow.failed`), first URL.
+/// The delivery of a job's terminal event (`workflow.completed` / `failed` / `cancelled`) of
+/// its latest run, first URL.
 pub async fn terminal_of_job(
     conn: &mut AsyncPgConnection,
     job_id: Uuid,
@@ -353,7 +361,7 @@ pub async fn terminal_of_job(
     Ok(deliveries::table
         .filter(deliveries::job_id.eq(job_id))
         .filter(deliveries::event_type.eq_any(TERMINAL_EVENTS))
-        .order(deliveries::created_at.asc())
+        .order((deliveries::job_run.desc(), deliveries::created_at.asc()))
         .select(DeliveryRow::as_select())
         .first(conn)
         .await

@@ -22,6 +22,10 @@ use super::schema::{
 use super::DbError;
 use crate::JobStatus;
 
+pub use super::ending::{
+    cancel, mark_stale, stale_reason, CancelOutcome, StaleCleanup, StaleCounts,
+};
+
 /// Stores a workflow definition under its hash, once.
 pub async fn store_definition(
     conn: &mut AsyncPgConnection,
@@ -83,6 +87,21 @@ pub async fn job_steps(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Vec<Ste
         .select(StepRow::as_select())
         .load(conn)
         .await?)
+}
+
+/// The recorded row of one step of a job, if it has finished (or failed).
+pub async fn job_step(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    step_id: &str,
+) -> Result<Option<StepRow>, DbError> {
+    Ok(llm_job_steps::table
+        .filter(llm_job_steps::job_id.eq(id))
+        .filter(llm_job_steps::step_id.eq(step_id))
+        .select(StepRow::as_select())
+        .first(conn)
+        .await
+        .optional()?)
 }
 
 /// LLM calls recorded for a job, oldest first.
@@ -157,7 +176,7 @@ pub enum Claim {
 
 /// Claims a job for `worker`: a queued or pending job, or a processing one whose owner stopped
 /// sending heartbeats more than `claim_timeout` ago. A job cancelled while queued becomes
-/// `cancelled` here and never runs.
+/// `cancelled` here (its `workflow.cancelled` delivery recorded with it) and never runs.
 pub async fn claim(
     conn: &mut AsyncPgConnection,
     id: Uuid,
@@ -211,20 +230,26 @@ pub async fn claim_many(
     let cancelled: HashSet<Uuid> = if rest.is_empty() {
         HashSet::new()
     } else {
-        diesel::update(jobs::table.filter(jobs::id.eq_any(&rest)))
-            .filter(claimable)
-            .filter(jobs::cancel_requested.eq(true))
-            .set((
-                jobs::status.eq(JobStatus::Cancelled.as_str()),
-                jobs::error_message.eq("cancelled before it started"),
-                jobs::completed_at.eq(now),
-                jobs::updated_at.eq(now),
-            ))
-            .returning(jobs::id)
-            .get_results::<Uuid>(conn)
-            .await?
-            .into_iter()
-            .collect()
+        // With their `workflow.cancelled` deliveries, in one transaction.
+        conn.transaction(async |conn| {
+            let ids = diesel::update(jobs::table.filter(jobs::id.eq_any(&rest)))
+                .filter(claimable)
+                .filter(jobs::cancel_requested.eq(true))
+                .set((
+                    jobs::status.eq(JobStatus::Cancelled.as_str()),
+                    jobs::error_message.eq("cancelled before it started"),
+                    jobs::completed_at.eq(now),
+                    jobs::updated_at.eq(now),
+                ))
+                .returning(jobs::id)
+                .get_results::<Uuid>(conn)
+                .await?;
+            super::ending::owe_terminal(conn, &ids).await?;
+            Ok::<_, DbError>(ids)
+        })
+        .await?
+        .into_iter()
+        .collect()
     };
     Ok(ids
         .iter()
@@ -503,105 +528,6 @@ pub async fn dispatch_candidates(
         .await?)
 }
 
-/// What a cancellation request did.
-#[derive(Debug, PartialEq, Eq)]
-pub enum CancelOutcome {
-    /// The job had not started: it is now `cancelled` and never runs.
-    Cancelled,
-    /// The job is running: `cancel_requested` is set and the worker stops at its next step
-    /// boundary (dropping an in-flight LLM call).
-    Requested,
-    /// The job had already ended in this state.
-    Finished(String),
-    NotFound,
-}
-
-/// Cancels a job: a waiting one at once, a running one by request. Both are conditional
-/// updates, so a worker's claim and a cancellation never both win.
-pub async fn cancel(conn: &mut AsyncPgConnection, id: Uuid) -> Result<CancelOutcome, DbError> {
-    let cancelled = diesel::update(jobs::table.find(id))
-        .filter(jobs::status.eq_any([JobStatus::Pending.as_str(), JobStatus::Queued.as_str()]))
-        .set((
-            jobs::status.eq(JobStatus::Cancelled.as_str()),
-            jobs::cancel_requested.eq(true),
-            jobs::error_message.eq("cancelled before it started"),
-            jobs::completed_at.eq(now),
-            jobs::updated_at.eq(now),
-        ))
-        .execute(conn)
-        .await?;
-    if cancelled == 1 {
-        return Ok(CancelOutcome::Cancelled);
-    }
-    let requested = diesel::update(jobs::table.find(id))
-        .filter(jobs::status.eq(JobStatus::Processing.as_str()))
-        .set((jobs::cancel_requested.eq(true), jobs::updated_at.eq(now)))
-        .execute(conn)
-        .await?;
-    if requested == 1 {
-        return Ok(CancelOutcome::Requested);
-    }
-    let status: Option<String> = jobs::table
-        .find(id)
-        .select(jobs::status)
-        .first(conn)
-        .await
-        .optional()?;
-    Ok(match status {
-        Some(status) => CancelOutcome::Finished(status),
-        None => CancelOutcome::NotFound,
-    })
-}
-
-/// How many jobs of each former state a stale cleanup marked.
-#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct StaleCounts {
-    pub pending: i64,
-    pub queued: i64,
-    pub processing: i64,
-    pub total: i64,
-}
-
-#[derive(QueryableByName)]
-struct StaleRow {
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    previous: String,
-}
-
-/// Marks jobs in a non-terminal state not updated for `older_than` as stale and failed, with
-/// `reason`. Rows are locked (`SKIP LOCKED`), so a worker committing a step at that moment
-/// keeps its job.
-pub async fn mark_stale(
-    conn: &mut AsyncPgConnection,
-    older_than: Duration,
-    reason: &str,
-) -> Result<StaleCounts, DbError> {
-    let before: DateTime<Utc> = Utc::now() - older_than;
-    let rows: Vec<StaleRow> = diesel::sql_query(
-        "WITH stale AS ( \
-           SELECT id, status FROM llm_workflow_jobs \
-           WHERE status IN ('pending', 'queued', 'processing') AND updated_at < $1 \
-           FOR UPDATE SKIP LOCKED) \
-         UPDATE llm_workflow_jobs j SET status = 'failed', is_stale = true, stale_reason = $2, \
-           error_message = $2, completed_at = now(), updated_at = now() \
-         FROM stale WHERE j.id = stale.id RETURNING stale.status AS previous",
-    )
-    .bind::<diesel::sql_types::Timestamptz, _>(before)
-    .bind::<diesel::sql_types::Text, _>(reason)
-    .load(conn)
-    .await?;
-    let mut counts = StaleCounts::default();
-    for row in rows {
-        match row.previous.as_str() {
-            "pending" => counts.pending += 1,
-            "queued" => counts.queued += 1,
-            _ => counts.processing += 1,
-        }
-        counts.total += 1;
-    }
-    Ok(counts)
-}
-
 /// The job recorded under an idempotency key whose window is still open.
 pub async fn find_by_idempotency_key(
     conn: &mut AsyncPgConnection,
@@ -628,9 +554,4 @@ pub async fn release_expired_idempotency_key(
         .execute(conn)
         .await?;
     Ok(())
-}
-
-/// The reason recorded on jobs a stale cleanup marks (by the admin route or the schedule).
-pub fn stale_reason(hours: u64) -> String {
-    format!("stale: no progress for more than {hours} h; marked failed by cleanup")
 }

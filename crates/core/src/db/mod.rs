@@ -2,9 +2,11 @@
 //! diesel-async speaks the wire protocol itself, so no libpq is linked.
 
 pub mod deliveries;
+pub mod ending;
 pub mod jobs;
 pub mod models;
 pub mod prepared;
+pub mod retry;
 pub mod schema;
 
 use diesel::{Connection, ConnectionError};

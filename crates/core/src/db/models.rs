@@ -52,6 +52,10 @@ pub struct JobRow {
     pub idempotency_expires_at: Option<DateTime<Utc>>,
     /// The wait estimate of the 202 answer (replayed as it was for an Idempotency-Key).
     pub estimated_wait_seconds: Option<i32>,
+    /// Times a failed job was sent back to run from its failed step.
+    pub retry_count: i32,
+    /// What each failed run ended with, oldest first (one entry per retry).
+    pub retry_history: Value,
 }
 
 #[derive(Clone, Debug, Insertable)]
@@ -145,6 +149,9 @@ pub struct DeliveryRow {
     pub delivered_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The job's run this event belongs to (0, then the job's `retry_count` after a retry): a
+    /// run owes one terminal event per URL.
+    pub job_run: i32,
 }
 
 #[derive(Clone, Debug, Queryable, Selectable, Insertable)]

@@ -49,6 +49,8 @@ diesel::table! {
         idempotency_hash -> Nullable<Varchar>,
         idempotency_expires_at -> Nullable<Timestamptz>,
         estimated_wait_seconds -> Nullable<Int4>,
+        retry_count -> Int4,
+        retry_history -> Jsonb,
     }
 }
 
@@ -115,6 +117,7 @@ diesel::table! {
         updated_at -> Timestamptz,
         claim_token -> Nullable<Uuid>,
         next_trigger -> Varchar,
+        job_run -> Int4,
     }
 }
 

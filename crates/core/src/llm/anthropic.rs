@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::http::{Lease, LlmHttp};
-use super::stream::{anthropic_hint, events, header, map_transport, send_json};
+use super::stream::{anthropic_hint, events, header, map_transport, send_json, Bound};
 use super::{
     estimate_usage, CallCtx, Completion, CompletionRequest, LlmProvider, OutputFormat,
     ProviderError, Role,
@@ -87,13 +87,17 @@ impl Anthropic {
         body
     }
 
-    async fn send(&self, body: Value) -> Result<(reqwest::Response, Lease), ProviderError> {
+    async fn send(
+        &self,
+        body: Value,
+        bound: Bound,
+    ) -> Result<(reqwest::Response, Lease), ProviderError> {
         let key = self.api_key.expose_secret();
         let headers = |r: reqwest::RequestBuilder| {
             r.header("x-api-key", key)
                 .header("anthropic-version", ANTHROPIC_VERSION)
         };
-        send_json(&self.http, &self.url, headers, body, map_status).await
+        send_json(&self.http, &self.url, headers, body, bound, map_status).await
     }
 }
 
@@ -149,10 +153,11 @@ impl LlmProvider for Anthropic {
     async fn complete(
         &self,
         request: &CompletionRequest,
-        _cx: &CallCtx,
+        cx: &CallCtx,
     ) -> Result<Completion, ProviderError> {
         let started = Instant::now();
-        let (response, _lease) = self.send(Self::body(request, false)).await?;
+        let bound = Bound::Whole(cx.timeout.unwrap_or(self.http.default_timeout()));
+        let (response, _lease) = self.send(Self::body(request, false), bound).await?;
         let request_id = header(response.headers(), "request-id");
         let rate_limit = anthropic_hint(response.headers());
         let bytes = response.bytes().await.map_err(map_transport)?;
@@ -186,10 +191,13 @@ impl LlmProvider for Anthropic {
         cx: &CallCtx,
     ) -> Result<Completion, ProviderError> {
         let started = Instant::now();
-        let (response, _lease) = self.send(Self::body(request, true)).await?;
+        let idle = self.http.stream_idle();
+        let (response, _lease) = self
+            .send(Self::body(request, true), Bound::Idle(idle))
+            .await?;
         let mut request_id = header(response.headers(), "request-id");
         let rate_limit = anthropic_hint(response.headers());
-        let mut events = events(response);
+        let mut events = events(response, idle);
         let mut content = String::new();
         let mut model = None;
         let mut usage: Option<Usage> = None;

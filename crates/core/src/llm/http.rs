@@ -17,8 +17,10 @@ use std::time::Duration;
 /// How lane clients are built.
 #[derive(Clone, Debug)]
 pub struct HttpSettings {
-    /// Whole-request timeout of one call.
+    /// Whole-request timeout of a non-streamed call whose step sets no timeout of its own.
     pub timeout: Duration,
+    /// A streamed call fails when no bytes arrive for this long (it has no whole-request cap).
+    pub stream_idle: Duration,
     /// Speak HTTP/2 without negotiation (plain-HTTP endpoints that serve h2c).
     pub http2_prior_knowledge: bool,
     /// Calls one lane (one HTTP/2 connection per host) carries at once.
@@ -94,6 +96,16 @@ impl LlmHttp {
         Ok((lane.client.post(url), lease))
     }
 
+    /// The whole-request timeout of a non-streamed call whose step sets none.
+    pub fn default_timeout(&self) -> Duration {
+        self.inner.settings.timeout
+    }
+
+    /// How long a streamed call may go without a byte.
+    pub fn stream_idle(&self) -> Duration {
+        self.inner.settings.stream_idle
+    }
+
     /// Lanes built so far.
     #[cfg(test)]
     fn lanes(&self) -> usize {
@@ -107,8 +119,9 @@ impl LlmHttp {
 
 impl Lane {
     fn new(settings: &HttpSettings) -> Result<Lane, reqwest::Error> {
+        // No client-wide timeout: a streamed call may last as long as it keeps sending. Each
+        // call is bounded where it is made (`stream::send_json`, `stream::events`).
         let mut builder = reqwest::Client::builder()
-            .timeout(settings.timeout)
             .connect_timeout(Duration::from_secs(10))
             .pool_max_idle_per_host(settings.streams_per_lane);
         if settings.http2_prior_knowledge {
@@ -128,6 +141,7 @@ mod tests {
     fn http(streams_per_lane: usize) -> LlmHttp {
         LlmHttp::new(HttpSettings {
             timeout: Duration::from_secs(5),
+            stream_idle: Duration::from_secs(5),
             http2_prior_knowledge: false,
             streams_per_lane,
         })

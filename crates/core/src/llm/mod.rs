@@ -68,6 +68,10 @@ pub struct CallCtx {
     /// A streaming call sends each text delta here, in order, as it arrives (the engine
     /// forwards them as `chunk` events). Non-streaming calls leave it alone.
     pub chunks: Option<tokio::sync::mpsc::UnboundedSender<String>>,
+    /// The step's `timeout_ms`: the whole-request bound of a non-streamed call, instead of
+    /// `LLM_TIMEOUT_SECS`. (A streamed call is bounded by the stream's idle timeout, and the
+    /// engine ends the step at its `timeout_ms` either way.)
+    pub timeout: Option<std::time::Duration>,
 }
 
 impl CallCtx {
@@ -210,6 +214,7 @@ impl Providers {
     pub fn from_config(config: &Config) -> Result<Providers, reqwest::Error> {
         let http = LlmHttp::new(HttpSettings {
             timeout: config.llm_timeout(),
+            stream_idle: config.llm_stream_idle(),
             http2_prior_knowledge: config.llm_http2_prior_knowledge,
             streams_per_lane: config.llm_http2_streams,
         })?;

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::http::{Lease, LlmHttp};
-use super::stream::{events, header, map_transport, openai_hint, send_json};
+use super::stream::{events, header, map_transport, openai_hint, send_json, Bound};
 use super::{
     estimate_usage, CallCtx, Completion, CompletionRequest, LlmProvider, OutputFormat,
     ProviderError,
@@ -143,13 +143,18 @@ struct PromptDetails {
 
 impl OpenAiCompatible {
     /// Sends the request; a non-2xx answer becomes the mapped error.
-    async fn send(&self, body: Value) -> Result<(reqwest::Response, Lease), ProviderError> {
+    async fn send(
+        &self,
+        body: Value,
+        bound: Bound,
+    ) -> Result<(reqwest::Response, Lease), ProviderError> {
         let key = self.api_key.expose_secret();
         send_json(
             &self.http,
             &self.url,
             |r| r.bearer_auth(key),
             body,
+            bound,
             map_status,
         )
         .await
@@ -198,10 +203,11 @@ impl LlmProvider for OpenAiCompatible {
     async fn complete(
         &self,
         request: &CompletionRequest,
-        _cx: &CallCtx,
+        cx: &CallCtx,
     ) -> Result<Completion, ProviderError> {
         let started = Instant::now();
-        let (response, _lease) = self.send(self.body(request, false)).await?;
+        let bound = Bound::Whole(cx.timeout.unwrap_or(self.http.default_timeout()));
+        let (response, _lease) = self.send(self.body(request, false), bound).await?;
         let request_id = header(response.headers(), "x-request-id");
         let rate_limit = openai_hint(response.headers());
         let bytes = response.bytes().await.map_err(map_transport)?;
@@ -232,10 +238,13 @@ impl LlmProvider for OpenAiCompatible {
         cx: &CallCtx,
     ) -> Result<Completion, ProviderError> {
         let started = Instant::now();
-        let (response, _lease) = self.send(self.body(request, true)).await?;
+        let idle = self.http.stream_idle();
+        let (response, _lease) = self
+            .send(self.body(request, true), Bound::Idle(idle))
+            .await?;
         let mut request_id = header(response.headers(), "x-request-id");
         let rate_limit = openai_hint(response.headers());
-        let mut events = events(response);
+        let mut events = events(response, idle);
         let mut content = String::new();
         let mut model = None;
         let mut usage = None;

@@ -10,22 +10,43 @@ use reqwest::header::{HeaderMap, RETRY_AFTER};
 use super::http::{Lease, LlmHttp};
 use super::{ProviderError, RateLimitHint};
 
+/// How long one call may take.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Bound {
+    /// A non-streamed call: the whole request, answer included.
+    Whole(Duration),
+    /// A streamed call: each wait for bytes (the response headers, then every piece of the
+    /// body), however long the whole stream lasts.
+    Idle(Duration),
+}
+
 /// Posts `body` as JSON on a lane of `http`, with `headers` (the provider's authentication)
-/// added; a 2xx answer comes back with its lease, anything else as `map_status` maps it. The
-/// body is dropped once serialised, not kept for as long as the call is in flight.
+/// added, bounded by `bound`; a 2xx answer comes back with its lease, anything else as
+/// `map_status` maps it. The body is dropped once serialised, not kept for as long as the call
+/// is in flight.
 pub(crate) async fn send_json(
     http: &LlmHttp,
     url: &str,
     headers: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
     body: serde_json::Value,
+    bound: Bound,
     map_status: fn(reqwest::StatusCode, Option<Duration>, &str) -> ProviderError,
 ) -> Result<(reqwest::Response, Lease), ProviderError> {
     let (request, lease) = http
         .post(url)
         .map_err(|e| ProviderError::Network(format!("building the HTTP client: {e}")))?;
-    let request = headers(request).json(&body);
+    let mut request = headers(request).json(&body);
     drop(body);
-    let response = request.send().await.map_err(map_transport)?;
+    let response = match bound {
+        Bound::Whole(limit) => {
+            request = request.timeout(limit);
+            request.send().await.map_err(map_transport)?
+        }
+        Bound::Idle(idle) => tokio::time::timeout(idle, request.send())
+            .await
+            .map_err(|_| idle_timeout(idle))?
+            .map_err(map_transport)?,
+    };
     let status = response.status();
     if status.is_success() {
         return Ok((response, lease));
@@ -35,13 +56,49 @@ pub(crate) async fn send_json(
     Err(map_status(status, retry_after, &text))
 }
 
-/// The events of a `text/event-stream` response, with errors already mapped.
+fn idle_timeout(idle: Duration) -> ProviderError {
+    ProviderError::Timeout(format!(
+        "stream idle: no data from the provider for {} s",
+        idle.as_secs_f64()
+    ))
+}
+
+/// Why reading a streamed body stopped.
+#[derive(Debug)]
+enum BodyError {
+    Transport(reqwest::Error),
+    Idle(Duration),
+}
+
+/// The body's bytes, failing (once, then ending) when none arrive for `idle`.
+fn idle_bounded(
+    response: reqwest::Response,
+    idle: Duration,
+) -> impl Stream<Item = Result<impl AsRef<[u8]>, BodyError>> + Send + Unpin {
+    let bytes = Box::pin(response.bytes_stream());
+    Box::pin(futures::stream::unfold(
+        Some(bytes),
+        move |bytes| async move {
+            let mut bytes = bytes?;
+            match tokio::time::timeout(idle, bytes.next()).await {
+                Ok(Some(item)) => Some((item.map_err(BodyError::Transport), Some(bytes))),
+                Ok(None) => None,
+                Err(_) => Some((Err(BodyError::Idle(idle)), None)),
+            }
+        },
+    ))
+}
+
+/// The events of a `text/event-stream` response, with errors already mapped; no bytes for
+/// `idle` fails the stream with a timeout.
 pub(crate) fn events(
     response: reqwest::Response,
+    idle: Duration,
 ) -> impl Stream<Item = Result<Event, ProviderError>> + Send + Unpin {
-    response.bytes_stream().eventsource().map(|item| {
+    idle_bounded(response, idle).eventsource().map(|item| {
         item.map_err(|e| match e {
-            EventStreamError::Transport(e) => stream_transport(e),
+            EventStreamError::Transport(BodyError::Transport(e)) => stream_transport(e),
+            EventStreamError::Transport(BodyError::Idle(idle)) => idle_timeout(idle),
             EventStreamError::Utf8(e) => {
                 ProviderError::InvalidResponse(format!("stream is not UTF-8: {e}"))
             }
@@ -52,8 +109,8 @@ pub(crate) fn events(
     })
 }
 
-/// A failure while reading a streamed body: the connection went away (retryable), or the
-/// whole-request timeout fired.
+/// A failure while reading a streamed body: the connection went away (retryable), or a
+/// timeout fired.
 fn stream_transport(e: reqwest::Error) -> ProviderError {
     if e.is_timeout() {
         ProviderError::Timeout(e.to_string())

@@ -214,6 +214,13 @@ async fn streamed_text_arrives_as_chunk_events_and_chunk_webhooks() {
         .collect();
     assert!(events.iter().any(|e| e.name == "chunk"), "{events:?}");
     assert_eq!(text, answer, "the chunks add up to the answer");
+    // In stream order: seq 0, 1, 2 … and each offset where the text so far ends.
+    let mut offset = 0;
+    for (seq, chunk) in events.iter().filter(|e| e.name == "chunk").enumerate() {
+        assert_eq!(chunk.data["seq"], seq, "{:?}", chunk.data);
+        assert_eq!(chunk.data["offset"], offset, "{:?}", chunk.data);
+        offset += chunk.data["text"].as_str().expect("text").chars().count();
+    }
     let hooks = wait_until("chunk webhooks", Duration::from_secs(20), || async {
         let bodies: Vec<Value> = app.receiver.requests().iter().map(|r| r.json()).collect();
         let chunks: String = bodies

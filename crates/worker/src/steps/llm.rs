@@ -19,6 +19,8 @@ pub struct LlmCallCtx<'a> {
     pub step_id: &'a str,
     /// Text deltas of a `stream: true` step, in order (the engine forwards them as events).
     pub chunks: Option<tokio::sync::mpsc::UnboundedSender<String>>,
+    /// The step's `timeout_ms`, which bounds a non-streamed call instead of `LLM_TIMEOUT_SECS`.
+    pub timeout: Option<std::time::Duration>,
 }
 
 /// Runs one llm step: the call (limits, retries and fallbacks are in `chain::call`), then the
@@ -57,6 +59,7 @@ pub async fn execute(
         job_id: Some(cx.job_id.into()),
         step_id: Some(cx.step_id.to_owned()),
         chunks: cx.chunks.clone(),
+        timeout: cx.timeout,
     };
     let mut usage = Vec::new();
     let mut repairs_left = match step.format {

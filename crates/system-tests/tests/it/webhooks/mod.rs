@@ -83,6 +83,35 @@ fn seconds_between(a: DateTime<Utc>, b: DateTime<Utc>) -> f64 {
     (b - a).num_milliseconds() as f64 / 1000.0
 }
 
+/// A failed attempt's retry is due `delay` seconds after the attempt ended: `next_retry_at` is
+/// `attempted_at + duration + delay`, to the millisecond the duration is stored in (and the
+/// microsecond PostgreSQL keeps of each time).
+fn assert_scheduled_after(row: &AttemptRow, delay: f64) {
+    let due = row
+        .next_retry_at
+        .expect("a failed attempt schedules its retry");
+    let waited = (due - row.attempted_at).num_microseconds().expect("span") as f64 / 1000.0
+        - f64::from(row.duration_ms);
+    assert!(
+        (delay * 1000.0 - 0.01..delay * 1000.0 + 1.01).contains(&waited),
+        "attempt {} scheduled its retry {waited:.3} ms after it ended, not {delay} s: {row:#?}",
+        row.attempt_number
+    );
+}
+
+/// The next attempt started no earlier than the time its predecessor scheduled.
+fn assert_not_early(row: &AttemptRow, next: &AttemptRow) {
+    let due = row
+        .next_retry_at
+        .expect("a failed attempt schedules its retry");
+    assert!(
+        next.attempted_at >= due,
+        "attempt {} ran at {} before it was due at {due}",
+        next.attempt_number,
+        next.attempted_at
+    );
+}
+
 async fn admin_get(app: &TestApp, path: &str, key: Option<&str>) -> reqwest::Response {
     let mut request = app.http.get(app.url(path));
     if let Some(key) = key {
@@ -129,22 +158,12 @@ async fn three_failures_then_success_follow_the_schedule_with_one_webhook_id() {
     assert!(rows[..3].iter().all(|r| r.next_retry_at.is_some()));
     assert!(rows[3].next_retry_at.is_none());
 
-    // Offsets from the first attempt: each gap is at least its delay and at most 3 s more
-    // (1-second queue resolution, polling, the request itself, and a CI machine building and
-    // testing on its two cores at once: 2.34 s late was seen there).
-    let offsets: Vec<f64> = rows
-        .iter()
-        .map(|r| seconds_between(rows[0].attempted_at, r.attempted_at))
-        .collect();
-    let expected = [0.0, 1.0, 3.0, 6.0];
-    for k in 1..4 {
-        let gap = offsets[k] - offsets[k - 1];
-        let delay = expected[k] - expected[k - 1];
-        assert!(
-            gap >= delay - 0.01 && gap <= delay + 3.0,
-            "gap before attempt {} is {gap:.3} s, scheduled {delay} s (offsets {offsets:?})",
-            k + 1
-        );
+    // Each failed attempt scheduled its retry exactly its delay after it ended, and no retry ran
+    // before it was due. How soon after that a sender picks it up is load, measured by
+    // scripts/bench.sh, not asserted here.
+    for (k, delay) in [1.0, 2.0, 3.0].into_iter().enumerate() {
+        assert_scheduled_after(&rows[k], delay);
+        assert_not_early(&rows[k], &rows[k + 1]);
     }
 
     // Four requests, one webhook-id, four timestamps, each verified.
@@ -259,16 +278,11 @@ async fn retry_after_is_honoured_up_to_the_cap() {
     let delivery = terminal_delivery(&app, job_id, "delivered").await;
     let rows = attempts(&app, delivery.id).await;
     assert_eq!(rows.len(), 3, "{rows:#?}");
-    let first_gap = seconds_between(rows[0].attempted_at, rows[1].attempted_at);
-    assert!(
-        first_gap >= 2.0,
-        "Retry-After: 2 beats the 1 s schedule: {first_gap}"
-    );
-    let second_gap = seconds_between(rows[1].attempted_at, rows[2].attempted_at);
-    assert!(
-        (3.0..6.0).contains(&second_gap),
-        "Retry-After: 3600 is capped at 3 s: {second_gap}"
-    );
+    // Retry-After: 2 beats the 1 s schedule; Retry-After: 3600 is capped at 3 s.
+    assert_scheduled_after(&rows[0], 2.0);
+    assert_not_early(&rows[0], &rows[1]);
+    assert_scheduled_after(&rows[1], 3.0);
+    assert_not_early(&rows[1], &rows[2]);
     let hits = receiver.hits();
     assert!(seconds_between(hits[0].at, hits[1].at) >= 2.0);
 }
