@@ -75,6 +75,12 @@ async fn the_streamed_report_arrives_three_ways_and_recommends_catalog_bundles()
         .collect();
     assert!(chunks.len() > 1, "streamed in several chunks: {chunks:?}");
     assert_eq!(chunks.concat(), report, "the chunks add up to the report");
+    let mut offset = 0;
+    for (seq, chunk) in events.iter().filter(|e| e.name == "chunk").enumerate() {
+        assert_eq!(chunk.data["seq"], seq, "{:?}", chunk.data);
+        assert_eq!(chunk.data["offset"], offset, "{:?}", chunk.data);
+        offset += chunk.data["text"].as_str().expect("text").chars().count();
+    }
     let started = events
         .iter()
         .position(|e| e.name == "step_started" && e.data["step_id"] == "generate_streaming")
@@ -125,16 +131,24 @@ async fn the_streamed_report_arrives_three_ways_and_recommends_catalog_bundles()
     // Chunk webhooks carry the same text; the completed one carries the result.
     let webhook = completed_webhook(&app, &job_id).await;
     assert_eq!(webhook["result"]["report"], report.as_str());
-    let chunk_text = wait_until("the chunk webhooks", Duration::from_secs(20), || async {
-        let texts: Vec<String> = webhook_bodies(&app)
-            .iter()
+    // Delivered in any order; ordered by `seq`, they add up to the report.
+    let mut hooks = wait_until("the chunk webhooks", Duration::from_secs(20), || async {
+        let hooks: Vec<Value> = webhook_bodies(&app)
+            .into_iter()
             .filter(|b| b["type"] == "workflow.chunk")
-            .filter_map(|b| b["data"]["text"].as_str().map(str::to_owned))
             .collect();
-        (texts.concat().len() == report.len()).then_some(texts)
+        (hooks.len() == chunks.len()).then_some(hooks)
     })
     .await;
-    assert!(!chunk_text.is_empty());
+    hooks.sort_by_key(|b| b["data"]["seq"].as_u64());
+    let text: String = hooks
+        .iter()
+        .map(|b| b["data"]["text"].as_str().expect("text"))
+        .collect();
+    assert_eq!(
+        text, report,
+        "chunk webhooks ordered by seq add up to the report"
+    );
     let stats = app.emulator.stats();
     assert_eq!(stats.calls, 1);
     assert_eq!(stats.calls_by_model["anthropic/claude-3.5-sonnet"], 1);
