@@ -40,15 +40,25 @@ for bin in llmflow-api llmflow-worker llmflow-webhook; do
   check_refuses "$bin" "$good_db" "redis://127.0.0.1:1/0" "Redis"
 done
 
+log "installing Mermaid's parser for the diagram checks (scripts/mermaid), when missing"
+[ -d scripts/mermaid/node_modules/mermaid ] && [ -e scripts/mermaid/node_modules/.bin/tsc ] ||
+  npm ci --prefix scripts/mermaid --no-audit --no-fund --silent >/dev/null
+
 log "running the test suite"
 cargo test --workspace --locked --no-fail-fast
 
 # The JavaScript and browser tests share one stack (API, worker, webhook sender, emulator) started
 # from the binaries built above; each suite reads its URLs and keys from $LLMFLOW_STACK_ENV.
-JS_SUITES=()
+# The TypeScript client, then the Next.js example (its route handler and the browser test).
+JS_SUITES=(clients/typescript examples/nextjs)
 if [ ${#JS_SUITES[@]} -gt 0 ]; then
   ensure_node
   ensure_chromium
+  # What the suites' stack needs: the browser test's page origin may read job events (CORS), and
+  # the client test's `tight` rate-limit tier allows one submit a minute per user.
+  export BROWSER_TEST_ORIGIN="${BROWSER_TEST_ORIGIN:-http://127.0.0.1:18300}"
+  export CORS_ALLOWED_ORIGINS="${CORS_ALLOWED_ORIGINS:-$BROWSER_TEST_ORIGIN}"
+  export RATE_LIMITS="${RATE_LIMITS:-tight=1}"
   STACK_DIR=$(mktemp -d)
   trap 'bash scripts/stack.sh stop "$STACK_DIR"; rm -rf "$STACK_DIR"' EXIT
   bash scripts/stack.sh start "$STACK_DIR"

@@ -3,11 +3,13 @@
 
 pub mod auth;
 mod body;
+mod cors;
 mod envelope;
 pub mod error;
 mod openapi;
 mod ratelimit;
 mod routes;
+pub use routes::stream_token;
 mod scope;
 
 use std::net::TcpListener;
@@ -116,10 +118,15 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
 
 /// Serves the API on `listener` (port 0 in tests).
 pub fn run(state: AppState, listener: TcpListener) -> std::io::Result<Server> {
+    let origins = state.config.cors_allowed_origins.clone();
     let state = web::Data::new(Arc::new(state));
     let server = HttpServer::new(move || {
         App::new()
             .wrap(envelope::envelope())
+            .wrap(actix_web::middleware::Condition::new(
+                !origins.is_empty(),
+                cors::cors(&origins),
+            ))
             .app_data(state.clone())
             .app_data(routes::json_config())
             .app_data(routes::path_config())

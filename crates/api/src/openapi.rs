@@ -10,7 +10,8 @@ use crate::routes::admin::CleanupRequest;
 use crate::routes::validate::ValidateRequest;
 use crate::routes::workflow::SubmitRequest;
 use crate::routes::{
-    admin, cancel, events, health, retry, status, step, validate, webhooks, workflow, workflows,
+    admin, cancel, events, health, retry, status, step, stream_token, validate, webhooks, workflow,
+    workflows,
 };
 
 struct ApiKeyScheme;
@@ -38,6 +39,7 @@ impl Modify for ApiKeyScheme {
         retry::retry,
         status::status,
         step::step,
+        stream_token::issue,
         events::stream,
         health::health,
         admin::cleanup_stale,

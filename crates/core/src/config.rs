@@ -145,6 +145,12 @@ pub struct Config {
     pub queue_history_hours: u64,
     /// Seconds of quiet after which an SSE stream sends a keep-alive comment.
     pub sse_keepalive_secs: u64,
+    /// Lifetime of a browser stream token (`POST /status/{job_id}/stream-token`), in seconds.
+    pub stream_token_ttl_secs: u64,
+    /// Origins (`https://app.example.com`, comma-separated) whose pages may read the status and
+    /// events routes (CORS). Default none.
+    #[serde(deserialize_with = "parse::origins")]
+    pub cors_allowed_origins: Vec<String>,
 
     pub log_format: LogFormat,
 
@@ -206,6 +212,8 @@ struct Defaults {
     maintenance_cron: &'static str,
     queue_history_hours: u64,
     sse_keepalive_secs: u64,
+    stream_token_ttl_secs: u64,
+    cors_allowed_origins: &'static str,
 }
 
 const DEFAULTS: Defaults = Defaults {
@@ -249,6 +257,8 @@ const DEFAULTS: Defaults = Defaults {
     maintenance_cron: "0 0 3 * * *",
     queue_history_hours: 24,
     sse_keepalive_secs: 15,
+    stream_token_ttl_secs: 900,
+    cors_allowed_origins: "",
 };
 
 /// Environment variables read, each mapped to the field of the same name in lower case.
@@ -304,6 +314,8 @@ const ENV_KEYS: &[&str] = &[
     "MAINTENANCE_CRON",
     "QUEUE_HISTORY_HOURS",
     "SSE_KEEPALIVE_SECS",
+    "STREAM_TOKEN_TTL_SECS",
+    "CORS_ALLOWED_ORIGINS",
 ];
 
 /// The environment variables of [`ENV_KEYS`], each as the text it holds. figment's `Env` reads

@@ -7,6 +7,7 @@ pub(crate) mod health;
 pub(crate) mod retry;
 pub(crate) mod status;
 pub(crate) mod step;
+pub mod stream_token;
 pub(crate) mod validate;
 pub(crate) mod webhooks;
 pub(crate) mod workflow;
@@ -27,6 +28,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     events::configure(cfg);
     status::configure(cfg);
     step::configure(cfg);
+    stream_token::configure(cfg);
     health::configure(cfg);
     admin::configure(cfg);
     webhooks::configure(cfg);

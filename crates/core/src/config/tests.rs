@@ -302,3 +302,21 @@ fn tools_load_without_connection_urls() {
         .expect_err("services need the URLs");
     assert!(err.to_string().contains("DATABASE_URL"), "{err}");
 }
+
+#[test]
+fn cors_origins_are_origins_and_stream_tokens_live_fifteen_minutes() {
+    let config = valid_with(json!({})).expect("valid");
+    assert!(config.cors_allowed_origins.is_empty());
+    assert_eq!(config.stream_token_ttl_secs, 900);
+    let config = valid_with(json!({
+        "cors_allowed_origins": " http://localhost:3000 , ,https://app.example.com,"
+    }))
+    .expect("valid");
+    assert_eq!(
+        config.cors_allowed_origins,
+        ["http://localhost:3000", "https://app.example.com"]
+    );
+    for bad in ["localhost:3000", "https://app.example.com/", "*", "ftp://x"] {
+        refuses("cors_allowed_origins", json!(bad), &format!("`{bad}`"));
+    }
+}

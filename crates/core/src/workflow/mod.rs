@@ -15,7 +15,9 @@ use regex::Regex;
 use serde::Serialize;
 use serde_json::Value;
 
-pub use catalog::{definition_hash, resolve_prompts, Catalog, CatalogError, LoadedWorkflow};
+pub use catalog::{
+    definition_hash, resolve_prompts, used_prompt_files, Catalog, CatalogError, LoadedWorkflow,
+};
 pub use condition::Condition;
 pub use external::{
     ExternalApiStep, ExternalCall, HttpCall, LocationBias, PlacesCall, UrlBase,
@@ -42,6 +44,7 @@ pub const DEFAULT_REPAIR_ATTEMPTS: u32 = 1;
 
 /// One problem in a definition or an input, with the JSON path where it is.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Problem {
     pub field: String,
     pub message: String,

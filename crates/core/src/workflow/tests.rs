@@ -534,3 +534,26 @@ fn places_location_bias_is_checked_and_rendered() {
         );
     }
 }
+
+#[test]
+fn used_prompt_files_follow_includes_into_branches() {
+    let dir = std::env::temp_dir().join(format!("llmflow-prompts-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(dir.join("partials")).expect("dir");
+    std::fs::write(dir.join("top.md"), "A {{include:partials/a.md}}").expect("write");
+    std::fs::write(dir.join("partials/a.md"), "{{ include: partials/b.md }}").expect("write");
+    std::fs::write(dir.join("partials/b.md"), "b").expect("write");
+    std::fs::write(dir.join("unused.md"), "u").expect("write");
+    let raw: RawWorkflow = serde_json::from_value(json!({
+        "name": "p",
+        "steps": [{"id": "g", "type": "parallel", "branches": {"x": [
+            {"id": "s", "type": "llm", "model": "openai/gpt-4o-mini", "prompt_file": "./top.md"}
+        ]}}]
+    }))
+    .expect("raw");
+    let used: Vec<String> = used_prompt_files(&raw, &dir)
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    assert_eq!(used, ["partials/a.md", "partials/b.md", "top.md"]);
+    std::fs::remove_dir_all(&dir).expect("clean up");
+}

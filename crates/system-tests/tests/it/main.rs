@@ -12,6 +12,7 @@ mod priority;
 mod providers;
 mod recovery;
 mod retry;
+mod stream_token;
 mod streaming;
 mod support;
 mod terminal;
