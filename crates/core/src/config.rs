@@ -162,7 +162,8 @@ pub struct Config {
     pub log_format: LogFormat,
 
     /// Environment names workflows may read as `${env.NAME}` in `external_api` steps
-    /// (given comma-separated; default none).
+    /// (given comma-separated; default `APP_BASE_URL`, the app's base URL the shipped workflows
+    /// call back to).
     #[serde(deserialize_with = "parse::env_names")]
     pub workflow_env_allowlist: Vec<String>,
     /// Values of the allow-listed names: read from the environment at load (a value given in
@@ -257,7 +258,7 @@ const DEFAULTS: Defaults = Defaults {
     stale_job_hours: 72,
     database_pool_size: 16,
     log_format: LogFormat::Json,
-    workflow_env_allowlist: "",
+    workflow_env_allowlist: "APP_BASE_URL",
     external_api_rate_limits: "google_places=10/1,http=20/1",
     rate_limits: "",
     maintenance_cron: "0 0 3 * * *",

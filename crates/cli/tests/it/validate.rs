@@ -7,10 +7,36 @@ use crate::support::{cli, run};
 async fn validates_the_repository_workflows_without_services() {
     let ran = run(&["validate"], &[]).await;
     assert!(ran.success, "{}{}", ran.stdout, ran.stderr);
+    for name in [
+        "bench_pipeline",
+        "emergency_contacts",
+        "mission_generation",
+        "dev_framework",
+    ] {
+        assert!(
+            ran.stdout.contains(&format!("ok  {name} v")),
+            "{}",
+            ran.stdout
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_allow_list_without_the_app_base_url_is_reported() {
+    // mission_generation reads `${env.APP_BASE_URL}`: a deployment must allow it.
+    let ran = run(
+        &["validate"],
+        &[("WORKFLOW_ENV_ALLOWLIST", "PARTNER_TOKEN")],
+    )
+    .await;
+    assert!(!ran.success);
     assert!(
-        ran.stdout.contains("ok  bench_pipeline v"),
+        ran.stderr.contains("mission_generation.json")
+            && ran
+                .stderr
+                .contains("`env.APP_BASE_URL` is not allow-listed"),
         "{}",
-        ran.stdout
+        ran.stderr
     );
 }
 

@@ -90,7 +90,7 @@ fn llm_limits_are_parsed_and_checked() {
 #[test]
 fn env_allowlist_and_rate_limits_are_parsed_and_checked() {
     let config = valid_with(json!({})).expect("defaults");
-    assert!(config.workflow_env_names().is_empty());
+    assert_eq!(config.workflow_env_names(), ["APP_BASE_URL"]);
     let limits = &config.external_api_rate_limits;
     assert_eq!(limits["google_places"], Rate::new(10, secs(1)));
     let values = json!({

@@ -2,6 +2,7 @@
 //! against the real PostgreSQL and Redis, with the emulator as the LLM provider and a
 //! receiving HTTP server as the app.
 
+mod apps;
 mod cancel;
 mod events;
 mod health;
