@@ -130,6 +130,16 @@ mod tests {
     }
 
     #[test]
+    fn urlencode_escapes_a_value_for_a_url_path_but_keeps_slashes_as_jinja_does() {
+        let t = Template::compile("/places/{{ input.city | urlencode }}").expect("compiles");
+        assert_eq!(
+            t.render(&json!({"input": {"city": "São Paulo?x=1&y/z"}}))
+                .expect("renders"),
+            "/places/S%C3%A3o%20Paulo%3Fx%3D1%26y/z"
+        );
+    }
+
+    #[test]
     fn syntax_errors_are_reported_at_compile_time() {
         assert!(Template::compile("{{ unclosed").is_err());
     }
