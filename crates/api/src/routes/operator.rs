@@ -63,6 +63,7 @@ pub(crate) async fn job_page(state: &AppState, query: &ListQuery) -> Result<JobP
 #[utoipa::path(
     get,
     path = "/api/v1/admin/jobs",
+    operation_id = "admin_list_jobs",
     tag = "admin",
     params(
         ("status" = Option<String>, Query, description = "pending, queued, processing, completed, failed or cancelled"),
@@ -356,6 +357,7 @@ pub(crate) async fn retry_one(
 #[utoipa::path(
     post,
     path = "/api/v1/admin/jobs/{job_id}/cancel",
+    operation_id = "admin_cancel_job",
     tag = "admin",
     params(("job_id" = Uuid, Path, description = "The job")),
     responses(
@@ -380,6 +382,7 @@ pub async fn cancel(
 #[utoipa::path(
     post,
     path = "/api/v1/admin/jobs/{job_id}/retry",
+    operation_id = "admin_retry_job",
     tag = "admin",
     params(("job_id" = Uuid, Path, description = "The job")),
     responses(

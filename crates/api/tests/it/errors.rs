@@ -307,6 +307,18 @@ async fn openapi_and_swagger_ui_are_served() {
         .await
         .expect("json");
     assert!(doc["openapi"].as_str().expect("version").starts_with("3."));
+    // Generated clients name their methods by operationId: each must be unique.
+    let mut ids: Vec<&str> = doc["paths"]
+        .as_object()
+        .expect("paths")
+        .values()
+        .flat_map(|methods| methods.as_object().expect("methods").values())
+        .filter_map(|op| op["operationId"].as_str())
+        .collect();
+    let count = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), count, "operationIds repeat: {ids:?}");
     for (path, method) in [
         ("/api/v1/workflow", "post"),
         ("/api/v1/workflow/validate", "post"),
