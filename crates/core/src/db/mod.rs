@@ -8,6 +8,7 @@ pub mod models;
 pub mod prepared;
 pub mod retry;
 pub mod schema;
+pub mod workers;
 
 use diesel::{Connection, ConnectionError};
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
