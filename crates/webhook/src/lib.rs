@@ -152,6 +152,7 @@ impl WebhookHandle {
 
 /// Starts the delivery consumer and keeps this process in the worker registry.
 pub fn start(state: WebhookState) -> WebhookHandle {
+    llmflow_core::metrics::install();
     let state = Arc::new(state);
     let shutdown = CancellationToken::new();
     let registry = tokio::spawn(workers::keep_registered(

@@ -18,6 +18,14 @@ async fn main() -> ExitCode {
         }
     };
     llmflow_core::telemetry::init(config.log_format);
+    let metrics_stop = tokio_util::sync::CancellationToken::new();
+    if let Err(e) =
+        llmflow_core::metrics::serve_configured(&config, "127.0.0.1:9102", metrics_stop.clone())
+            .await
+    {
+        eprintln!("llmflow-webhook: configuration error: {e}");
+        return ExitCode::FAILURE;
+    }
     let drain = std::time::Duration::from_secs(config.webhook_request_timeout_secs) * 2;
     let state = match llmflow_webhook::WebhookState::connect(config).await {
         Ok(state) => state,
@@ -37,5 +45,6 @@ async fn main() -> ExitCode {
     {
         tracing::warn!("deliveries did not finish in time; the reconciler will re-push them");
     }
+    metrics_stop.cancel();
     ExitCode::SUCCESS
 }

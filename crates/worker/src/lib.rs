@@ -196,6 +196,7 @@ impl WorkerHandle {
 
 /// Starts the job consumer (supervised) and the reconciler in the background.
 pub fn start(state: WorkerState) -> WorkerHandle {
+    llmflow_core::metrics::install();
     let state = Arc::new(state);
     let shutdown = CancellationToken::new();
     let mut tasks: Vec<tokio::task::JoinHandle<()>> = Band::ALL
@@ -237,14 +238,16 @@ struct InFlight(Arc<AtomicUsize>);
 
 impl InFlight {
     fn enter(counter: &Arc<AtomicUsize>) -> InFlight {
-        counter.fetch_add(1, Ordering::Relaxed);
+        let now = counter.fetch_add(1, Ordering::Relaxed) + 1;
+        metrics::gauge!(llmflow_core::metrics::names::JOBS_IN_FLIGHT).set(now as f64);
         InFlight(counter.clone())
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        let now = self.0.fetch_sub(1, Ordering::Relaxed).saturating_sub(1);
+        metrics::gauge!(llmflow_core::metrics::names::JOBS_IN_FLIGHT).set(now as f64);
     }
 }
 

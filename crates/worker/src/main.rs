@@ -18,6 +18,14 @@ async fn main() -> ExitCode {
         }
     };
     llmflow_core::telemetry::init(config.log_format);
+    let metrics_stop = tokio_util::sync::CancellationToken::new();
+    if let Err(e) =
+        llmflow_core::metrics::serve_configured(&config, "127.0.0.1:9101", metrics_stop.clone())
+            .await
+    {
+        eprintln!("llmflow-worker: configuration error: {e}");
+        return ExitCode::FAILURE;
+    }
     let state = match llmflow_worker::WorkerState::connect(config).await {
         Ok(state) => state,
         Err(e) => {
@@ -35,5 +43,6 @@ async fn main() -> ExitCode {
     {
         tracing::warn!("running jobs did not finish in time; the reconciler will re-run them");
     }
+    metrics_stop.cancel();
     ExitCode::SUCCESS
 }

@@ -4,6 +4,7 @@ pub(crate) mod admin;
 pub(crate) mod cancel;
 pub(crate) mod events;
 pub(crate) mod health;
+pub(crate) mod metrics;
 pub(crate) mod retry;
 pub(crate) mod status;
 pub(crate) mod step;

@@ -150,6 +150,7 @@ pub async fn replay(
             )))
         }
     };
+    metrics::counter!(llmflow_core::metrics::names::WEBHOOK_REPLAYS).increment(1);
     let mut storage = state.queues.delivery_storage(state.redis.clone(), 1);
     let message = DeliveryMessage {
         delivery_id: DeliveryId(delivery_id),
