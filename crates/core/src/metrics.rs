@@ -25,6 +25,7 @@ pub mod names {
     pub const JOB_RUN_DURATION: &str = "llmflow_job_run_duration_seconds";
     pub const JOBS_IN_FLIGHT: &str = "llmflow_jobs_in_flight";
     pub const QUEUE_DEPTH: &str = "llmflow_queue_depth";
+    pub const WORKERS_LIVE: &str = "llmflow_workers_live";
     pub const RECONCILER_REPUSHES: &str = "llmflow_reconciler_repushes_total";
     pub const CLAIM_LOSSES: &str = "llmflow_job_claim_losses_total";
     pub const JOB_RESUMES: &str = "llmflow_job_resumes_total";
@@ -119,6 +120,10 @@ fn describe() {
     );
     describe_gauge!(JOBS_IN_FLIGHT, "Jobs running in this worker process now.");
     describe_gauge!(QUEUE_DEPTH, "Jobs waiting in Redis, by priority band.");
+    describe_gauge!(
+        WORKERS_LIVE,
+        "Registered processes with a recent heartbeat, by kind (worker, webhook)."
+    );
     describe_counter!(
         RECONCILER_REPUSHES,
         "Jobs and deliveries the reconciler pushed to Redis again, by kind."

@@ -18,14 +18,6 @@ async fn main() -> ExitCode {
         }
     };
     llmflow_core::telemetry::init(config.log_format);
-    let metrics_stop = tokio_util::sync::CancellationToken::new();
-    if let Err(e) =
-        llmflow_core::metrics::serve_configured(&config, "127.0.0.1:9102", metrics_stop.clone())
-            .await
-    {
-        eprintln!("llmflow-webhook: configuration error: {e}");
-        return ExitCode::FAILURE;
-    }
     let drain = std::time::Duration::from_secs(config.webhook_request_timeout_secs) * 2;
     let state = match llmflow_webhook::WebhookState::connect(config).await {
         Ok(state) => state,
@@ -35,6 +27,18 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // After the connections: a process that cannot reach its services names them first.
+    let metrics_stop = tokio_util::sync::CancellationToken::new();
+    let served = llmflow_core::metrics::serve_configured(
+        &state.config,
+        "127.0.0.1:9102",
+        metrics_stop.clone(),
+    )
+    .await;
+    if let Err(e) = served {
+        eprintln!("llmflow-webhook: configuration error: {e}");
+        return ExitCode::FAILURE;
+    }
     tracing::info!("llmflow-webhook started");
     let handle = llmflow_webhook::start(state);
     llmflow_core::signal::shutdown_signal().await;

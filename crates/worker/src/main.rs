@@ -18,14 +18,6 @@ async fn main() -> ExitCode {
         }
     };
     llmflow_core::telemetry::init(config.log_format);
-    let metrics_stop = tokio_util::sync::CancellationToken::new();
-    if let Err(e) =
-        llmflow_core::metrics::serve_configured(&config, "127.0.0.1:9101", metrics_stop.clone())
-            .await
-    {
-        eprintln!("llmflow-worker: configuration error: {e}");
-        return ExitCode::FAILURE;
-    }
     let state = match llmflow_worker::WorkerState::connect(config).await {
         Ok(state) => state,
         Err(e) => {
@@ -33,6 +25,18 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // After the connections: a process that cannot reach its services names them first.
+    let metrics_stop = tokio_util::sync::CancellationToken::new();
+    let served = llmflow_core::metrics::serve_configured(
+        &state.config,
+        "127.0.0.1:9101",
+        metrics_stop.clone(),
+    )
+    .await;
+    if let Err(e) = served {
+        eprintln!("llmflow-worker: configuration error: {e}");
+        return ExitCode::FAILURE;
+    }
     tracing::info!(worker = %state.worker_name, "llmflow-worker started");
     let handle = llmflow_worker::start(state);
     llmflow_core::signal::shutdown_signal().await;

@@ -169,6 +169,14 @@ async fn metrics_after_real_jobs_match_the_record() {
         );
     }
     assert_eq!(total(&samples, "llmflow_jobs_in_flight", &[]), 0.0);
+    assert_eq!(
+        total(&samples, "llmflow_workers_live", &[("kind", "worker")]),
+        1.0
+    );
+    assert_eq!(
+        total(&samples, "llmflow_workers_live", &[("kind", "webhook")]),
+        1.0
+    );
 
     // LLM calls: token sums and counts, and the cost, equal the usage rows.
     for (kind, pick) in [("input", 2usize), ("output", 3usize)] {
