@@ -197,6 +197,7 @@ impl WorkerHandle {
 /// Starts the job consumer (supervised) and the reconciler in the background.
 pub fn start(state: WorkerState) -> WorkerHandle {
     llmflow_core::metrics::install();
+    metrics::gauge!(llmflow_core::metrics::names::JOBS_IN_FLIGHT).set(0.0);
     let state = Arc::new(state);
     let shutdown = CancellationToken::new();
     let mut tasks: Vec<tokio::task::JoinHandle<()>> = Band::ALL
