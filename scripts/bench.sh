@@ -9,6 +9,7 @@
 #   scripts/bench.sh --latency-ms 200 LLM latency of the pipeline scenarios (default 200)
 #   BENCH_PERF=1 scripts/bench.sh     also record a flat `perf` CPU profile during scenario 2
 #   BENCH_HTTP2=false scripts/bench.sh provider calls over HTTP/1.1 instead of HTTP/2
+#   DATABASE_STATEMENT_CACHE=false scripts/bench.sh  statements unnamed, as behind a pooler
 #
 # Scenarios: 0 pgbench (this machine's commit rate), 1 submit, 2 pipeline (+ 2b at 100 jobs/s
 # offered), 3 backlog, 4 in-flight, 5 overhead. Uses its own database (llmflow_bench, dropped
@@ -64,7 +65,9 @@ cargo build --release --locked -p llmflow-api -p llmflow-worker -p llmflow-webho
   -p llmflow-emulator -p llmflow-cli --bins
 BIN="${CARGO_TARGET_DIR:-target}/release"
 
-export DATABASE_URL="postgres://postgres:postgres@${PG_HOST}:${PG_PORT}/${DB}"
+# Plaintext on loopback, as before sslmode was read (the default `prefer` takes TLS when the
+# server offers it, and Debian's cluster does).
+export DATABASE_URL="postgres://postgres:postgres@${PG_HOST}:${PG_PORT}/${DB}?sslmode=disable"
 export REDIS_URL="redis://127.0.0.1:${REDIS_PORT}/0"
 export REDIS_NAMESPACE="$NAMESPACE"
 export PORT="$API_PORT" HOST=127.0.0.1

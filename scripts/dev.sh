@@ -37,6 +37,8 @@ export ADMIN_API_KEY="${ADMIN_API_KEY:-dev-admin-key}"
 export LLM_WEBHOOK_SECRET="${LLM_WEBHOOK_SECRET:-whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD}"
 # Local receivers live on loopback, which the SSRF rules block unless allowed.
 export WEBHOOK_ALLOWED_CIDRS="${WEBHOOK_ALLOWED_CIDRS:-127.0.0.0/8,::1/128}"
+# The app (Next.js dev server) that mission_generation loads its bundle catalog from.
+export APP_BASE_URL="${APP_BASE_URL:-http://127.0.0.1:3000}"
 export LOG_FORMAT="${LOG_FORMAT:-pretty}"
 export RUST_LOG="${RUST_LOG:-info}"
 

@@ -56,6 +56,12 @@ ensure_redis() {
   redis_ready || die "Redis did not start on 127.0.0.1:${REDIS_PORT}"
 }
 
+# PgBouncer, for the tests that run llmflow through a transaction-mode pooler (each test starts
+# its own; the Debian package's service is not used).
+ensure_pgbouncer() {
+  command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ] || apt_install pgbouncer
+}
+
 ensure_cargo() {
   command -v cargo >/dev/null || die "cargo not found: install Rust (https://rustup.rs) first"
 }
@@ -78,11 +84,18 @@ start_process() {
   echo $! >>"$dir/pids"
 }
 
-# Stops every process listed in `$1/pids`.
+# Stops every process listed in `$1/pids` and waits (up to 30 s) until they have exited, so that
+# their ports are free again.
 stop_processes() {
-  local dir=$1
+  local dir=$1 pid
   [ -f "$dir/pids" ] || return 0
   while read -r pid; do kill "$pid" 2>/dev/null || true; done <"$dir/pids"
+  for _ in $(seq 1 150); do
+    pid=""
+    while read -r p; do kill -0 "$p" 2>/dev/null && pid=$p; done <"$dir/pids"
+    [ -z "$pid" ] && break
+    sleep 0.2
+  done
   rm -f "$dir/pids"
 }
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite: starts (or installs) PostgreSQL and Redis, builds once, checks that each
+# The whole test suite: starts (or installs) PostgreSQL and Redis (and installs PgBouncer, which
+# the pooler tests start themselves), builds once, checks that each
 # binary refuses to start without its database, then runs every test of the workspace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,6 +9,7 @@ source scripts/lib.sh
 ensure_cargo
 ensure_postgres
 ensure_redis
+ensure_pgbouncer
 
 export TEST_DATABASE_URL="$PG_ADMIN_URL"
 export TEST_REDIS_URL="redis://127.0.0.1:${REDIS_PORT}/0"
@@ -65,28 +67,40 @@ for bin in llmflow-api llmflow-worker llmflow-webhook; do
   check_refuses "$bin" "$good_db" "redis://127.0.0.1:1/0" "Redis"
 done
 
+log "installing Mermaid's parser for the diagram checks (scripts/mermaid), when missing"
+[ -d scripts/mermaid/node_modules/mermaid ] && [ -e scripts/mermaid/node_modules/.bin/tsc ] ||
+  npm ci --prefix scripts/mermaid --no-audit --no-fund --silent >/dev/null
+
 log "running the test suite"
 cargo test --workspace --locked --no-fail-fast
 
-# The JavaScript and browser tests share one stack (API, worker, webhook sender, emulator) started
-# from the binaries built above; each suite reads its URLs and keys from $LLMFLOW_STACK_ENV.
-JS_SUITES=()
-if [ ${#JS_SUITES[@]} -gt 0 ]; then
-  ensure_node
-  ensure_chromium
-  STACK_DIR=$(mktemp -d)
-  trap 'bash scripts/stack.sh stop "$STACK_DIR"; rm -rf "$STACK_DIR"' EXIT
-  bash scripts/stack.sh start "$STACK_DIR"
-  export LLMFLOW_STACK_ENV="$STACK_DIR/env"
-  for suite in "${JS_SUITES[@]}"; do
-    npm_ci "$suite"
-    log "JavaScript tests: $suite"
-    (cd "$suite" && npm test) || die "the JavaScript tests in $suite failed (stack logs in $STACK_DIR)"
-  done
+# The JavaScript and browser tests: each suite gets a fresh stack (API, worker, webhook sender,
+# emulator on a new database) started from the binaries built above, and reads its URLs and keys
+# from $LLMFLOW_STACK_ENV. A suite's `stack.env` (KEY=value lines) adds settings of its own.
+# The dashboard's browser test; the TypeScript client; the Next.js example (its route handler and
+# browser test).
+JS_SUITES=(tests/dashboard clients/typescript examples/nextjs)
+ensure_node
+ensure_chromium
+# What every suite's stack allows: the browser tests' page origin may read job events (CORS), and
+# the client test's `tight` rate-limit tier allows one submit a minute per user.
+export BROWSER_TEST_ORIGIN="${BROWSER_TEST_ORIGIN:-http://127.0.0.1:18300}"
+export CORS_ALLOWED_ORIGINS="${CORS_ALLOWED_ORIGINS:-$BROWSER_TEST_ORIGIN}"
+export RATE_LIMITS="${RATE_LIMITS:-tight=1}"
+STACK_DIR=$(mktemp -d)
+trap 'bash scripts/stack.sh stop "$STACK_DIR"; rm -rf "$STACK_DIR"' EXIT
+export LLMFLOW_STACK_ENV="$STACK_DIR/env"
+for suite in "${JS_SUITES[@]}"; do
+  npm_ci "$suite"
+  settings=()
+  [ -f "$suite/stack.env" ] && mapfile -t settings < <(grep -v '^#' "$suite/stack.env" | grep .)
+  env "${settings[@]}" bash scripts/stack.sh start "$STACK_DIR"
+  log "JavaScript tests: $suite"
+  (cd "$suite" && npm test) || die "the JavaScript tests in $suite failed (stack logs in $STACK_DIR)"
   bash scripts/stack.sh stop "$STACK_DIR"
-  rm -rf "$STACK_DIR"
-  trap - EXIT
-fi
+done
+rm -rf "$STACK_DIR"
+trap - EXIT
 
 log "verifying captured webhook deliveries with the official npm and PyPI standardwebhooks packages"
 VERIFY_DIR=.cache/verify

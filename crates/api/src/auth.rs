@@ -47,3 +47,58 @@ pub fn require_admin(
         _ => Err(ApiError::Unauthorized),
     }
 }
+
+/// Who performed an admin action, as the audit records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Actor {
+    /// The admin key in `X-API-Key`.
+    ApiKey,
+    /// A signed-in dashboard session.
+    Dashboard,
+}
+
+impl Actor {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Actor::ApiKey => "api-key",
+            Actor::Dashboard => "dashboard",
+        }
+    }
+}
+
+/// An admin route that the dashboard also calls: the admin key in the header, or else a valid
+/// dashboard session cookie. A cookie-authenticated write must come from this origin (the
+/// cookie is `SameSite=Strict` as well).
+pub fn require_admin_or_session(
+    req: &HttpRequest,
+    client_key: &str,
+    admin_key: Option<&str>,
+) -> Result<Actor, ApiError> {
+    if presented(req).is_some() {
+        return require_admin(req, client_key, admin_key).map(|()| Actor::ApiKey);
+    }
+    let admin = admin_key.ok_or(ApiError::Unauthorized)?;
+    let cookie = req
+        .cookie(crate::session::COOKIE)
+        .ok_or(ApiError::Unauthorized)?;
+    if !crate::session::verify(admin, cookie.value(), chrono::Utc::now()) {
+        return Err(ApiError::Unauthorized);
+    }
+    if req.method() != actix_web::http::Method::GET && !same_origin(req) {
+        return Err(ApiError::Forbidden(
+            "a dashboard action must come from the dashboard's own pages".to_owned(),
+        ));
+    }
+    Ok(Actor::Dashboard)
+}
+
+/// The request's `Origin`, when sent, names this host.
+fn same_origin(req: &HttpRequest) -> bool {
+    let Some(origin) = req.headers().get("origin").and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    let host = req.connection_info().host().to_owned();
+    origin
+        .split_once("://")
+        .is_some_and(|(_, rest)| rest.trim_end_matches('/') == host)
+}

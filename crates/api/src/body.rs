@@ -107,6 +107,42 @@ impl<T> Fields<'_, T> {
     }
 }
 
+/// The paths (`input_data.notes`, `tags[2]`) of every string or key in `value` that holds the
+/// NUL character: PostgreSQL's text and jsonb cannot store it, so a body carrying one is refused
+/// as the client's mistake rather than failing at the insert.
+pub fn nul_paths(value: &Value) -> Vec<String> {
+    fn walk(value: &Value, path: &str, found: &mut Vec<String>) {
+        let join = |key: &str| {
+            if path.is_empty() {
+                key.to_owned()
+            } else {
+                format!("{path}.{key}")
+            }
+        };
+        match value {
+            Value::String(text) if text.contains('\0') => found.push(path.to_owned()),
+            Value::Array(items) => {
+                for (index, item) in items.iter().enumerate() {
+                    walk(item, &format!("{path}[{index}]"), found);
+                }
+            }
+            Value::Object(map) => {
+                for (key, item) in map {
+                    if key.contains('\0') {
+                        found.push(join(&key.replace('\0', "\\u0000")));
+                    } else {
+                        walk(item, &join(key), found);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut found = Vec::new();
+    walk(value, "", &mut found);
+    found
+}
+
 /// Parses the body `{key: value}` as `T` and adds its errors. A failing element of an array is
 /// taken out and the rest parsed again, so that every bad element is named by its index.
 fn field_errors<T: DeserializeOwned>(key: &str, value: &Value, errors: &mut Vec<FieldError>) {

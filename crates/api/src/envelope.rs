@@ -36,8 +36,16 @@ fn detail(status: StatusCode) -> String {
     }
 }
 
+/// The dashboard's own HTML pages (a refused sign-in re-shows its form) are kept as they are.
+fn is_html(value: Option<&HeaderValue>) -> bool {
+    value
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"))
+}
+
 fn rewrite<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerResponse<B>> {
-    if is_json(res.headers().get(CONTENT_TYPE)) {
+    let content_type = res.headers().get(CONTENT_TYPE);
+    if is_json(content_type) || is_html(content_type) {
         return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
     }
     let status = res.status();

@@ -3,12 +3,16 @@
 
 pub mod auth;
 mod body;
+mod cors;
+mod dashboard;
 mod envelope;
 pub mod error;
 mod openapi;
 mod ratelimit;
 mod routes;
+pub use routes::stream_token;
 mod scope;
+mod session;
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -54,6 +58,16 @@ impl AppState {
     pub fn require_admin(&self, req: &actix_web::HttpRequest) -> Result<(), ApiError> {
         auth::require_admin(req, &self.client_key, self.admin_key.as_deref())
     }
+
+    /// The admin key in the header, or a dashboard session (see [`auth::require_admin_or_session`]).
+    pub fn require_operator(&self, req: &actix_web::HttpRequest) -> Result<auth::Actor, ApiError> {
+        auth::require_admin_or_session(req, &self.client_key, self.admin_key.as_deref())
+    }
+
+    /// The admin key, when one is configured (signs sessions and bulk previews).
+    pub(crate) fn admin_key(&self) -> Option<&str> {
+        self.admin_key.as_deref()
+    }
 }
 
 /// Connects to PostgreSQL and Redis, loads the workflows, and builds the shared state.
@@ -71,13 +85,14 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
             let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
             anyhow::anyhow!("invalid workflows:\n{}", text.join("\n"))
         })?;
-    let pool = db::connect(
+    let pool = db::connect_with(
         config.database_url.expose_secret(),
         config.database_pool_size,
+        config.database_options(),
     )
     .await
     .context("cannot reach PostgreSQL (DATABASE_URL)")?;
-    let redis = queue::connect(config.redis_url.expose_secret())
+    let redis = queue::connect_to(&config.redis_target())
         .await
         .context("cannot reach Redis (REDIS_URL)")?;
     {
@@ -96,7 +111,9 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     }
     let queues = Queues::new(config.redis_namespace.clone());
     let jobs = queues.job_storage(redis.clone(), 1);
-    let redis_client = redis::Client::open(config.redis_url.expose_secret())
+    let redis_client = config
+        .redis_target()
+        .client()
         .context("REDIS_URL is not a valid Redis URL")?;
     let webhook_policy = llmflow_netguard::AddressPolicy::new(config.webhook_allowed_cidrs.clone());
     Ok(AppState {
@@ -117,10 +134,15 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
 /// Serves the API on `listener` (port 0 in tests).
 pub fn run(state: AppState, listener: TcpListener) -> std::io::Result<Server> {
     llmflow_core::metrics::install();
+    let origins = state.config.cors_allowed_origins.clone();
     let state = web::Data::new(Arc::new(state));
     let server = HttpServer::new(move || {
         App::new()
             .wrap(envelope::envelope())
+            .wrap(actix_web::middleware::Condition::new(
+                !origins.is_empty(),
+                cors::cors(&origins),
+            ))
             .app_data(state.clone())
             .app_data(routes::json_config())
             .app_data(routes::path_config())
@@ -128,6 +150,7 @@ pub fn run(state: AppState, listener: TcpListener) -> std::io::Result<Server> {
             .service(web::scope("/api/v1").configure(routes::configure))
             .route("/metrics", web::get().to(routes::metrics::metrics))
             .configure(openapi::configure)
+            .configure(dashboard::configure)
             .default_service(web::to(not_found))
     })
     .listen(listener)?

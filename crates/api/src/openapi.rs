@@ -10,7 +10,8 @@ use crate::routes::admin::CleanupRequest;
 use crate::routes::validate::ValidateRequest;
 use crate::routes::workflow::SubmitRequest;
 use crate::routes::{
-    admin, cancel, events, health, retry, status, step, validate, webhooks, workflow, workflows,
+    admin, bulk, cancel, events, health, operator, retry, status, step, stream_token, validate,
+    webhooks, workflow, workflows,
 };
 
 struct ApiKeyScheme;
@@ -38,11 +39,22 @@ impl Modify for ApiKeyScheme {
         retry::retry,
         status::status,
         step::step,
+        stream_token::issue,
         events::stream,
         health::health,
         admin::cleanup_stale,
         webhooks::dead,
         webhooks::replay,
+        webhooks::inspect,
+        webhooks::replay_all,
+        operator::list,
+        operator::detail,
+        operator::overview,
+        operator::cancel,
+        operator::retry,
+        operator::audit,
+        bulk::preview,
+        bulk::confirm,
         workflows::list,
         workflows::schema,
     ),

@@ -39,8 +39,15 @@ pub enum LogFormat {
 pub struct Config {
     /// PostgreSQL, the record of every job.
     pub database_url: SecretString,
-    /// Redis for dispatch and events; a `/N` suffix selects database N.
+    /// Keep the hot statements prepared on each connection (see `db::prepared`). Unset: on,
+    /// except when `database_url` names port 6543 (Supabase's transaction-mode pooler). Set it
+    /// to `false` behind any transaction-mode pooler.
+    pub database_statement_cache: Option<bool>,
+    /// Redis for dispatch and events; a `/N` suffix selects database N; `rediss://` is TLS.
     pub redis_url: SecretString,
+    /// PEM file of the CA that signs the Redis server's certificate (`rediss://`); unset: the
+    /// webpki roots.
+    pub redis_ca_cert: Option<PathBuf>,
     /// Prefix of every Redis key this deployment uses (lets tests and tenants share one Redis).
     pub redis_namespace: String,
     /// HTTP port of the API.
@@ -138,9 +145,6 @@ pub struct Config {
     /// process's default (`127.0.0.1:9101` worker, `127.0.0.1:9102` webhook sender); empty:
     /// no metrics listener. The API serves `/metrics` on its own port.
     pub metrics_addr: Option<String>,
-    /// OTLP/HTTP endpoint traces are exported to (`http://collector:4318`); unset or empty:
-    /// no traces are exported.
-    pub otel_exporter_otlp_endpoint: Option<String>,
     /// Jobs stuck in a non-terminal state longer than this are marked stale.
     pub stale_job_hours: u64,
     /// PostgreSQL connections per process.
@@ -157,11 +161,18 @@ pub struct Config {
     pub queue_history_hours: u64,
     /// Seconds of quiet after which an SSE stream sends a keep-alive comment.
     pub sse_keepalive_secs: u64,
+    /// Lifetime of a browser stream token (`POST /status/{job_id}/stream-token`), in seconds.
+    pub stream_token_ttl_secs: u64,
+    /// Origins (`https://app.example.com`, comma-separated) whose pages may read the status and
+    /// events routes (CORS). Default none.
+    #[serde(deserialize_with = "parse::origins")]
+    pub cors_allowed_origins: Vec<String>,
 
     pub log_format: LogFormat,
 
     /// Environment names workflows may read as `${env.NAME}` in `external_api` steps
-    /// (given comma-separated; default none).
+    /// (given comma-separated; default `APP_BASE_URL`, the app's base URL the shipped workflows
+    /// call back to).
     #[serde(deserialize_with = "parse::env_names")]
     pub workflow_env_allowlist: Vec<String>,
     /// Values of the allow-listed names: read from the environment at load (a value given in
@@ -219,6 +230,8 @@ struct Defaults {
     maintenance_cron: &'static str,
     queue_history_hours: u64,
     sse_keepalive_secs: u64,
+    stream_token_ttl_secs: u64,
+    cors_allowed_origins: &'static str,
 }
 
 const DEFAULTS: Defaults = Defaults {
@@ -258,18 +271,22 @@ const DEFAULTS: Defaults = Defaults {
     stale_job_hours: 72,
     database_pool_size: 16,
     log_format: LogFormat::Json,
-    workflow_env_allowlist: "",
+    workflow_env_allowlist: "APP_BASE_URL",
     external_api_rate_limits: "google_places=10/1,http=20/1",
     rate_limits: "",
     maintenance_cron: "0 0 3 * * *",
     queue_history_hours: 24,
     sse_keepalive_secs: 15,
+    stream_token_ttl_secs: 900,
+    cors_allowed_origins: "",
 };
 
 /// Environment variables read, each mapped to the field of the same name in lower case.
 const ENV_KEYS: &[&str] = &[
     "DATABASE_URL",
+    "DATABASE_STATEMENT_CACHE",
     "REDIS_URL",
+    "REDIS_CA_CERT",
     "REDIS_NAMESPACE",
     "PORT",
     "HOST",
@@ -313,7 +330,6 @@ const ENV_KEYS: &[&str] = &[
     "WORKER_HEARTBEAT_SECS",
     "WORKER_LOST_SECS",
     "METRICS_ADDR",
-    "OTEL_EXPORTER_OTLP_ENDPOINT",
     "STALE_JOB_HOURS",
     "DATABASE_POOL_SIZE",
     "LOG_FORMAT",
@@ -323,6 +339,8 @@ const ENV_KEYS: &[&str] = &[
     "MAINTENANCE_CRON",
     "QUEUE_HISTORY_HOURS",
     "SSE_KEEPALIVE_SECS",
+    "STREAM_TOKEN_TTL_SECS",
+    "CORS_ALLOWED_ORIGINS",
 ];
 
 /// The environment variables of [`ENV_KEYS`], each as the text it holds. figment's `Env` reads
@@ -556,6 +574,22 @@ impl Config {
         Ok(())
     }
 
+    /// How the processes open PostgreSQL connections (`DATABASE_STATEMENT_CACHE`).
+    pub fn database_options(&self) -> crate::db::ConnectOptions {
+        crate::db::ConnectOptions::for_url(
+            self.database_url.expose_secret(),
+            self.database_statement_cache,
+        )
+    }
+
+    /// Where the processes reach Redis (`REDIS_URL`, `REDIS_CA_CERT`).
+    pub fn redis_target(&self) -> crate::queue::RedisTarget {
+        crate::queue::RedisTarget {
+            url: self.redis_url.expose_secret().to_owned(),
+            ca_cert: self.redis_ca_cert.clone(),
+        }
+    }
+
     /// Lease expiry and longest wait of the shared limiter.
     pub fn limiter_settings(&self) -> crate::llm::limits::LimiterSettings {
         crate::llm::limits::LimiterSettings {
@@ -595,14 +629,6 @@ impl Config {
             Some("") => None,
             Some(addr) => Some(addr.to_owned()),
         }
-    }
-
-    /// The OTLP endpoint, when traces are to be exported.
-    pub fn otlp_endpoint(&self) -> Option<&str> {
-        self.otel_exporter_otlp_endpoint
-            .as_deref()
-            .map(str::trim)
-            .filter(|e| !e.is_empty())
     }
 
     pub fn reconcile_interval(&self) -> Duration {

@@ -6,6 +6,7 @@
 pub mod backoff;
 pub mod config;
 pub mod db;
+pub mod dry_run;
 pub mod estimate;
 pub mod events;
 pub mod ids;

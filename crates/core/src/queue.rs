@@ -5,6 +5,7 @@
 //! alone; other crates ask the questions it answers (jobs waiting per band, live consumers,
 //! trimming finished history).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use apalis::prelude::{TaskBuilder, TaskId, TaskSink};
@@ -38,6 +39,52 @@ pub enum QueueError {
     Redis(#[from] redis::RedisError),
     #[error("cannot push to the queue: {0}")]
     Push(String),
+    #[error("cannot connect to Redis over TLS: {cause}")]
+    Tls {
+        cause: &'static str,
+        #[source]
+        source: redis::RedisError,
+    },
+    #[error("cannot read REDIS_CA_CERT {path}")]
+    CaCert {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Where Redis is: `REDIS_URL` (`rediss://` for TLS) and, for TLS, the CA file that signs the
+/// server's certificate (`REDIS_CA_CERT`; without it, the webpki roots).
+#[derive(Clone)]
+pub struct RedisTarget {
+    pub url: String,
+    pub ca_cert: Option<PathBuf>,
+}
+
+impl RedisTarget {
+    /// A plain URL, trusting the webpki roots for `rediss://`.
+    pub fn url(url: impl Into<String>) -> RedisTarget {
+        RedisTarget {
+            url: url.into(),
+            ca_cert: None,
+        }
+    }
+
+    /// A client for this Redis; every connection it opens uses TLS when the URL is `rediss://`.
+    pub fn client(&self) -> Result<redis::Client, QueueError> {
+        let Some(path) = &self.ca_cert else {
+            return redis::Client::open(self.url.as_str()).map_err(QueueError::Connect);
+        };
+        let pem = std::fs::read(path).map_err(|source| QueueError::CaCert {
+            path: path.clone(),
+            source,
+        })?;
+        let certificates = redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(pem),
+        };
+        redis::Client::build_with_tls(self.url.as_str(), certificates).map_err(QueueError::Connect)
+    }
 }
 
 /// Queue names under one namespace (`REDIS_NAMESPACE`), so deployments and tests can share a Redis.
@@ -152,19 +199,43 @@ impl Band {
 /// A Redis connection that reconnects by itself, with timeouts suited to a server under load
 /// (apalis's own `connect` gives up after 500 ms).
 pub async fn connect(url: &str) -> Result<ConnectionManager, QueueError> {
-    let client = redis::Client::open(url).map_err(QueueError::Connect)?;
+    connect_to(&RedisTarget::url(url)).await
+}
+
+/// As [`connect`], to a [`RedisTarget`] (TLS with its CA file).
+pub async fn connect_to(target: &RedisTarget) -> Result<ConnectionManager, QueueError> {
+    let client = target.client()?;
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(Duration::from_secs(5)))
         .set_response_timeout(Some(Duration::from_secs(10)))
         .set_number_of_retries(2);
     let mut conn = ConnectionManager::new_with_config(client, config)
         .await
-        .map_err(QueueError::Connect)?;
+        .map_err(connect_error)?;
     redis::cmd("PING")
         .query_async::<String>(&mut conn)
         .await
-        .map_err(QueueError::Connect)?;
+        .map_err(connect_error)?;
     Ok(conn)
+}
+
+/// A connection error, with the cause named when the TLS handshake refused the certificate.
+fn connect_error(error: redis::RedisError) -> QueueError {
+    let text = format!("{error:?} {error}");
+    let cause = if text.contains("UnknownIssuer") || text.contains("BadSignature") {
+        "certificate not trusted: the server's certificate is not signed by a CA of the webpki \
+         roots or of REDIS_CA_CERT"
+    } else if text.contains("NotValidForName") || text.contains("not valid for name") {
+        "host name mismatch: the server's certificate is not issued for the host in REDIS_URL"
+    } else if text.contains("Expired") {
+        "certificate expired"
+    } else {
+        return QueueError::Connect(error);
+    };
+    QueueError::Tls {
+        cause,
+        source: error,
+    }
 }
 
 /// Pushes a job id as task `task_id` (the job id itself on first push). A task id already in

@@ -355,10 +355,11 @@ pub(crate) async fn messages(
         Action::DropMidStream if !parsed.stream => return sse::drop_connection(guard),
         Action::Content(ref text) => text.clone(),
         _ => {
-            let format = if parsed.conversation.asks_for_json() {
-                Format::JsonObject
-            } else {
-                Format::Text
+            let schema = parsed.conversation.schema_in_text();
+            let format = match &schema {
+                Some(schema) => Format::JsonSchema(schema),
+                None if parsed.conversation.asks_for_json() => Format::JsonObject,
+                None => Format::Text,
             };
             parsed.conversation.reply(format)
         }

@@ -4,7 +4,9 @@
 
 use serde_json::{json, Value};
 
+use crate::markdown;
 use crate::schema;
+use crate::values::Catalog;
 
 /// Directive line that makes the emulator reply with exactly the rest of the line.
 pub const REPLY_DIRECTIVE: &str = "EMULATOR_REPLY:";
@@ -84,6 +86,21 @@ impl Conversation {
             .any(|(_, t)| t.contains("JSON"))
     }
 
+    /// A JSON Schema written into the system or user text after `JSON Schema:` (how a request
+    /// to the Messages API, which has no response-format switch, asks for structured output).
+    pub fn schema_in_text(&self) -> Option<Value> {
+        const MARKER: &str = "JSON Schema:";
+        self.messages
+            .iter()
+            .filter(|(role, _)| matches!(role, Role::System | Role::User))
+            .find_map(|(_, text)| {
+                let at = text.find(MARKER)? + MARKER.len();
+                let mut values = serde_json::Deserializer::from_str(text[at..].trim_start())
+                    .into_iter::<Value>();
+                values.next()?.ok().filter(Value::is_object)
+            })
+    }
+
     /// The value of the latest `NAME: value` directive line, searching messages newest first.
     fn directive(&self, name: &str) -> Option<&str> {
         self.messages.iter().rev().find_map(|(_, text)| {
@@ -143,9 +160,21 @@ impl Conversation {
                     seed: self.seed(),
                     score: self.score_directive(),
                     summary: self.summary(),
+                    catalog: Catalog::from_prompt(self.last_user()),
                 };
                 schema::instance(schema, &ctx).to_string()
             }
+        }
+    }
+
+    /// The request's gist for generated prose: its first sentence (at most 20 words).
+    fn subject(&self) -> String {
+        let words = self.first_words(20);
+        let sentence = words.split(['.', ':', '\n']).next().unwrap_or("").trim();
+        if sentence.is_empty() {
+            "the request".to_owned()
+        } else {
+            sentence.to_owned()
         }
     }
 
@@ -159,6 +188,10 @@ impl Conversation {
     }
 
     fn text_reply(&self) -> String {
+        if let Some(sections) = markdown::requested_sections(self.last_user()) {
+            let catalog = Catalog::from_prompt(self.last_user());
+            return markdown::render(&sections, self.seed(), &self.subject(), &catalog);
+        }
         let words = self.first_words(20);
         let words = if words.is_empty() {
             "(empty prompt)".to_owned()
@@ -282,6 +315,44 @@ mod tests {
         let score = v["score"].as_i64().expect("integer score");
         assert!((0..=100).contains(&score));
         assert_eq!(v["tags"], json!(["tag-a", "tag-b"]));
+    }
+
+    #[test]
+    fn prompts_listing_sections_get_markdown_with_them() {
+        let prompt = "Write the plan for Lyon.\n\nAnswer in Markdown with exactly these sections:\n\
+                      # Summary\nOne paragraph.\n# Bundles\nA table with the columns \"Bundle ID\", \
+                      \"Name\", \"Priority\" (1-5).\n\nCatalog:\n- id: \"b-water\", name: \"Water\"\n\
+                      - id: \"b-light\", name: \"Light\"\n- id: \"b-food\", name: \"Food\"\n";
+        let reply = conv(prompt).reply(Format::Text);
+        assert_eq!(reply, conv(prompt).reply(Format::Text), "deterministic");
+        assert!(
+            reply.starts_with("# Summary\n\nSummary, in answer to: Write the plan for Lyon."),
+            "{reply}"
+        );
+        assert!(reply.contains("| Bundle ID | Name | Priority |"), "{reply}");
+        for (id, name) in [
+            ("b-water", "Water"),
+            ("b-light", "Light"),
+            ("b-food", "Food"),
+        ] {
+            assert!(reply.contains(&format!("| {id} | {name} |")), "{reply}");
+        }
+    }
+
+    #[test]
+    fn a_schema_written_in_the_system_text_is_found() {
+        let mut c = Conversation::default();
+        c.push(
+            Role::System,
+            "Be brief.\n\nAnswer with a single JSON object and nothing else, matching this JSON Schema: {\"type\":\"object\",\"required\":[\"approach\"],\"properties\":{\"approach\":{\"enum\":[\"vertical\"]}}}".into(),
+        );
+        c.push(Role::User, "Which approach?".into());
+        let schema = c.schema_in_text().expect("schema");
+        assert_eq!(
+            c.reply(Format::JsonSchema(&schema)),
+            "{\"approach\":\"vertical\"}"
+        );
+        assert!(conv("no schema here").schema_in_text().is_none());
     }
 
     #[test]

@@ -15,11 +15,16 @@
 //!
 //! Replies are deterministic (see [`count_tokens`] for token counts):
 //! * a line `EMULATOR_REPLY: <text>` in a message makes the reply exactly `<text>`;
-//! * a `json_schema` response format gets an instance of the schema, with numbers derived from
-//!   a stable hash of the last user message;
+//! * a `json_schema` response format (or, for Anthropic, a schema written after `JSON Schema:`
+//!   in the system or user text) gets an instance of the schema, with numbers derived from a
+//!   stable hash of the last user message; string properties named like `phone`, `reasoning`
+//!   or `*_id` get a phone number, a sentence or an id of the catalog quoted in the prompt;
 //! * `json_object` (or, for Anthropic, a system/user text that mentions `JSON`) gets
 //!   `{"summary": <first 12 words>, "score": <0..=100>, "tags": ["tag-a", "tag-b"]}`, where a
 //!   line `EMULATOR_SCORE: <n>` forces the score;
+//! * a prompt that lists Markdown sections (headings, after "these sections" when it says so)
+//!   gets a Markdown document with those sections, each with the table (its quoted columns),
+//!   list or paragraphs its description asks for (see `markdown.rs`);
 //! * anything else gets `"Emulated reply to: <first 20 words> — …"`.
 //!
 //! Latency, stream pacing, random errors (`error_rate`) and a FIFO of [`ScriptStep`]s control
@@ -46,12 +51,14 @@
 mod anthropic;
 mod content;
 mod control;
+mod markdown;
 mod openai;
 mod places;
 mod schema;
 mod script;
 mod sse;
 mod state;
+mod values;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;

@@ -36,6 +36,8 @@ struct Place {
     rating: f64,
     ratings_total: u64,
     types: Vec<&'static str>,
+    /// National form, in the range reserved for fiction (`(555) 555-01XX`).
+    phone: String,
 }
 
 fn title_case(words: &str) -> String {
@@ -85,6 +87,23 @@ fn search(query: &str, count: usize) -> Vec<Place> {
         vec!["restaurant", "food", "point_of_interest", "establishment"]
     } else if ["hotel", "hostel"].iter().any(|k| normalized.contains(k)) {
         vec!["lodging", "point_of_interest", "establishment"]
+    } else if ["hospital", "clinic"]
+        .iter()
+        .any(|k| normalized.contains(k))
+    {
+        vec!["hospital", "health", "point_of_interest", "establishment"]
+    } else if normalized.contains("pharmac") {
+        vec![
+            "pharmacy",
+            "health",
+            "store",
+            "point_of_interest",
+            "establishment",
+        ]
+    } else if normalized.contains("police") {
+        vec!["police", "point_of_interest", "establishment"]
+    } else if normalized.contains("fire") {
+        vec!["fire_station", "point_of_interest", "establishment"]
     } else {
         vec!["point_of_interest", "establishment"]
     };
@@ -115,6 +134,7 @@ fn search(query: &str, count: usize) -> Vec<Place> {
                 rating: round(3.5 + ((r >> 44) % 16) as f64 / 10.0, 1),
                 ratings_total: 10 + (r >> 50) % 2000,
                 types: types.clone(),
+                phone: format!("(555) 555-01{:02}", (r >> 40) % 100),
             }
         })
         .collect()
@@ -208,6 +228,8 @@ fn new_place(place: &Place, language: &str) -> Value {
         "id": place.id,
         "types": place.types,
         "formattedAddress": place.address,
+        "nationalPhoneNumber": place.phone,
+        "internationalPhoneNumber": format!("+1 {}", place.phone.replace(['(', ')'], "").replace(' ', "-")),
         "location": {"latitude": place.lat, "longitude": place.lng},
         "rating": place.rating,
         "userRatingCount": place.ratings_total,
@@ -350,6 +372,12 @@ mod tests {
         assert_ne!(a[0].id, a[1].id);
         assert_ne!(search("tea in paris", 3)[0].id, a[0].id);
         assert_eq!(a[0].types[0], "cafe");
+        assert_eq!(search("pharmacies in lyon", 1)[0].types[0], "pharmacy");
+        assert_eq!(
+            search("fire stations in lyon", 1)[0].types[0],
+            "fire_station"
+        );
+        assert!(a.iter().all(|p| p.phone.starts_with("(555) 555-01")));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 use serde_json::{Map, Value};
 
 use crate::content::{fnv1a, mix};
+use crate::values::{self, Catalog};
 
 /// Inputs that make the generated instance depend on the prompt.
 #[derive(Clone, Debug)]
@@ -15,8 +16,10 @@ pub(crate) struct GenContext {
     pub seed: u64,
     /// Forced value for properties named `score` (from `EMULATOR_SCORE:`).
     pub score: Option<i64>,
-    /// Text used for properties named `summary`, `description` or `text`.
+    /// Text used for properties named `summary`, `description`, `text`, `reason(ing)`.
     pub summary: String,
+    /// Items quoted in the prompt: properties named `id` or `*_id` take their ids.
+    pub catalog: Catalog,
 }
 
 const MAX_DEPTH: usize = 24;
@@ -297,9 +300,15 @@ impl Generator<'_> {
                 )
             }
             _ => match name {
-                "summary" | "description" | "text" | "reason" | "explanation" => {
-                    self.ctx.summary.clone()
-                }
+                "summary" | "description" | "text" | "reason" | "reasoning" | "explanation"
+                | "rationale" => self.ctx.summary.clone(),
+                "phone" | "phone_number" | "phoneNumber" | "telephone" => values::phone(r),
+                _ if name == "id" || name.ends_with("_id") || name.ends_with("Id") => self
+                    .ctx
+                    .catalog
+                    .pick(1, r)
+                    .pop()
+                    .unwrap_or_else(|| format!("{name}-a")),
                 _ => format!("{name}-a"),
             },
         };
@@ -352,6 +361,7 @@ mod tests {
             seed,
             score: None,
             summary: "a short summary".into(),
+            catalog: Catalog::default(),
         }
     }
 
@@ -423,6 +433,30 @@ mod tests {
         let v = instance(&schema, &ctx(9));
         assert_eq!(v["summary"], "a short summary");
         assert_eq!(v["tags"], json!(["tag-a", "tag-b", "tag-c"]));
+    }
+
+    #[test]
+    fn named_strings_are_realistic_and_ids_come_from_the_catalog() {
+        let schema = json!({"type": "object", "properties": {
+            "phone": {"type": "string"}, "reasoning": {"type": "string"},
+            "picks": {"type": "array", "minItems": 3, "items": {"type": "object",
+                "properties": {"bundle_id": {"type": "string"}}, "required": ["bundle_id"]}}}});
+        let mut c = ctx(4);
+        c.catalog = Catalog::from_prompt("- id: \"a1\"\n- id: \"b2\"\n");
+        let v = instance(&schema, &c);
+        assert!(
+            v["phone"]
+                .as_str()
+                .is_some_and(|p| p.starts_with("+1 555-01")),
+            "{v}"
+        );
+        assert_eq!(v["reasoning"], "a short summary");
+        for pick in v["picks"].as_array().expect("picks") {
+            assert!(
+                ["a1", "b2"].contains(&pick["bundle_id"].as_str().unwrap_or("")),
+                "{v}"
+            );
+        }
     }
 
     #[test]

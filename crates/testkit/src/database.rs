@@ -8,7 +8,7 @@ use tokio::sync::OnceCell;
 use llmflow_core::db;
 
 /// Server address for administration (creating databases).
-fn admin_url() -> String {
+pub fn admin_url() -> String {
     std::env::var("TEST_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }

@@ -26,7 +26,9 @@ pub struct TestEnv {
 
 impl TestEnv {
     /// A fresh database, a new namespace and a running emulator; `overrides` (configuration
-    /// fields, e.g. `{"claim_timeout_secs": 2}`) replace the test defaults.
+    /// fields, e.g. `{"claim_timeout_secs": 2}`) replace the test defaults. In an override's
+    /// text, `{database}` stands for the fresh database's name (e.g. to reach it through a
+    /// pooler); the test's own pool connects to it directly.
     pub async fn start(overrides: Value) -> TestEnv {
         llmflow_core::telemetry::init(LogFormat::Pretty);
         let emulator = Emulator::spawn(EmulatorConfig::default())
@@ -61,8 +63,13 @@ impl TestEnv {
             "log_format": "pretty",
         });
         if let (Some(values), Some(overrides)) = (values.as_object_mut(), overrides.as_object()) {
+            let name = database_url.rsplit('/').next().unwrap_or_default();
             for (k, v) in overrides {
-                values.insert(k.clone(), v.clone());
+                let v = match v.as_str() {
+                    Some(text) => Value::String(text.replace("{database}", name)),
+                    None => v.clone(),
+                };
+                values.insert(k.clone(), v);
             }
         }
         let config = Config::from_overrides(Figment::from(Serialized::defaults(values)))

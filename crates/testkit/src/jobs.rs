@@ -10,7 +10,6 @@ use llmflow_core::pricing::PriceTable;
 use llmflow_core::queue::{self, Band, DeliveryMessage, Queues};
 use llmflow_core::workflow::{Catalog, Checks};
 use llmflow_core::{DeliveryId, JobId, JobStatus};
-use secrecy::ExposeSecret;
 
 use crate::TestEnv;
 
@@ -72,7 +71,7 @@ fn queues(config: &Config) -> Queues {
 }
 
 async fn redis(config: &Config) -> ::redis::aio::ConnectionManager {
-    queue::connect(config.redis_url.expose_secret())
+    queue::connect_to(&config.redis_target())
         .await
         .expect("redis")
 }

@@ -4,6 +4,7 @@
 //! receiving HTTP servers playing the app, waiting on conditions with a deadline, and the few
 //! queries only tests need. For tests only: nothing here is built into a product binary.
 
+pub mod daemons;
 pub mod database;
 mod env;
 pub mod jobs;
@@ -11,6 +12,7 @@ pub mod queries;
 mod receiver;
 pub mod redis;
 mod served;
+pub mod tls;
 mod wait;
 
 pub use env::{TestEnv, ADMIN_KEY, API_KEY, WEBHOOK_SECRET};

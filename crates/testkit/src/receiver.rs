@@ -37,6 +37,8 @@ pub enum Reply {
 #[derive(Clone, Debug)]
 pub struct Hit {
     pub at: DateTime<Utc>,
+    /// The request's method and path with query (`GET /api/items?x=1`).
+    pub request_line: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
@@ -131,6 +133,7 @@ async fn answer(req: HttpRequest, body: web::Bytes, state: web::Data<Scripted>) 
         .collect();
     state.hits.lock().expect("lock").push(Hit {
         at: Utc::now(),
+        request_line: format!("{} {}", req.method(), req.uri()),
         headers,
         body: body.to_vec(),
     });

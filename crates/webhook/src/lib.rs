@@ -94,13 +94,14 @@ impl WebhookState {
             Duration::from_secs(config.webhook_request_timeout_secs),
         )
         .map_err(StartError::Client)?;
-        let pool = db::connect(
+        let pool = db::connect_with(
             config.database_url.expose_secret(),
             config.database_pool_size,
+            config.database_options(),
         )
         .await
         .map_err(StartError::Postgres)?;
-        let redis = queue::connect(config.redis_url.expose_secret())
+        let redis = queue::connect_to(&config.redis_target())
             .await
             .map_err(StartError::Redis)?;
         let queues = Queues::new(config.redis_namespace.clone());

@@ -9,7 +9,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
-use secrecy::ExposeSecret;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -81,7 +80,7 @@ pub async fn listen(state: Arc<WorkerState>, shutdown: CancellationToken) {
     let mut backoff = Duration::from_millis(250);
     loop {
         let session = async {
-            let client = redis::Client::open(state.config.redis_url.expose_secret())?;
+            let client = state.config.redis_target().client()?;
             let mut pubsub = client.get_async_pubsub().await?;
             pubsub.subscribe(&channel).await?;
             let mut messages = pubsub.on_message();
@@ -95,7 +94,7 @@ pub async fn listen(state: Arc<WorkerState>, shutdown: CancellationToken) {
                     }
                 }
             }
-            Ok::<(), redis::RedisError>(())
+            Ok::<(), llmflow_core::queue::QueueError>(())
         };
         let outcome = tokio::select! {
             _ = shutdown.cancelled() => return,

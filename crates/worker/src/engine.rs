@@ -308,17 +308,17 @@ impl<'a> Runner<'a> {
                     Some("else") => otherwise.as_slice(),
                     _ => &[],
                 };
-                self.journal().planned_delta += i32::try_from(branch.len()).unwrap_or(0);
+                let planned = llmflow_core::workflow::certain_steps(branch);
+                self.journal().planned_delta += i32::try_from(planned).unwrap_or(0);
                 return self.run_steps(scope, branch, last).await;
             }
             StepKind::Parallel {
                 branches,
                 fail_fast,
             } => {
+                // Its branches' steps were counted with the path it is on (`certain_steps`).
                 let started = Utc::now();
                 self.log_started(step);
-                let planned: usize = branches.iter().map(|(_, steps)| steps.len()).sum();
-                self.journal().planned_delta += i32::try_from(planned).unwrap_or(0);
                 let run = self.run_parallel(scope, branches, *fail_fast);
                 let result = match step.timeout {
                     Some(limit) => tokio::time::timeout(limit, run).await.unwrap_or_else(|_| {

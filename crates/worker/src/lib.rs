@@ -83,13 +83,14 @@ impl WorkerState {
     ) -> Result<WorkerState, StartError> {
         let pricing =
             PriceTable::load(config.pricing_file.as_deref()).map_err(StartError::Pricing)?;
-        let pool = db::connect(
+        let pool = db::connect_with(
             config.database_url.expose_secret(),
             config.database_pool_size,
+            config.database_options(),
         )
         .await
         .map_err(StartError::Database)?;
-        let redis = queue::connect(config.redis_url.expose_secret())
+        let redis = queue::connect_to(&config.redis_target())
             .await
             .map_err(StartError::Redis)?;
         let queues = Queues::new(config.redis_namespace.clone());

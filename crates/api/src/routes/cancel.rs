@@ -58,14 +58,38 @@ pub async fn cancel(
     let mut conn = state.pool.get().await.map_err(db::DbError::from)?;
     // 404 unless the job exists and the request may see it.
     scope::find_job(&req, &mut conn, job_id).await?;
-    let outcome = db::jobs::cancel(&mut conn, job_id).await?;
     drop(conn);
+    match apply(&state, job_id).await? {
+        CancelOutcome::Cancelled(_) => Ok(HttpResponse::Ok().json(Cancelled {
+            job_id,
+            status: "cancelled".to_owned(),
+            cancel_requested: true,
+        })),
+        CancelOutcome::Requested => Ok(HttpResponse::Accepted().json(Cancelled {
+            job_id,
+            status: "processing".to_owned(),
+            cancel_requested: true,
+        })),
+        CancelOutcome::Finished(status) => Err(ApiError::Conflict(format!(
+            "job {job_id} already ended ({status})"
+        ))),
+        CancelOutcome::NotFound => Err(ApiError::NotFound(format!("job {job_id} not found"))),
+    }
+}
+
+/// Cancels one job and tells whoever needs to know: a waiting job's `workflow.cancelled`
+/// deliveries are pushed and its event published; a running job's worker is told over pub/sub.
+pub(crate) async fn apply(state: &AppState, job_id: Uuid) -> Result<CancelOutcome, ApiError> {
+    let outcome = {
+        let mut conn = state.pool.get().await.map_err(db::DbError::from)?;
+        db::jobs::cancel(&mut conn, job_id).await?
+    };
     let namespace = &state.config.redis_namespace;
     let mut redis = state.redis.clone();
-    match outcome {
+    match &outcome {
         CancelOutcome::Cancelled(deliveries) => {
             let mut storage = state.queues.delivery_storage(redis.clone(), 1);
-            queue::push_new_deliveries(&mut storage, &deliveries).await;
+            queue::push_new_deliveries(&mut storage, deliveries).await;
             let event = events::Event {
                 job_id,
                 kind: EventKind::JobCancelled,
@@ -75,11 +99,6 @@ pub async fn cancel(
                 tracing::warn!(%job_id, error = %e, "cannot publish the cancellation event");
             }
             tracing::info!(%job_id, "job cancelled before it started");
-            Ok(HttpResponse::Ok().json(Cancelled {
-                job_id,
-                status: "cancelled".to_owned(),
-                cancel_requested: true,
-            }))
         }
         CancelOutcome::Requested => {
             // The worker also sees the flag at its next commit or heartbeat; the message only
@@ -93,15 +112,8 @@ pub async fn cancel(
                 tracing::warn!(%job_id, error = %e, "cannot announce the cancellation");
             }
             tracing::info!(%job_id, "cancellation requested");
-            Ok(HttpResponse::Accepted().json(Cancelled {
-                job_id,
-                status: "processing".to_owned(),
-                cancel_requested: true,
-            }))
         }
-        CancelOutcome::Finished(status) => Err(ApiError::Conflict(format!(
-            "job {job_id} already ended ({status})"
-        ))),
-        CancelOutcome::NotFound => Err(ApiError::NotFound(format!("job {job_id} not found"))),
+        CancelOutcome::Finished(_) | CancelOutcome::NotFound => {}
     }
+    Ok(outcome)
 }

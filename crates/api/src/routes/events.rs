@@ -156,22 +156,23 @@ impl Relay {
     params(
         ("job_id" = Uuid, Path, description = "The job"),
         ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id"),
+        ("token" = Option<String>, Query, description = "A stream token of this job, instead of the API key (for browsers)"),
         ("X-User-Id" = Option<Uuid>, Header, description = "Restrict to this user's jobs"),
     ),
     responses(
         (status = 200, description = "text/event-stream: connected, step_started, step_completed, step_failed, chunk, job_completed, job_failed, job_cancelled", content_type = "text/event-stream", body = String),
-        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 401, description = "Missing or invalid API key, or a stream token not of this job, expired or altered", body = ErrorBody),
         (status = 404, description = "No such job (or not this user's)", body = ErrorBody),
     ),
-    security(("api_key" = []))
+    security(("api_key" = []), ())
 )]
 pub async fn stream(
     req: HttpRequest,
     state: web::Data<Arc<AppState>>,
     job_id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    state.require_client(&req)?;
     let job_id = job_id.into_inner();
+    super::stream_token::require_reader(&req, &state, job_id)?;
     let view = load_view(&req, &state, job_id).await?;
     let last_id = req
         .headers()

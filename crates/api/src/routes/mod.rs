@@ -1,13 +1,17 @@
 //! Routes, one module per resource.
 
 pub(crate) mod admin;
+pub(crate) mod bulk;
 pub(crate) mod cancel;
 pub(crate) mod events;
+pub(crate) mod filter;
 pub(crate) mod health;
 pub(crate) mod metrics;
+pub(crate) mod operator;
 pub(crate) mod retry;
 pub(crate) mod status;
 pub(crate) mod step;
+pub mod stream_token;
 pub(crate) mod validate;
 pub(crate) mod webhooks;
 pub(crate) mod workflow;
@@ -28,9 +32,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     events::configure(cfg);
     status::configure(cfg);
     step::configure(cfg);
+    stream_token::configure(cfg);
     health::configure(cfg);
     admin::configure(cfg);
     webhooks::configure(cfg);
+    bulk::configure(cfg);
+    operator::configure(cfg);
 }
 
 /// JSON bodies: size limit, and actix's own parse errors in the one envelope.

@@ -9,6 +9,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 use uuid::Uuid;
 
+use llmflow_core::db::models::JobRow;
 use llmflow_core::db::{self, retry::RetryOutcome};
 use llmflow_core::workflow::{Checks, LoadedWorkflow};
 use llmflow_core::{events, queue};
@@ -58,6 +59,15 @@ pub async fn retry(
     let job_id = job_id.into_inner();
     let mut conn = state.pool.get().await.map_err(db::DbError::from)?;
     let job = scope::find_job(&req, &mut conn, job_id).await?;
+    drop(conn);
+    Ok(HttpResponse::Accepted().json(apply(&state, &job).await?))
+}
+
+/// Sends a failed job back to run from its first unfinished step (409 when it is not failed
+/// or its definition is gone), then pushes it to its band.
+pub(crate) async fn apply(state: &AppState, job: &JobRow) -> Result<Retried, ApiError> {
+    let job_id = job.id;
+    let mut conn = state.pool.get().await.map_err(db::DbError::from)?;
     if job.status != JobStatus::Failed.as_str() {
         return Err(not_failed(job_id, &job.status));
     }
@@ -76,7 +86,7 @@ pub async fn retry(
         ))
     })?;
     let task_id = queue::repush_task_id(JobId(job_id));
-    let retry_count = match db::retry::retry(&mut conn, &job, &loaded.workflow, &task_id).await? {
+    let retry_count = match db::retry::retry(&mut conn, job, &loaded.workflow, &task_id).await? {
         RetryOutcome::Queued { retry_count, .. } => retry_count,
         RetryOutcome::NotFailed(status) => return Err(not_failed(job_id, &status)),
     };
@@ -104,12 +114,18 @@ pub async fn retry(
         }
     };
     tracing::info!(%job_id, retry_count, "failed job retried");
-    Ok(HttpResponse::Accepted().json(Retried {
+    Ok(Retried {
         job_id,
         status: status.as_str().to_owned(),
         retry_count,
         status_url: format!("/api/v1/status/{job_id}"),
-    }))
+    })
+}
+
+impl Retried {
+    pub(crate) fn retry_count(&self) -> i32 {
+        self.retry_count
+    }
 }
 
 fn not_failed(job_id: Uuid, status: &str) -> ApiError {

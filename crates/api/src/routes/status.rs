@@ -133,21 +133,23 @@ fn step_view(row: StepRow) -> StepView {
     params(
         ("job_id" = Uuid, Path, description = "The job"),
         ("X-User-Id" = Option<Uuid>, Header, description = "Restrict to this user's jobs"),
+        ("token" = Option<String>, Query, description = "A stream token of this job, instead of the API key (for browsers)"),
     ),
     responses(
         (status = 200, description = "The job", body = StatusView),
-        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 401, description = "Missing or invalid API key, or a stream token not of this job, expired or altered", body = ErrorBody),
         (status = 404, description = "No such job (or not this user's)", body = ErrorBody),
     ),
-    security(("api_key" = []))
+    security(("api_key" = []), ())
 )]
 pub async fn status(
     req: HttpRequest,
     state: web::Data<Arc<AppState>>,
     job_id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    state.require_client(&req)?;
-    let view = load_view(&req, &state, job_id.into_inner()).await?;
+    let job_id = job_id.into_inner();
+    super::stream_token::require_reader(&req, &state, job_id)?;
+    let view = load_view(&req, &state, job_id).await?;
     Ok(HttpResponse::Ok().json(view))
 }
 

@@ -5,15 +5,13 @@
 use std::sync::Arc;
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use rust_decimal::Decimal;
 use serde::de::Deserializer;
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde::Deserialize;
+use serde_json::Value;
 
-use llmflow_core::estimate::{self, CHARS_PER_TOKEN, DEFAULT_MAX_TOKENS};
-use llmflow_core::workflow::{LoadedWorkflow, OnError, Problem, Step, StepKind};
+use llmflow_core::dry_run::{dry_run, DryRun};
+use llmflow_core::workflow::{LoadedWorkflow, Problem};
 
-use super::status::usd;
 use crate::body::{self, Fields};
 use crate::error::{ApiError, ErrorBody, FieldError};
 use crate::AppState;
@@ -81,200 +79,10 @@ fn input_data<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error
     body::optional_object(d)
 }
 
-/// One step of the plan; conditionals carry both branches.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct PlanStep {
-    step_id: String,
-    #[serde(rename = "type")]
-    step_type: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    provider: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    model: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    operation: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    condition: Option<String>,
-    /// Attempts at most (retry policy).
-    max_attempts: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(no_recursion)]
-    then: Option<Vec<PlanStep>>,
-    #[serde(rename = "else", skip_serializing_if = "Option::is_none")]
-    #[schema(no_recursion)]
-    otherwise: Option<Vec<PlanStep>>,
-    /// Parallel steps: each branch's plan, by branch name (all branches run).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(no_recursion)]
-    branches: Option<std::collections::BTreeMap<String, Vec<PlanStep>>>,
-    /// External API steps: the service called (`google_places` or `http:<host>`); not priced.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    service: Option<String>,
-}
-
-/// The estimate of one LLM step.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct StepEstimate {
-    step_id: String,
-    model: String,
-    input_tokens: u64,
-    max_output_tokens: u64,
-    #[schema(value_type = f64)]
-    min_usd: Value,
-    #[schema(value_type = f64)]
-    expected_usd: Value,
-    /// Includes every retry attempt.
-    #[schema(value_type = f64)]
-    max_usd: Value,
-    /// False when the prompt needs outputs of earlier steps: its template text was counted.
-    prompt_rendered: bool,
-}
-
-/// USD over the cheapest path (min), the average of branches (expected) and the most
-/// expensive path with every retry (max).
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct CostEstimate {
-    currency: &'static str,
-    #[schema(value_type = f64)]
-    min_usd: Value,
-    #[schema(value_type = f64)]
-    expected_usd: Value,
-    #[schema(value_type = f64)]
-    max_usd: Value,
-    llm_steps: Vec<StepEstimate>,
-    assumptions: Vec<String>,
-}
-
-/// The dry run's answer.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct Validation {
-    valid: bool,
-    workflow_name: Option<String>,
-    workflow_version: Option<String>,
-    problems: Vec<FieldError>,
-    plan: Vec<PlanStep>,
-    cost_estimate: Option<CostEstimate>,
-}
-
-/// Cost of a path: (min, expected, max).
-#[derive(Clone, Copy, Default)]
-struct Range {
-    min: Decimal,
-    expected: Decimal,
-    max: Decimal,
-}
-
-impl std::ops::Add for Range {
-    type Output = Range;
-    fn add(self, o: Range) -> Range {
-        Range {
-            min: self.min + o.min,
-            expected: self.expected + o.expected,
-            max: self.max + o.max,
-        }
-    }
-}
-
-struct Estimator<'a> {
-    state: &'a AppState,
-    scope: Value,
-    steps: Vec<StepEstimate>,
-}
-
-fn max_attempts(step: &Step) -> u32 {
-    match &step.on_error {
-        OnError::Retry { attempts, .. } => (*attempts).max(1),
-        OnError::Fail | OnError::Continue | OnError::Default { .. } => 1,
-    }
-}
-
-impl Estimator<'_> {
-    /// The plan of `steps` and the cost range of running them.
-    fn walk(&mut self, steps: &[Step]) -> (Vec<PlanStep>, Range) {
-        let mut plan = Vec::with_capacity(steps.len());
-        let mut total = Range::default();
-        for step in steps {
-            let attempts = max_attempts(step);
-            let mut entry = PlanStep {
-                step_id: step.id.clone(),
-                step_type: step.kind.name(),
-                provider: None,
-                model: None,
-                operation: None,
-                condition: None,
-                max_attempts: attempts,
-                then: None,
-                otherwise: None,
-                branches: None,
-                service: None,
-            };
-            match &step.kind {
-                StepKind::Llm(llm) => {
-                    entry.provider = Some(
-                        llm.provider
-                            .clone()
-                            .unwrap_or_else(|| self.state.config.default_provider.clone()),
-                    );
-                    entry.model = Some(llm.model.clone());
-                    if let Some(e) = estimate::estimate_call(&self.state.pricing, llm, &self.scope)
-                    {
-                        let max = e.max_usd * Decimal::from(attempts);
-                        total = total
-                            + Range {
-                                min: e.min_usd,
-                                expected: e.expected_usd,
-                                max,
-                            };
-                        self.steps.push(StepEstimate {
-                            step_id: step.id.clone(),
-                            model: llm.model.clone(),
-                            input_tokens: e.input_tokens,
-                            max_output_tokens: e.max_output_tokens,
-                            min_usd: usd(e.min_usd),
-                            expected_usd: usd(e.expected_usd),
-                            max_usd: usd(max),
-                            prompt_rendered: e.rendered,
-                        });
-                    }
-                }
-                StepKind::Transform { operation, .. } => entry.operation = Some(operation),
-                StepKind::Conditional {
-                    condition,
-                    then,
-                    otherwise,
-                } => {
-                    entry.condition = Some(condition.source().to_owned());
-                    let (then_plan, a) = self.walk(then);
-                    let (else_plan, b) = self.walk(otherwise);
-                    total = total
-                        + Range {
-                            min: a.min.min(b.min),
-                            expected: (a.expected + b.expected) / Decimal::from(2),
-                            max: a.max.max(b.max),
-                        };
-                    entry.then = Some(then_plan);
-                    entry.otherwise = Some(else_plan);
-                }
-                StepKind::Parallel { branches, .. } => {
-                    let mut plans = std::collections::BTreeMap::new();
-                    for (name, steps) in branches {
-                        let (branch_plan, cost) = self.walk(steps);
-                        total = total + cost;
-                        plans.insert(name.clone(), branch_plan);
-                    }
-                    entry.branches = Some(plans);
-                }
-                StepKind::ExternalApi(call) => entry.service = Some(call.service()),
-            }
-            plan.push(entry);
-        }
-        (plan, total)
-    }
-}
-
-fn problems(list: Vec<Problem>, prefix: &str) -> Vec<FieldError> {
+/// The problems of an inline definition, at their paths under `definition`.
+fn prefixed(list: Vec<Problem>, prefix: &str) -> Vec<Problem> {
     list.into_iter()
-        .map(|p| FieldError {
+        .map(|p| Problem {
             field: match (prefix.is_empty(), p.field.is_empty()) {
                 (true, _) => p.field,
                 (false, true) => prefix.to_owned(),
@@ -292,7 +100,7 @@ fn problems(list: Vec<Problem>, prefix: &str) -> Vec<FieldError> {
     tag = "jobs",
     request_body = ValidateRequest,
     responses(
-        (status = 200, description = "The verdict, problems, plan and cost estimate", body = Validation),
+        (status = 200, description = "The verdict, problems, plan and cost estimate", body = DryRun),
         (status = 401, description = "Missing or invalid API key", body = ErrorBody),
         (status = 404, description = "Unknown workflow name", body = ErrorBody),
         (status = 422, description = "The request itself is malformed", body = ErrorBody),
@@ -308,7 +116,7 @@ pub async fn validate(
     body::check_depth(&body)?;
     let (source, input) = ValidateRequest::parse(&body).map_err(ApiError::validation)?;
     let inline;
-    let loaded: Result<&LoadedWorkflow, Vec<FieldError>> = match source {
+    let loaded: Result<&LoadedWorkflow, Vec<Problem>> = match source {
         Source::Named(name) => match state.catalog.get(&name) {
             Some(found) => Ok(found.as_ref()),
             None => return Err(ApiError::NotFound(format!("unknown workflow `{name}`"))),
@@ -323,58 +131,20 @@ pub async fn validate(
                     inline = w;
                     Ok(&inline)
                 }
-                Err(list) => Err(problems(list, "definition")),
+                Err(list) => Err(prefixed(list, "definition")),
             }
         }
     };
-    let loaded = match loaded {
-        Ok(loaded) => loaded,
-        Err(problems) => {
-            return Ok(HttpResponse::Ok().json(Validation {
-                valid: false,
-                workflow_name: None,
-                workflow_version: None,
-                problems,
-                plan: Vec::new(),
-                cost_estimate: None,
-            }))
-        }
+    let answer = match loaded {
+        Ok(loaded) => dry_run(
+            &loaded.workflow,
+            input.as_ref(),
+            &state.pricing,
+            &state.config.default_provider,
+        ),
+        Err(problems) => DryRun::invalid(problems),
     };
-    let mut found = Vec::new();
-    if let Some(input) = &input {
-        found = problems(loaded.workflow.check_input(input), "");
-    }
-    let mut estimator = Estimator {
-        state: &state,
-        scope: json!({"input": input.clone().unwrap_or_else(|| json!({})), "steps": {}}),
-        steps: Vec::new(),
-    };
-    let (plan, range) = estimator.walk(&loaded.workflow.steps);
-    let mut assumptions = vec![
-        format!("prompt tokens are estimated as characters / {CHARS_PER_TOKEN}"),
-        "min: empty answers on the cheapest path; expected: half of max_tokens, branches averaged; max: all of max_tokens on the dearest path, every retry attempt".to_owned(),
-        format!("a step without max_tokens is assumed to allow {DEFAULT_MAX_TOKENS}"),
-        "prices from the pricing table".to_owned(),
-    ];
-    if input.is_none() {
-        assumptions
-            .push("no input_data given: prompts were rendered with an empty input".to_owned());
-    }
-    Ok(HttpResponse::Ok().json(Validation {
-        valid: found.is_empty(),
-        workflow_name: Some(loaded.workflow.name.clone()),
-        workflow_version: Some(loaded.workflow.version.clone()),
-        problems: found,
-        plan,
-        cost_estimate: Some(CostEstimate {
-            currency: "USD",
-            min_usd: usd(range.min),
-            expected_usd: usd(range.expected),
-            max_usd: usd(range.max),
-            llm_steps: estimator.steps,
-            assumptions,
-        }),
-    }))
+    Ok(HttpResponse::Ok().json(answer))
 }
 
 #[cfg(test)]

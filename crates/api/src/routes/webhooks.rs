@@ -26,6 +26,8 @@ pub const MAX_LIMIT: i64 = 500;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/admin/webhooks/dead", web::get().to(dead))
+        .route("/admin/webhooks/dead/replay", web::post().to(replay_all))
+        .route("/admin/webhooks/{delivery_id}", web::get().to(inspect))
         .route(
             "/admin/webhooks/{delivery_id}/replay",
             web::post().to(replay),
@@ -99,7 +101,7 @@ pub async fn dead(
     req: HttpRequest,
     state: web::Data<Arc<AppState>>,
 ) -> Result<HttpResponse, ApiError> {
-    state.require_admin(&req)?;
+    state.require_operator(&req)?;
     let (limit, offset) = parse_page(&req)?;
     let mut conn = state.pool.get().await.map_err(db::DbError::from)?;
     let (items, total) = deliveries::dead_letters(&mut conn, limit, offset).await?;
@@ -131,8 +133,23 @@ pub async fn replay(
     state: web::Data<Arc<AppState>>,
     delivery_id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    state.require_admin(&req)?;
+    let actor = state.require_operator(&req)?;
     let delivery_id = delivery_id.into_inner();
+    let attempt = replay_one(&state, delivery_id).await?;
+    let detail = json!({"delivery_id": delivery_id});
+    super::operator::audit_row(&state, actor, "replay", detail, 1).await?;
+    tracing::info!(%delivery_id, attempt, "webhook delivery replay queued");
+    Ok(HttpResponse::Accepted().json(json!({
+        "delivery_id": delivery_id,
+        "status": deliveries::state::PENDING,
+        "attempt": attempt,
+        "trigger": deliveries::trigger::MANUAL,
+    })))
+}
+
+/// Replays one dead delivery: the row pending again with a manual attempt due now, pushed to
+/// the webhook queue (the reconciler pushes it if the push fails). Answers the attempt number.
+pub(crate) async fn replay_one(state: &AppState, delivery_id: Uuid) -> Result<i32, ApiError> {
     let replayed = {
         let mut conn = state.pool.get().await.map_err(db::DbError::from)?;
         deliveries::replay(&mut conn, delivery_id).await?
@@ -160,11 +177,79 @@ pub async fn replay(
         // The row is pending and due now: the reconciler pushes it.
         tracing::warn!(%delivery_id, error = %e, "push of the manual attempt failed");
     }
-    tracing::info!(%delivery_id, attempt, "webhook delivery replay queued");
-    Ok(HttpResponse::Accepted().json(json!({
-        "delivery_id": delivery_id,
-        "status": deliveries::state::PENDING,
-        "attempt": attempt,
-        "trigger": deliveries::trigger::MANUAL,
-    })))
+    Ok(attempt)
+}
+
+/// One delivery in full: its payload, state, last error, and every attempt.
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/webhooks/{delivery_id}",
+    tag = "admin",
+    params(("delivery_id" = Uuid, Path, description = "The delivery")),
+    responses(
+        (status = 200, description = "`{delivery, attempts}`", body = serde_json::Value),
+        (status = 401, description = "No admin key or session", body = ErrorBody),
+        (status = 404, description = "No such delivery", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn inspect(
+    req: HttpRequest,
+    state: web::Data<Arc<AppState>>,
+    delivery_id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    state.require_operator(&req)?;
+    let delivery_id = delivery_id.into_inner();
+    let mut conn = state.pool.get().await.map_err(db::DbError::from)?;
+    let delivery = deliveries::find(&mut conn, delivery_id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("webhook delivery {delivery_id} not found")))?;
+    let attempts: Vec<_> = deliveries::attempts_of_job(&mut conn, delivery.job_id)
+        .await?
+        .into_iter()
+        .filter(|a| a.delivery_id == delivery_id)
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({"delivery": delivery, "attempts": attempts})))
+}
+
+/// Replays every dead delivery (up to 1000 at once); answers how many. Audited.
+pub(crate) async fn replay_every(
+    state: &AppState,
+    actor: crate::auth::Actor,
+) -> Result<usize, ApiError> {
+    let (dead, _) = {
+        let mut conn = state.pool.get().await.map_err(db::DbError::from)?;
+        deliveries::dead_letters(&mut conn, 1000, 0).await?
+    };
+    let mut replayed = 0;
+    for letter in &dead {
+        match replay_one(state, letter.id).await {
+            Ok(_) => replayed += 1,
+            // Replayed by someone else meanwhile.
+            Err(ApiError::Conflict(_) | ApiError::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    super::operator::audit_row(state, actor, "replay_all", json!({}), replayed).await?;
+    Ok(replayed)
+}
+
+/// Replay every dead delivery (audited).
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/webhooks/dead/replay",
+    tag = "admin",
+    responses(
+        (status = 202, description = "`{replayed}`", body = serde_json::Value),
+        (status = 401, description = "No admin key or session", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn replay_all(
+    req: HttpRequest,
+    state: web::Data<Arc<AppState>>,
+) -> Result<HttpResponse, ApiError> {
+    let actor = state.require_operator(&req)?;
+    let replayed = replay_every(&state, actor).await?;
+    Ok(HttpResponse::Accepted().json(json!({ "replayed": replayed })))
 }

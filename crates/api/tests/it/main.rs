@@ -2,9 +2,11 @@
 //! Redis, with no worker or webhook sender running (those are in `crates/system-tests`).
 
 mod cancel;
+mod dashboard;
 mod errors;
 mod events;
 mod limits;
+mod operator;
 mod retry;
 mod schema;
 mod submit;

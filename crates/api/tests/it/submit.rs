@@ -88,6 +88,11 @@ async fn bad_requests_get_the_envelope() {
             json!({"workflow_name": "bench_pipeline", "input_data": {"text": "x"}, "webhook_url": "file:///etc/passwd"}),
             "webhook_url",
         ),
+        // PostgreSQL cannot store the NUL character: refused, not a 500 at the insert.
+        (
+            json!({"workflow_name": "bench_pipeline", "input_data": {"text": "a\u{0}b"}}),
+            "input_data.text",
+        ),
     ] {
         let response = app.submit(body.clone()).await;
         assert_eq!(response.status(), 422, "{body}");

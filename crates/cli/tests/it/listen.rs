@@ -5,7 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use standardwebhooks::Webhook;
 
-use crate::support::{run, Listener};
+use crate::support::{cli, run, Listener};
 
 /// The Standard Webhooks known-answer secret.
 const SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
@@ -99,5 +99,7 @@ async fn refuses_to_start_without_a_usable_secret() {
         let ran = run(&all, &vars).await;
         assert!(!ran.success, "{all:?}: {}", ran.stderr);
         assert!(ran.stderr.contains(expect), "{all:?}: {}", ran.stderr);
+        // Bad input: exit code 2.
+        cli(&all, &vars).assert().code(2);
     }
 }

@@ -75,3 +75,53 @@ impl Listener {
         Listener { url, _child: child }
     }
 }
+
+/// `llmflow` as an `assert_cmd` command: no inherited environment but `vars`, in the
+/// repository root.
+pub fn cli(args: &[&str], vars: &[(&str, &str)]) -> assert_cmd::Command {
+    let mut command = assert_cmd::Command::cargo_bin("llmflow").unwrap();
+    command
+        .args(args)
+        .env_clear()
+        .envs(vars.iter().copied())
+        .current_dir(repo_root());
+    command
+}
+
+/// Runs Mermaid's own parser (`scripts/mermaid/check.mjs` under Node) over `files`, installing
+/// its locked packages first when they are missing; panics with the parser's message when a
+/// diagram does not parse.
+pub fn mermaid_parses(files: &[PathBuf]) {
+    let dir = mermaid_checker();
+    let out = std::process::Command::new("node")
+        .arg(dir.join("check.mjs"))
+        .args(files)
+        .output()
+        .expect("node must be installed to check Mermaid diagrams");
+    assert!(
+        out.status.success(),
+        "Mermaid did not parse: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `scripts/mermaid` with its locked packages installed (`npm ci` when they are missing).
+pub fn mermaid_checker() -> PathBuf {
+    // Once per test binary: tests running side by side must not install over each other.
+    static INSTALLED: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    INSTALLED.get_or_init(install_mermaid_checker).clone()
+}
+
+fn install_mermaid_checker() -> PathBuf {
+    let dir = repo_root().join("scripts/mermaid");
+    if !dir.join("node_modules/mermaid").is_dir() || !dir.join("node_modules/.bin/tsc").exists() {
+        let status = std::process::Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--silent"])
+            .current_dir(&dir)
+            .status()
+            .expect("npm must be installed to check Mermaid diagrams");
+        assert!(status.success(), "npm ci in scripts/mermaid failed");
+    }
+    dir
+}

@@ -165,6 +165,28 @@ pub(super) fn env_names<'de, D: Deserializer<'de>>(
     })
 }
 
+/// Web origins, comma-separated (`CORS_ALLOWED_ORIGINS`): each `scheme://host[:port]`, without
+/// a path or a trailing slash, as browsers send it in `Origin`.
+pub(super) fn origins<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    parsed(deserializer, |text| {
+        entries(text)
+            .map(|origin| {
+                let (scheme, rest) = origin.split_once("://").unwrap_or(("", ""));
+                let valid = matches!(scheme, "http" | "https")
+                    && !rest.is_empty()
+                    && !rest.contains(['/', '?', '#', ' ', '*']);
+                if valid {
+                    Ok(origin.to_owned())
+                } else {
+                    Err(format!(
+                        "`{origin}` is not an origin such as https://app.example.com"
+                    ))
+                }
+            })
+            .collect()
+    })
+}
+
 /// The provider limits as JSON (`LLM_LIMITS`); empty: none.
 pub(super) fn llm_limits<'de, D: Deserializer<'de>>(
     deserializer: D,

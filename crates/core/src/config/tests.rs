@@ -90,7 +90,7 @@ fn llm_limits_are_parsed_and_checked() {
 #[test]
 fn env_allowlist_and_rate_limits_are_parsed_and_checked() {
     let config = valid_with(json!({})).expect("defaults");
-    assert!(config.workflow_env_names().is_empty());
+    assert_eq!(config.workflow_env_names(), ["APP_BASE_URL"]);
     let limits = &config.external_api_rate_limits;
     assert_eq!(limits["google_places"], Rate::new(10, secs(1)));
     let values = json!({
@@ -301,4 +301,57 @@ fn tools_load_without_connection_urls() {
     let err = Config::from_figment(Config::tool_defaults(), Urls::Required)
         .expect_err("services need the URLs");
     assert!(err.to_string().contains("DATABASE_URL"), "{err}");
+}
+
+#[test]
+fn cors_origins_are_origins_and_stream_tokens_live_fifteen_minutes() {
+    let config = valid_with(json!({})).expect("valid");
+    assert!(config.cors_allowed_origins.is_empty());
+    assert_eq!(config.stream_token_ttl_secs, 900);
+    let config = valid_with(json!({
+        "cors_allowed_origins": " http://localhost:3000 , ,https://app.example.com,"
+    }))
+    .expect("valid");
+    assert_eq!(
+        config.cors_allowed_origins,
+        ["http://localhost:3000", "https://app.example.com"]
+    );
+    for bad in ["localhost:3000", "https://app.example.com/", "*", "ftp://x"] {
+        refuses("cors_allowed_origins", json!(bad), &format!("`{bad}`"));
+    }
+}
+
+#[test]
+#[allow(clippy::result_large_err)] // the closure's error type is figment's, as `Jail` requires
+fn statement_cache_follows_the_setting_else_the_pooler_port() {
+    figment::Jail::expect_with(|jail| {
+        jail.set_env("REDIS_URL", "rediss://cache.example:6380/0");
+        jail.set_env("REDIS_CA_CERT", "/etc/llmflow/redis-ca.pem");
+        jail.set_env("DATABASE_URL", "postgres://u@pooler.example:6543/postgres");
+        let config = Config::load().map_err(|e| e.to_string())?;
+        assert!(!config.database_options().statement_cache, "port 6543");
+        let target = config.redis_target();
+        assert_eq!(target.url, "rediss://cache.example:6380/0");
+        assert_eq!(
+            target.ca_cert.as_deref(),
+            Some(std::path::Path::new("/etc/llmflow/redis-ca.pem"))
+        );
+        jail.set_env("DATABASE_STATEMENT_CACHE", "true");
+        let config = Config::load().map_err(|e| e.to_string())?;
+        assert!(config.database_options().statement_cache, "told to keep it");
+        jail.set_env("DATABASE_URL", "postgres://u@db.example:6432/postgres");
+        jail.set_env("DATABASE_STATEMENT_CACHE", "false");
+        let config = Config::load().map_err(|e| e.to_string())?;
+        assert!(
+            !config.database_options().statement_cache,
+            "told to drop it"
+        );
+        jail.set_env("DATABASE_STATEMENT_CACHE", "sometimes");
+        let err = Config::load().expect_err("not a boolean");
+        assert!(
+            err.to_string().contains("DATABASE_STATEMENT_CACHE"),
+            "{err}"
+        );
+        Ok(())
+    });
 }

@@ -427,3 +427,17 @@ pub async fn due(
         .load(conn)
         .await?)
 }
+
+/// Every attempt at every delivery of one job, oldest first.
+pub async fn attempts_of_job(
+    conn: &mut AsyncPgConnection,
+    job_id: Uuid,
+) -> Result<Vec<super::models::AttemptRow>, DbError> {
+    use super::schema::llm_webhook_attempts as attempts;
+    Ok(attempts::table
+        .filter(attempts::job_id.eq(job_id))
+        .order((attempts::attempted_at.asc(), attempts::attempt_number.asc()))
+        .select(super::models::AttemptRow::as_select())
+        .load(conn)
+        .await?)
+}

@@ -84,7 +84,7 @@ pub struct NewJob {
     pub estimated_wait_seconds: Option<i32>,
 }
 
-#[derive(Clone, Debug, Queryable, Selectable, Insertable)]
+#[derive(Clone, Debug, Queryable, Selectable, Insertable, serde::Serialize)]
 #[diesel(table_name = llm_job_steps)]
 #[diesel(check_for_backend(diesel::pg::Pg))]
 pub struct StepRow {
@@ -107,7 +107,7 @@ pub struct StepRow {
     pub duration_ms: i32,
 }
 
-#[derive(Clone, Debug, Queryable, Selectable, Insertable)]
+#[derive(Clone, Debug, Queryable, Selectable, Insertable, serde::Serialize)]
 #[diesel(table_name = llm_provider_usage)]
 #[diesel(check_for_backend(diesel::pg::Pg))]
 pub struct UsageRow {
@@ -130,7 +130,7 @@ pub struct UsageRow {
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(Clone, Debug, Queryable, Selectable, Insertable)]
+#[derive(Clone, Debug, Queryable, Selectable, Insertable, serde::Serialize)]
 #[diesel(table_name = llm_webhook_deliveries)]
 #[diesel(check_for_backend(diesel::pg::Pg))]
 pub struct DeliveryRow {
@@ -154,7 +154,7 @@ pub struct DeliveryRow {
     pub job_run: i32,
 }
 
-#[derive(Clone, Debug, Queryable, Selectable, Insertable)]
+#[derive(Clone, Debug, Queryable, Selectable, Insertable, serde::Serialize)]
 #[diesel(table_name = llm_webhook_attempts)]
 #[diesel(check_for_backend(diesel::pg::Pg))]
 pub struct AttemptRow {

@@ -57,18 +57,6 @@ pub fn halting_failures<'a>(workflow: &Workflow, steps: &'a [StepRow]) -> Vec<&'
         .collect()
 }
 
-/// Steps a cleared row had added to the job's planned path (a parallel step plans its
-/// branches when it starts, and plans them again when it runs again).
-fn planned_by(workflow: &Workflow, row: &StepRow) -> i32 {
-    match find_step(&workflow.steps, &row.step_id).map(|s| &s.kind) {
-        Some(StepKind::Parallel { branches, .. }) => {
-            let planned: usize = branches.iter().map(|(_, steps)| steps.len()).sum();
-            i32::try_from(planned).unwrap_or(0)
-        }
-        _ => 0,
-    }
-}
-
 /// Sends a `failed` job back to the queue under a fresh task id: the failures that stopped it
 /// are cleared (and recorded in `retry_history`), its end is undone, `retry_count` grows. One
 /// transaction, conditional on the job still being `failed`, so two retries never both win.
@@ -89,7 +77,6 @@ pub async fn retry(
             .await?;
         let cleared = halting_failures(&workflow, &steps);
         let cleared_ids: Vec<&str> = cleared.iter().map(|r| r.step_id.as_str()).collect();
-        let unplanned: i32 = cleared.iter().map(|r| planned_by(&workflow, r)).sum();
         let removed = i32::try_from(cleared.len()).unwrap_or(0);
         let retry_count = job.retry_count + 1;
         let entry = json!([{
@@ -122,7 +109,9 @@ pub async fn retry(
                 jobs::heartbeat_at.eq(None::<chrono::DateTime<Utc>>),
                 jobs::current_step.eq(None::<String>),
                 jobs::steps_completed.eq(jobs::steps_completed - removed),
-                jobs::steps_planned.eq(jobs::steps_planned - unplanned),
+                // The planned path stays: a parallel step's branches were counted with the
+                // path it is on (`workflow::certain_steps`), not when it ran, so running it
+                // again plans nothing more.
                 jobs::retry_count.eq(retry_count),
                 jobs::retry_history.eq(jobs::retry_history.concat(entry)),
                 jobs::updated_at.eq(now),

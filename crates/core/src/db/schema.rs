@@ -179,3 +179,14 @@ diesel::allow_tables_to_appear_in_same_query!(
     llm_external_api_cache,
     llm_workers,
 );
+
+diesel::table! {
+    llm_admin_audit (id) {
+        id -> Uuid,
+        actor -> Varchar,
+        action -> Varchar,
+        detail -> Jsonb,
+        affected -> Int4,
+        created_at -> Timestamptz,
+    }
+}

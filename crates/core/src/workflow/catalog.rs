@@ -2,7 +2,7 @@
 //! with `prompt_file` templates from `PROMPTS_DIR` inlined, validated, and hashed, so that a job
 //! can be pinned to exactly the definition it was submitted with.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, LazyLock};
 
@@ -143,6 +143,45 @@ fn resolve_steps(steps: &mut [RawStep], path: &str, dir: &Path, problems: &mut V
                 }
             }
             RawStep::Transform(_) | RawStep::ExternalApi(_) => {}
+        }
+    }
+}
+
+/// The prompt files a definition uses, relative to `prompts_dir`: its `prompt_file`s and,
+/// transitively, the files they include. Files that cannot be read are left out (loading the
+/// workflow reports them).
+pub fn used_prompt_files(raw: &RawWorkflow, prompts_dir: &Path) -> BTreeSet<PathBuf> {
+    let mut used = BTreeSet::new();
+    let mut pending = Vec::new();
+    collect_prompt_files(&raw.steps, &mut pending);
+    while let Some(file) = pending.pop() {
+        let relative: PathBuf = Path::new(&file)
+            .components()
+            .filter(|c| !matches!(c, Component::CurDir))
+            .collect();
+        if !used.insert(relative.clone()) {
+            continue;
+        }
+        if let Ok(text) = std::fs::read_to_string(prompts_dir.join(&relative)) {
+            for captures in INCLUDE.captures_iter(&text) {
+                if let Some(name) = captures.get(1) {
+                    pending.push(name.as_str().to_owned());
+                }
+            }
+        }
+    }
+    used
+}
+
+fn collect_prompt_files(steps: &[RawStep], out: &mut Vec<String>) {
+    for step in steps {
+        if let RawStep::Llm(llm) = step {
+            if let Some(file) = &llm.prompt_file {
+                out.push(file.clone());
+            }
+        }
+        for (_, children) in step.children() {
+            collect_prompt_files(children, out);
         }
     }
 }

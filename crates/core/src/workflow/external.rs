@@ -27,6 +27,13 @@ static URL_PREFIX: LazyLock<Regex> = LazyLock::new(|| {
         .unwrap_or_else(|e| unreachable!("static regex: {e}"))
 });
 
+/// A URL that starts with a deployment's base URL: `${env.NAME}`, then a path, a query or
+/// nothing (`${env.APP_BASE_URL}/api/items`).
+static ENV_BASE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^\$\{\s*env\.([A-Za-z_][A-Za-z0-9_]*)\s*\}")
+        .unwrap_or_else(|e| unreachable!("static regex: {e}"))
+});
+
 /// An HTTP header name (RFC 9110 token).
 static HEADER_NAME: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^[A-Za-z0-9!#$%&'*+.^_`|~\-]+$")
@@ -61,9 +68,23 @@ impl ExternalApiStep {
     pub fn service(&self) -> String {
         match &self.call {
             ExternalCall::GooglePlaces(_) => GOOGLE_PLACES_SERVICE.to_owned(),
-            ExternalCall::Http(http) => format!("http:{}", http.host),
+            ExternalCall::Http(http) => match &http.base {
+                UrlBase::Written { host } => format!("http:{host}"),
+                UrlBase::Env { name } => format!("http:env.{name}"),
+            },
         }
     }
+}
+
+/// Where a generic call's host comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UrlBase {
+    /// Written out in the workflow (`https://api.partner.example/…`): a rendered URL must keep it.
+    Written { host: String },
+    /// The allow-listed deployment value `env.NAME` (`${env.APP_BASE_URL}/api/…`): an absolute
+    /// `http(s)` URL without query; `url` is the rest, appended to it, and the rendered URL must
+    /// keep that value's host.
+    Env { name: String },
 }
 
 #[derive(Clone, Debug)]
@@ -76,9 +97,10 @@ pub enum ExternalCall {
 #[derive(Clone, Debug)]
 pub struct HttpCall {
     pub method: HttpMethod,
+    /// The whole URL, or with an env base the part after it.
     pub url: Template,
-    /// The host written in the URL: a rendered URL must keep it.
-    pub host: String,
+    /// Where the host comes from.
+    pub base: UrlBase,
     pub query: Vec<(String, Template)>,
     pub headers: Vec<(String, Template)>,
     pub body: Option<ValueTemplate>,
@@ -91,6 +113,34 @@ pub struct PlacesCall {
     pub field_mask: String,
     pub max_results: Option<u32>,
     pub language_code: Option<String>,
+    pub location_bias: Option<LocationBias>,
+}
+
+/// Default radius of a `location_bias` circle, in metres.
+pub const DEFAULT_BIAS_RADIUS_M: f64 = 10_000.0;
+
+/// A circle Google Places prefers results in; the centre is rendered at run time.
+#[derive(Clone, Debug)]
+pub struct LocationBias {
+    pub latitude: ValueTemplate,
+    pub longitude: ValueTemplate,
+    pub radius_m: f64,
+}
+
+impl LocationBias {
+    /// The centre for `scope`, when both coordinates render to numbers (or numeric text) in
+    /// range; `None` sends no bias.
+    pub fn centre(&self, scope: &Value) -> Option<(f64, f64)> {
+        let number = |t: &ValueTemplate| -> Option<f64> {
+            match t.render(scope).ok()?? {
+                Value::Number(n) => n.as_f64(),
+                Value::String(s) => s.trim().parse().ok(),
+                _ => None,
+            }
+        };
+        let (lat, lng) = (number(&self.latitude)?, number(&self.longitude)?);
+        ((-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lng)).then_some((lat, lng))
+    }
 }
 
 impl Checker<'_> {
@@ -209,6 +259,28 @@ impl Checker<'_> {
                 );
             }
         }
+        let location_bias = s.location_bias.as_ref().and_then(|bias| {
+            let field = format!("{path}.location_bias");
+            let radius_m = bias.radius_m.unwrap_or(DEFAULT_BIAS_RADIUS_M);
+            if !(1.0..=50_000.0).contains(&radius_m) {
+                self.problem(format!("{field}.radius_m"), "must be between 1 and 50000");
+            }
+            let mut coordinate = |value: &Value, name: &str| {
+                let field = format!("{field}.{name}");
+                let compiled = self.value(value, &field)?;
+                let mut inner = Vec::new();
+                compiled.sources(&mut inner);
+                sources.extend(inner.into_iter().map(|s| (field.clone(), s)));
+                Some(compiled)
+            };
+            let latitude = coordinate(&bias.latitude, "latitude");
+            let longitude = coordinate(&bias.longitude, "longitude");
+            Some(LocationBias {
+                latitude: latitude?,
+                longitude: longitude?,
+                radius_m,
+            })
+        });
         Some(ExternalCall::GooglePlaces(PlacesCall {
             text_query: text_query?,
             field_mask: s
@@ -217,6 +289,7 @@ impl Checker<'_> {
                 .unwrap_or_else(|| DEFAULT_PLACES_FIELD_MASK.to_owned()),
             max_results: s.max_results,
             language_code: s.language_code.clone(),
+            location_bias,
         }))
     }
 
@@ -230,6 +303,7 @@ impl Checker<'_> {
             ("field_mask", s.field_mask.is_some()),
             ("max_results", s.max_results.is_some()),
             ("language_code", s.language_code.is_some()),
+            ("location_bias", s.location_bias.is_some()),
         ] {
             if given {
                 self.problem(
@@ -240,34 +314,14 @@ impl Checker<'_> {
         }
         let method = s.method.unwrap_or_default();
         let url_field = format!("{path}.url");
-        let (url, host) = match &s.url {
+        let (url, base) = match &s.url {
             Some(url) => {
                 sources.push((url_field.clone(), url.clone()));
-                let fixed = fixed_prefix(url);
-                // With a template after it, the host must be closed by `/`, `?` or `#`.
-                let closed = |c: &regex::Captures<'_>| {
-                    fixed.len() == url.len() || c.get(3).is_some_and(|m| !m.as_str().is_empty())
-                };
-                match URL_PREFIX.captures(fixed).filter(closed) {
-                    Some(captures) => {
-                        let host = captures
-                            .get(1)
-                            .map(|m| m.as_str().to_ascii_lowercase())
-                            .unwrap_or_default();
-                        (self.template(url, &url_field), host)
-                    }
-                    None => {
-                        self.problem(
-                            &url_field,
-                            "must start with http:// or https:// and a host written out (templates may only follow the host)",
-                        );
-                        (None, String::new())
-                    }
-                }
+                self.url(url, &url_field)
             }
             None => {
                 self.problem(&url_field, "is required (or give a `service`)");
-                (None, String::new())
+                (None, None)
             }
         };
         let mut query = Vec::new();
@@ -333,11 +387,55 @@ impl Checker<'_> {
         Some(ExternalCall::Http(HttpCall {
             method,
             url: url?,
-            host,
+            base: base?,
             query,
             headers,
             body,
         }))
+    }
+
+    /// The URL template and where its host comes from: written out (`https://host[:port]`
+    /// before any template), or an allow-listed `${env.NAME}` base followed by `/`, `?` or
+    /// nothing.
+    fn url(&mut self, url: &str, field: &str) -> (Option<Template>, Option<UrlBase>) {
+        if let Some(captures) = ENV_BASE.captures(url) {
+            let (Some(whole), Some(name)) = (captures.get(0), captures.get(1)) else {
+                return (None, None);
+            };
+            let rest = &url[whole.end()..];
+            if !(rest.is_empty() || rest.starts_with('/') || rest.starts_with('?')) {
+                self.problem(
+                    field,
+                    "after a `${env.NAME}` base URL comes `/`, `?` or nothing (the host is the env value's)",
+                );
+                return (None, None);
+            }
+            let base = UrlBase::Env {
+                name: name.as_str().to_owned(),
+            };
+            return (self.template(rest, field), Some(base));
+        }
+        let fixed = fixed_prefix(url);
+        // With a template after it, the host must be closed by `/`, `?` or `#`.
+        let closed = |c: &regex::Captures<'_>| {
+            fixed.len() == url.len() || c.get(3).is_some_and(|m| !m.as_str().is_empty())
+        };
+        match URL_PREFIX.captures(fixed).filter(closed) {
+            Some(captures) => {
+                let host = captures
+                    .get(1)
+                    .map(|m| m.as_str().to_ascii_lowercase())
+                    .unwrap_or_default();
+                (self.template(url, field), Some(UrlBase::Written { host }))
+            }
+            None => {
+                self.problem(
+                    field,
+                    "must start with http:// or https:// and a host written out, or with an allow-listed ${env.NAME} base URL (templates may only follow the host)",
+                );
+                (None, None)
+            }
+        }
     }
 
     /// A literal that looks like an API key is refused: keys live in the environment.

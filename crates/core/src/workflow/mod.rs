@@ -15,13 +15,17 @@ use regex::Regex;
 use serde::Serialize;
 use serde_json::Value;
 
-pub use catalog::{definition_hash, resolve_prompts, Catalog, CatalogError, LoadedWorkflow};
+pub use catalog::{
+    definition_hash, resolve_prompts, used_prompt_files, Catalog, CatalogError, LoadedWorkflow,
+};
 pub use condition::Condition;
 pub use external::{
-    ExternalApiStep, ExternalCall, HttpCall, PlacesCall, DEFAULT_PLACES_FIELD_MASK,
-    GOOGLE_PLACES_SERVICE,
+    ExternalApiStep, ExternalCall, HttpCall, LocationBias, PlacesCall, UrlBase,
+    DEFAULT_BIAS_RADIUS_M, DEFAULT_PLACES_FIELD_MASK, GOOGLE_PLACES_SERVICE,
 };
-pub use raw::{HttpMethod, OnError, RawFallback, RawResponseFormat, RawStep, RawWorkflow};
+pub use raw::{
+    HttpMethod, OnError, RawFallback, RawLocationBias, RawResponseFormat, RawStep, RawWorkflow,
+};
 pub use value::ValueTemplate;
 
 use crate::llm::{OutputFormat, PROVIDER_NAMES};
@@ -40,6 +44,7 @@ pub const DEFAULT_REPAIR_ATTEMPTS: u32 = 1;
 
 /// One problem in a definition or an input, with the JSON path where it is.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Problem {
     pub field: String,
     pub message: String,
@@ -269,10 +274,33 @@ impl Workflow {
         problems
     }
 
-    /// Steps on the main path before any branch is taken (what progress starts counting).
+    /// Steps certain to run before any conditional branch is taken (what progress starts
+    /// counting): see [`certain_steps`].
     pub fn planned_steps(&self) -> usize {
-        self.steps.len()
+        certain_steps(&self.steps)
     }
+}
+
+/// Steps of `steps` that will run whatever the conditions say: each step, and every step of a
+/// parallel step's branches (they all run), but not the branches of a conditional (counted when
+/// one is taken). Counting a parallel step's branches up front keeps progress from going back
+/// when they start.
+pub fn certain_steps(steps: &[Step]) -> usize {
+    steps
+        .iter()
+        .map(|step| match &step.kind {
+            StepKind::Parallel { branches, .. } => {
+                1 + branches
+                    .iter()
+                    .map(|(_, branch)| certain_steps(branch))
+                    .sum::<usize>()
+            }
+            StepKind::Llm(_)
+            | StepKind::Transform { .. }
+            | StepKind::Conditional { .. }
+            | StepKind::ExternalApi(_) => 1,
+        })
+        .sum()
 }
 
 fn compiled_sources(value: &ValueTemplate) -> Vec<String> {

@@ -288,4 +288,20 @@ pub struct RawExternalApiStep {
     /// `google_places`: language of the results (e.g. `en`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub language_code: Option<String>,
+    /// `google_places`: prefer results within a circle around a point.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location_bias: Option<RawLocationBias>,
+}
+
+/// `google_places`' `location_bias`: the circle's centre as value templates (so
+/// `"${input.location.latitude}"` keeps its number) and its radius. A centre that is absent or
+/// not a pair of coordinates at run time sends no bias.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLocationBias {
+    pub latitude: Value,
+    pub longitude: Value,
+    /// Metres, 1–50,000 (default 10,000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub radius_m: Option<f64>,
 }

@@ -150,7 +150,10 @@ fn prompt_files_and_includes_are_inlined_and_cycles_refused() {
 fn every_workflow_in_the_repository_loads_and_validates() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let pricing = PriceTable::built_in().expect("pricing");
-    let catalog = Catalog::load(&root.join("workflows"), &root.join("prompts"), &pricing)
+    // The default WORKFLOW_ENV_ALLOWLIST: the app's base URL that `mission_generation` calls.
+    let env = ["APP_BASE_URL".to_owned()];
+    let checks = Checks::new(&pricing).with_env(&env);
+    let catalog = Catalog::load_checked(&root.join("workflows"), &root.join("prompts"), checks)
         .unwrap_or_else(|errors| {
             panic!(
                 "{}",
@@ -169,7 +172,14 @@ fn every_workflow_in_the_repository_loads_and_validates() {
         })
         .count();
     assert_eq!(catalog.len(), files);
-    assert!(catalog.get("bench_pipeline").is_some());
+    for name in [
+        "bench_pipeline",
+        "emergency_contacts",
+        "mission_generation",
+        "dev_framework",
+    ] {
+        assert!(catalog.get(name).is_some(), "{name}");
+    }
 }
 
 fn compile_with_env(definition: Value, env: &[&str]) -> Result<Workflow, Vec<Problem>> {
@@ -335,6 +345,54 @@ fn external_api_steps_are_checked() {
 }
 
 #[test]
+fn an_allow_listed_env_base_url_may_start_a_url() {
+    let wf = compile_with_env(
+        json!({"name": "e", "steps": [
+            {"id": "catalog", "type": "external_api", "url": "${env.APP_BASE_URL}/api/items/${input.id}"}
+        ]}),
+        &["APP_BASE_URL"],
+    )
+    .expect("valid");
+    match &wf.steps[0].kind {
+        StepKind::ExternalApi(step) => {
+            assert_eq!(step.env, ["APP_BASE_URL"]);
+            match &step.call {
+                ExternalCall::Http(call) => {
+                    assert_eq!(
+                        call.base,
+                        UrlBase::Env {
+                            name: "APP_BASE_URL".into()
+                        }
+                    );
+                    assert_eq!(call.url.source(), "/api/items/${input.id}");
+                }
+                other => panic!("not http: {other:?}"),
+            }
+        }
+        other => panic!("not external: {other:?}"),
+    }
+    let problems = compile_with_env(
+        json!({"name": "e", "steps": [
+            {"id": "a", "type": "external_api", "url": "${env.APP_BASE_URL}${input.path}"},
+            {"id": "b", "type": "external_api", "url": "${env.OTHER}/x"},
+            {"id": "c", "type": "external_api", "url": "${input.base}/x"}
+        ]}),
+        &["APP_BASE_URL"],
+    )
+    .expect_err("invalid");
+    let got = fields(&problems);
+    assert_eq!(
+        got,
+        ["steps[0].url", "steps[1].url", "steps[2].url"],
+        "{problems:#?}"
+    );
+    assert!(
+        problems[1].message.contains("not allow-listed"),
+        "{problems:#?}"
+    );
+}
+
+#[test]
 fn the_language_schema_compiles_and_every_workflow_file_satisfies_it() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../workflows");
     let schema: Value = serde_json::from_str(
@@ -399,4 +457,103 @@ fn the_readme_markdown_and_template_examples_hold() {
         ),
         json!({"n": 2})
     );
+}
+
+#[test]
+fn planned_steps_count_parallel_branches_but_not_conditional_ones() {
+    let wf = compile(json!({
+        "name": "p",
+        "steps": [
+            template_step("a", "x"),
+            {"id": "gate", "type": "conditional", "condition": "true",
+             "then": [template_step("b", "x"), template_step("c", "x")]},
+            {"id": "fan", "type": "parallel", "branches": {
+                "l": [template_step("d", "x")],
+                "r": [template_step("e", "x"), template_step("f", "x")]}},
+            template_step("g", "x")
+        ]
+    }))
+    .expect("valid");
+    // a, gate, fan and its three, g: the conditional's two count once it is taken.
+    assert_eq!(wf.planned_steps(), 7);
+    match &wf.steps[1].kind {
+        StepKind::Conditional { then, .. } => assert_eq!(certain_steps(then), 2),
+        other => panic!("not conditional: {other:?}"),
+    }
+}
+
+#[test]
+fn places_location_bias_is_checked_and_rendered() {
+    let wf = compile(json!({
+        "name": "near",
+        "steps": [{"id": "near", "type": "external_api", "service": "google_places",
+                   "query": "hospitals in ${input.city}",
+                   "location_bias": {"latitude": "${input.lat}", "longitude": "${input.lng}"}}]
+    }))
+    .expect("valid");
+    let StepKind::ExternalApi(step) = &wf.steps[0].kind else {
+        panic!("not external");
+    };
+    let ExternalCall::GooglePlaces(call) = &step.call else {
+        panic!("not places");
+    };
+    let bias = call.location_bias.as_ref().expect("bias");
+    assert_eq!(bias.radius_m, DEFAULT_BIAS_RADIUS_M);
+    let scope = |input: Value| json!({"input": input, "steps": {}});
+    assert_eq!(
+        bias.centre(&scope(json!({"lat": 45.76, "lng": "4.83"}))),
+        Some((45.76, 4.83))
+    );
+    assert_eq!(bias.centre(&scope(json!({"lat": 45.76}))), None, "absent");
+    assert_eq!(
+        bias.centre(&scope(json!({"lat": 95, "lng": 4}))),
+        None,
+        "out of range"
+    );
+
+    let problems = compile(json!({
+        "name": "near",
+        "steps": [
+            {"id": "a", "type": "external_api", "service": "google_places", "query": "x",
+             "location_bias": {"latitude": "${steps.later.output}", "longitude": 4, "radius_m": 0}},
+            {"id": "b", "type": "external_api", "url": "https://api.x.com/",
+             "location_bias": {"latitude": 1, "longitude": 2}},
+            template_step("later", "x")
+        ]
+    }))
+    .expect_err("invalid");
+    let got = fields(&problems);
+    for expected in [
+        "steps[0].location_bias.radius_m",
+        "steps[0].location_bias.latitude",
+        "steps[1].location_bias",
+    ] {
+        assert!(
+            got.contains(&expected),
+            "{expected} missing from {problems:#?}"
+        );
+    }
+}
+
+#[test]
+fn used_prompt_files_follow_includes_into_branches() {
+    let dir = std::env::temp_dir().join(format!("llmflow-prompts-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(dir.join("partials")).expect("dir");
+    std::fs::write(dir.join("top.md"), "A {{include:partials/a.md}}").expect("write");
+    std::fs::write(dir.join("partials/a.md"), "{{ include: partials/b.md }}").expect("write");
+    std::fs::write(dir.join("partials/b.md"), "b").expect("write");
+    std::fs::write(dir.join("unused.md"), "u").expect("write");
+    let raw: RawWorkflow = serde_json::from_value(json!({
+        "name": "p",
+        "steps": [{"id": "g", "type": "parallel", "branches": {"x": [
+            {"id": "s", "type": "llm", "model": "openai/gpt-4o-mini", "prompt_file": "./top.md"}
+        ]}}]
+    }))
+    .expect("raw");
+    let used: Vec<String> = used_prompt_files(&raw, &dir)
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    assert_eq!(used, ["partials/a.md", "partials/b.md", "top.md"]);
+    std::fs::remove_dir_all(&dir).expect("clean up");
 }

@@ -2,15 +2,20 @@
 //! against the real PostgreSQL and Redis, with the emulator as the LLM provider and a
 //! receiving HTTP server as the app.
 
+mod apps;
 mod cancel;
 mod events;
 mod health;
 mod limits;
 mod pipeline;
+mod pooler;
+mod postgres_tls;
 mod priority;
 mod providers;
 mod recovery;
+mod redis_tls;
 mod retry;
+mod stream_token;
 mod streaming;
 mod support;
 mod terminal;

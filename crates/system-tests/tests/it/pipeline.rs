@@ -12,6 +12,12 @@ use crate::support::{wait_until, TestApp, WEBHOOK_SECRET};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bench_pipeline_completes_with_steps_usage_costs_and_a_signed_webhook() {
     let app = TestApp::spawn().await;
+    bench_pipeline_completes(&app).await;
+}
+
+/// The pipeline job all the way through on `app`: steps, usage and costs, the signed webhook
+/// and its recorded attempt (also run through a transaction-mode pooler, see `pooler`).
+pub(crate) async fn bench_pipeline_completes(app: &TestApp) {
     // A high score takes the `refine` branch: two LLM calls.
     let job_id = app
         .submit_bench(

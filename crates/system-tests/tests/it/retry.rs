@@ -1,9 +1,8 @@
 //! Retry from the failed step (`POST /api/v1/workflow/{job_id}/retry`) and step outputs
-//! (`GET /api/v1/status/{job_id}/steps/{step_id}`), on a document pipeline of the shape of
+//! (`GET /api/v1/status/{job_id}/steps/{step_id}`), on the shipped document pipeline
 //! `dev_framework`: smart_detection → (event_storming?) → prd → parallel (tech_stack,
 //! approach_detection) → execution_plan.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -13,19 +12,24 @@ use llmflow_emulator::ScriptStep;
 
 use crate::support::{wait_until, TestApp, API_KEY};
 
-/// The workflow the retry tests run. It stands in for `workflows/dev_framework.json` (same step
-/// ids, input and output shape), with `EMULATOR_REPLY:` lines fixing each phase's answer.
-/// Pointing the tests at the shipped file means changing [`PIPELINE`], [`pipeline_definition`]
-/// and [`pipeline_input`] alone: the tests assume only that the input takes the path without
-/// event storming, so that the LLM calls come in the order smart_detection, prd, the two
-/// parallel ones, execution_plan (the emulator's script fails them by that order).
-const PIPELINE: &str = "dev_framework_retry";
+/// The workflow the retry tests run: `workflows/dev_framework.json`. The tests take the path
+/// without event storming (see [`detection_answer`]), so that the LLM calls come in the order
+/// smart_detection, prd, the two parallel ones, execution_plan (the emulator's script fails
+/// them by that order).
+const PIPELINE: &str = "dev_framework";
 
 /// The id of the parallel step (tech_stack ∥ approach_detection).
 const PARALLEL_STEP: &str = "design";
 
 fn pipeline_input() -> Value {
     json!({"projectIdea": "A shared shopping list for a household, synced between phones."})
+}
+
+/// smart_detection's answer: no event storming.
+fn detection_answer() -> ScriptStep {
+    let answer =
+        json!({"needs_event_storming": false, "complexity": "low", "reasoning": "A small app."});
+    ScriptStep::Content(answer.to_string())
 }
 
 /// The LLM steps on the path taken, in the order they are called.
@@ -37,64 +41,8 @@ const LLM_STEPS: [&str; 5] = [
     "execution_plan",
 ];
 
-fn llm(id: &str, model: &str, prompt: &str) -> Value {
-    json!({"id": id, "type": "llm", "model": model, "prompt": prompt, "max_tokens": 200})
-}
-
-fn pipeline_definition() -> Value {
-    let sonnet = "anthropic/claude-3.5-sonnet";
-    let detection = json!({
-        "id": "smart_detection", "type": "llm", "model": "openai/gpt-4o-mini",
-        "response_format": "json", "max_tokens": 200,
-        "prompt": "Does this idea need event storming? ${input.projectIdea}\nEMULATOR_REPLY: {\"needs_event_storming\": false, \"complexity\": \"low\", \"reasoning\": \"small\"}",
-        "on_error": {"mode": "retry", "attempts": 3, "backoff_ms": 100}
-    });
-    json!({
-        "name": PIPELINE,
-        "version": "1.0.0",
-        "steps": [
-            detection,
-            {"id": "event_storming_gate", "type": "conditional",
-             "condition": "steps.smart_detection.output.needs_event_storming == true",
-             "then": [llm("event_storming", sonnet, "Event storming for ${input.projectIdea}")]},
-            llm("prd", sonnet, "Write the PRD of ${input.projectIdea}\nEMULATOR_REPLY: PRD: build it."),
-            {"id": PARALLEL_STEP, "type": "parallel", "fail_fast": true, "branches": {
-                "stack": [llm("tech_stack", "openai/gpt-4o", "Tech stack for: ${steps.prd.output}\nEMULATOR_REPLY: Rust and PostgreSQL")],
-                "approach": [{
-                    "id": "approach_detection", "type": "llm", "model": "openai/gpt-4o-mini",
-                    "response_format": "json", "max_tokens": 100,
-                    "prompt": "Approach for: ${steps.prd.output}\nEMULATOR_REPLY: {\"approach\": \"vertical\", \"reasoning\": \"slices\"}"
-                }]
-            }},
-            llm("execution_plan", sonnet,
-                "Plan (${steps.approach_detection.output.approach}) with ${steps.tech_stack.output}\nEMULATOR_REPLY: 1. Do it.")
-        ],
-        "output": {
-            "documents": {
-                "prd": "${steps.prd.output}",
-                "tech_stack": "${steps.tech_stack.output}",
-                "execution_plan": "${steps.execution_plan.output}"
-            },
-            "approach": "${steps.approach_detection.output.approach}",
-            "detection": "${steps.smart_detection.output}"
-        }
-    })
-}
-
-/// A folder holding the pipeline's definition, for the test's `WORKFLOWS_DIR`.
-fn workflows_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("llmflow-wf-{}", uuid::Uuid::now_v7().simple()));
-    std::fs::create_dir_all(&dir).expect("workflows dir");
-    std::fs::write(
-        dir.join(format!("{PIPELINE}.json")),
-        serde_json::to_vec_pretty(&pipeline_definition()).expect("json"),
-    )
-    .expect("write workflow");
-    dir
-}
-
 async fn spawn() -> TestApp {
-    TestApp::spawn_with(json!({"workflows_dir": workflows_dir()})).await
+    TestApp::spawn().await
 }
 
 async fn submit(app: &TestApp) -> String {
@@ -162,7 +110,7 @@ async fn a_failed_pipeline_retried_resumes_at_its_failed_phase_and_pays_each_ste
     let app = spawn().await;
     // Run 1: smart_detection answers, prd fails.
     app.emulator
-        .push_script(vec![ScriptStep::Ok, bad_request()]);
+        .push_script(vec![detection_answer(), bad_request()]);
     let job_id = submit(&app).await;
     let failed = app
         .wait_for_status(&job_id, "failed", Duration::from_secs(30))
@@ -331,7 +279,7 @@ async fn an_earlier_step_output_is_readable_while_a_later_step_still_runs() {
     let app = spawn().await;
     // smart_detection and prd answer at once; the first parallel call is slow.
     app.emulator.push_script(vec![
-        ScriptStep::Ok,
+        detection_answer(),
         ScriptStep::Ok,
         ScriptStep::Delay(Duration::from_secs(30)),
     ]);

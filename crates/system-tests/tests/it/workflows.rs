@@ -391,7 +391,30 @@ async fn the_city_guide_example_runs_end_to_end() {
         result.get("headline_none").is_none(),
         "the branch not taken is left out"
     );
-    assert!(result["card"]["guide"].is_object(), "{result:#}");
+    // The guide's Markdown has the sections its prompt lists, parsed into JSON.
+    let guide = &result["card"]["guide"];
+    let numbers = guide["emergency_numbers"].as_array().expect("a table");
+    assert!(numbers.len() >= 3, "{guide:#}");
+    assert!(
+        numbers
+            .iter()
+            .all(|row| row["Service"].as_str().is_some_and(|s| !s.is_empty())
+                && row["Number"].as_str().is_some_and(|n| n.starts_with('+'))),
+        "{guide:#}"
+    );
+    assert_eq!(
+        guide["what_to_do"].as_array().map(Vec::len),
+        Some(5),
+        "{guide:#}"
+    );
+    assert!(guide["notes"]["content"].is_string(), "{guide:#}");
+    assert!(
+        !result["card"]["numbers"]
+            .as_array()
+            .expect("numbers")
+            .is_empty(),
+        "phone numbers were found in the guide: {result:#}"
+    );
     assert_eq!(result["best"], hospitals[0]);
     let stats = app.emulator.stats();
     assert_eq!((stats.places_calls, stats.calls), (1, 1));

@@ -56,6 +56,9 @@ impl SubmitRequest {
     /// Parses and checks a submission body, reporting every problem at once.
     pub fn parse(body: &Value) -> Result<SubmitRequest, Vec<FieldError>> {
         let mut fields = Fields::<SubmitRequest>::parse(body)?;
+        for path in body::nul_paths(body) {
+            fields.error(&path, "must not contain the NUL character (\\u0000)");
+        }
         for required in ["workflow_name", "input_data"] {
             if !fields.sent(required) {
                 fields.error(required, "is required");
@@ -199,6 +202,22 @@ mod tests {
             .into_iter()
             .map(|e| e.field)
             .collect()
+    }
+
+    #[test]
+    fn the_nul_character_is_refused_where_it_stands() {
+        let body = json!({"workflow_name": "x", "input_data": {
+            "notes": "a\u{0}b", "tags": ["ok", "\u{0}"], "a\u{0}": 1, "fine": "text"}});
+        let mut found = fields(body);
+        found.sort();
+        assert_eq!(
+            found,
+            [
+                "input_data.a\\u0000",
+                "input_data.notes",
+                "input_data.tags[1]"
+            ]
+        );
     }
 
     #[test]

@@ -1,0 +1,1 @@
+export function stackEnv(): Record<string, string>;
