@@ -21,6 +21,31 @@ psql "$PG_ADMIN_URL" -tAc "SELECT datname FROM pg_database WHERE datname LIKE 'l
   done
 BIN="${CARGO_TARGET_DIR:-target}/debug"
 
+log "checking the Prometheus configuration and alert rules (promtool)"
+command -v promtool >/dev/null || apt_install prometheus
+promtool check rules deploy/prometheus/alerts.yml
+(cd deploy/prometheus && promtool test rules alerts.test.yml)
+# prometheus.yml names its rule file where the compose service mounts it.
+PROM_CHECK=$(mktemp -d)
+cp deploy/prometheus/alerts.yml "$PROM_CHECK/alerts.yml"
+sed "s#/etc/prometheus/alerts.yml#$PROM_CHECK/alerts.yml#" deploy/prometheus/prometheus.yml >"$PROM_CHECK/prometheus.yml"
+promtool check config "$PROM_CHECK/prometheus.yml"
+# Every query of the Grafana dashboard must parse: each becomes a recording rule (a rule file in
+# JSON is YAML too), with Grafana's variables given values.
+python3 - deploy/grafana/llmflow.json >"$PROM_CHECK/dashboard-rules.yml" <<'PY'
+import json, sys
+dashboard = json.load(open(sys.argv[1]))
+rules = [
+    {"record": "dashboard:panel%d:%s" % (panel["id"], target["refId"]),
+     "expr": target["expr"].replace("$__rate_interval", "5m").replace("$workflow", ".*")}
+    for panel in dashboard["panels"] for target in panel.get("targets", [])
+]
+assert rules, "the dashboard has no queries"
+json.dump({"groups": [{"name": "dashboard", "rules": rules}]}, sys.stdout)
+PY
+promtool check rules "$PROM_CHECK/dashboard-rules.yml"
+rm -rf "$PROM_CHECK"
+
 log "building the workspace (tests included)"
 cargo build --workspace --all-targets --locked
 

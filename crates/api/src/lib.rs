@@ -133,6 +133,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
 
 /// Serves the API on `listener` (port 0 in tests).
 pub fn run(state: AppState, listener: TcpListener) -> std::io::Result<Server> {
+    llmflow_core::metrics::install();
     let origins = state.config.cors_allowed_origins.clone();
     let state = web::Data::new(Arc::new(state));
     let server = HttpServer::new(move || {
@@ -147,6 +148,7 @@ pub fn run(state: AppState, listener: TcpListener) -> std::io::Result<Server> {
             .app_data(routes::path_config())
             .app_data(web::PayloadConfig::new(BODY_LIMIT))
             .service(web::scope("/api/v1").configure(routes::configure))
+            .route("/metrics", web::get().to(routes::metrics::metrics))
             .configure(openapi::configure)
             .configure(dashboard::configure)
             .default_service(web::to(not_found))

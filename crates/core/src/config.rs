@@ -136,6 +136,15 @@ pub struct Config {
     pub reconcile_interval_secs: u64,
     /// A claim whose heartbeat is older than this many seconds is taken as abandoned.
     pub claim_timeout_secs: u64,
+    /// How often a worker or webhook sender refreshes its row in the worker registry, in seconds.
+    pub worker_heartbeat_secs: u64,
+    /// A registered process without a heartbeat for this many seconds is shown as lost and no
+    /// longer counted by the health check.
+    pub worker_lost_secs: u64,
+    /// Where the worker or webhook sender serves `GET /metrics` (`host:port`). Unset: the
+    /// process's default (`127.0.0.1:9101` worker, `127.0.0.1:9102` webhook sender); empty:
+    /// no metrics listener. The API serves `/metrics` on its own port.
+    pub metrics_addr: Option<String>,
     /// Jobs stuck in a non-terminal state longer than this are marked stale.
     pub stale_job_hours: u64,
     /// PostgreSQL connections per process.
@@ -210,6 +219,8 @@ struct Defaults {
     queue_poll_ms: u64,
     reconcile_interval_secs: u64,
     claim_timeout_secs: u64,
+    worker_heartbeat_secs: u64,
+    worker_lost_secs: u64,
     stale_job_hours: u64,
     database_pool_size: usize,
     log_format: LogFormat,
@@ -255,6 +266,8 @@ const DEFAULTS: Defaults = Defaults {
     queue_poll_ms: 100,
     reconcile_interval_secs: 5,
     claim_timeout_secs: 60,
+    worker_heartbeat_secs: 5,
+    worker_lost_secs: 30,
     stale_job_hours: 72,
     database_pool_size: 16,
     log_format: LogFormat::Json,
@@ -314,6 +327,9 @@ const ENV_KEYS: &[&str] = &[
     "QUEUE_POLL_MS",
     "RECONCILE_INTERVAL_SECS",
     "CLAIM_TIMEOUT_SECS",
+    "WORKER_HEARTBEAT_SECS",
+    "WORKER_LOST_SECS",
+    "METRICS_ADDR",
     "STALE_JOB_HOURS",
     "DATABASE_POOL_SIZE",
     "LOG_FORMAT",
@@ -594,6 +610,25 @@ impl Config {
 
     pub fn claim_timeout(&self) -> Duration {
         Duration::from_secs(self.claim_timeout_secs)
+    }
+
+    /// How often a process refreshes its registry row.
+    pub fn worker_heartbeat(&self) -> Duration {
+        Duration::from_secs(self.worker_heartbeat_secs.max(1))
+    }
+
+    /// How long a registered process may go without a heartbeat before it counts as lost.
+    pub fn worker_lost_after(&self) -> Duration {
+        Duration::from_secs(self.worker_lost_secs.max(1))
+    }
+
+    /// The metrics listener's address: `METRICS_ADDR`, else `default`; `None` when set empty.
+    pub fn metrics_listen_addr(&self, default: &str) -> Option<String> {
+        match self.metrics_addr.as_deref().map(str::trim) {
+            None => Some(default.to_owned()),
+            Some("") => None,
+            Some(addr) => Some(addr.to_owned()),
+        }
     }
 
     pub fn reconcile_interval(&self) -> Duration {

@@ -11,6 +11,7 @@ pub mod estimate;
 pub mod events;
 pub mod ids;
 pub mod llm;
+pub mod metrics;
 pub mod pricing;
 pub mod queue;
 pub mod ratelimit;

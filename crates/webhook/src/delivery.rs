@@ -13,6 +13,7 @@ use uuid::Uuid;
 use llmflow_core::db::deliveries::{self, AttemptOutcome};
 use llmflow_core::db::models::{AttemptRow, DeliveryRow};
 use llmflow_core::db::DbError;
+use llmflow_core::metrics::names;
 use llmflow_core::queue::{self, DeliveryMessage, DeliveryStorage, QueueError};
 
 use crate::classify::{classify, describe, ErrorClass};
@@ -147,6 +148,7 @@ pub async fn handle(state: &WebhookState, message: &DeliveryMessage) -> Result<(
         tracing::warn!(delivery_id = %delivery.id, attempt, "claim taken over; attempt not recorded");
         return Ok(());
     }
+    observe_attempt(delivery, outcome, &response, finished_at);
     tracing::info!(
         delivery_id = %delivery.id,
         job_id = %delivery.job_id,
@@ -169,6 +171,45 @@ pub async fn handle(state: &WebhookState, message: &DeliveryMessage) -> Result<(
         }
     }
     Ok(())
+}
+
+/// The metrics of a recorded attempt: its outcome and error class; a terminal event's latency
+/// from the job's end (the delivery row is written with the job's result) to its 2xx; a dead
+/// letter.
+fn observe_attempt(
+    delivery: &DeliveryRow,
+    outcome: AttemptOutcome,
+    response: &Response,
+    finished_at: chrono::DateTime<Utc>,
+) {
+    let label = match outcome {
+        AttemptOutcome::Delivered => "delivered",
+        AttemptOutcome::RetryAt(_) => "retry",
+        AttemptOutcome::Dead => "dead",
+    };
+    let class = response.class.map_or("none", |c| c.as_str());
+    metrics::counter!(names::WEBHOOK_ATTEMPTS, "outcome" => label, "error_class" => class)
+        .increment(1);
+    match outcome {
+        AttemptOutcome::Delivered if delivery.event_type.starts_with("workflow.") => {
+            let terminal = matches!(
+                delivery.event_type.as_str(),
+                "workflow.completed" | "workflow.failed" | "workflow.cancelled"
+            );
+            if terminal {
+                let latency = (finished_at - delivery.created_at)
+                    .to_std()
+                    .unwrap_or_default();
+                metrics::histogram!(
+                    names::WEBHOOK_DELIVERY_LATENCY,
+                    "event_type" => delivery.event_type.clone(),
+                )
+                .record(latency.as_secs_f64());
+            }
+        }
+        AttemptOutcome::Dead => metrics::counter!(names::WEBHOOK_DEAD_LETTERS).increment(1),
+        _ => {}
+    }
 }
 
 /// Pushes an attempt to run no earlier than `at`. apalis schedules in whole seconds and runs a

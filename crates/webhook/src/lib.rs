@@ -9,6 +9,7 @@ pub mod resolver;
 pub mod schedule;
 pub mod signing;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ use secrecy::ExposeSecret;
 use tokio_util::sync::CancellationToken;
 
 use llmflow_core::config::Config;
+use llmflow_core::db::workers::{self, ProcessKind, Registration};
 use llmflow_core::db::{self, DbError, PgPool};
 use llmflow_core::queue::{self, DeliveryMessage, DeliveryStorage, QueueError, Queues};
 use llmflow_netguard::AddressPolicy;
@@ -59,6 +61,8 @@ pub struct WebhookState {
     pub default_keys: Vec<SigningKey>,
     pub claim_timeout: Duration,
     pub worker_name: String,
+    /// Deliveries being sent by this process now (reported to the worker registry).
+    pub in_flight: Arc<AtomicUsize>,
     deliveries: DeliveryStorage,
 }
 
@@ -118,6 +122,7 @@ impl WebhookState {
             schedule,
             default_keys,
             worker_name,
+            in_flight: Arc::new(AtomicUsize::new(0)),
             deliveries,
         })
     }
@@ -126,34 +131,57 @@ impl WebhookState {
 /// A running delivery consumer.
 pub struct WebhookHandle {
     shutdown: CancellationToken,
-    task: tokio::task::JoinHandle<()>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl WebhookHandle {
     pub async fn shutdown(self) {
         self.shutdown.cancel();
-        let _ = self.task.await;
+        for task in self.tasks {
+            let _ = task.await;
+        }
     }
 
     /// Stops at once, as a crash would.
     pub fn abort(self) {
         self.shutdown.cancel();
-        self.task.abort();
+        for task in self.tasks {
+            task.abort();
+        }
     }
 }
 
+/// Starts the delivery consumer and keeps this process in the worker registry.
 pub fn start(state: WebhookState) -> WebhookHandle {
+    llmflow_core::metrics::install();
     let state = Arc::new(state);
     let shutdown = CancellationToken::new();
-    let task = tokio::spawn(consume(state, shutdown.clone()));
-    WebhookHandle { shutdown, task }
+    let registry = tokio::spawn(workers::keep_registered(
+        state.pool.clone(),
+        Registration::this_process(
+            state.worker_name.clone(),
+            ProcessKind::Webhook,
+            state.config.webhook_concurrency,
+        ),
+        state.in_flight.clone(),
+        state.config.worker_heartbeat(),
+        shutdown.clone(),
+    ));
+    let consumer = tokio::spawn(consume(state, shutdown.clone()));
+    WebhookHandle {
+        shutdown,
+        tasks: vec![consumer, registry],
+    }
 }
 
 async fn handle(
     message: DeliveryMessage,
     state: Data<Arc<WebhookState>>,
 ) -> Result<(), BoxDynError> {
-    if let Err(e) = delivery::handle(&state, &message).await {
+    state.in_flight.fetch_add(1, Ordering::Relaxed);
+    let result = delivery::handle(&state, &message).await;
+    state.in_flight.fetch_sub(1, Ordering::Relaxed);
+    if let Err(e) = result {
         // The delivery row keeps its state; the reconciler re-pushes it when due.
         let error = classify::describe_chain(&e);
         tracing::error!(delivery_id = %message.delivery_id, error, "delivery interrupted");

@@ -27,6 +27,18 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // After the connections: a process that cannot reach its services names them first.
+    let metrics_stop = tokio_util::sync::CancellationToken::new();
+    let served = llmflow_core::metrics::serve_configured(
+        &state.config,
+        "127.0.0.1:9102",
+        metrics_stop.clone(),
+    )
+    .await;
+    if let Err(e) = served {
+        eprintln!("llmflow-webhook: configuration error: {e}");
+        return ExitCode::FAILURE;
+    }
     tracing::info!("llmflow-webhook started");
     let handle = llmflow_webhook::start(state);
     llmflow_core::signal::shutdown_signal().await;
@@ -37,5 +49,6 @@ async fn main() -> ExitCode {
     {
         tracing::warn!("deliveries did not finish in time; the reconciler will re-push them");
     }
+    metrics_stop.cancel();
     ExitCode::SUCCESS
 }

@@ -27,6 +27,7 @@ use llmflow_core::db;
 use llmflow_core::db::ending::{self, cost_data, Ending};
 use llmflow_core::db::jobs::{Claim, CommitOutcome, Finish, StepBatch};
 use llmflow_core::db::models::{JobRow, StepRow, UsageRow};
+use llmflow_core::metrics::names;
 use llmflow_core::queue;
 use llmflow_core::telemetry::Chain;
 use llmflow_core::workflow::{retry_delay, LoadedWorkflow, OnError, Step, StepKind};
@@ -75,7 +76,15 @@ pub async fn run_job(state: &WorkerState, job_id: JobId) -> Result<(), RunError>
         };
         let done: HashMap<String, StepRow> =
             done.into_iter().map(|r| (r.step_id.clone(), r)).collect();
+        let workflow_label = job.workflow_name.clone();
+        metrics::counter!(names::JOBS_STARTED, "workflow" => workflow_label.clone()).increment(1);
+        if job.attempts <= 1 && job.retry_count == 0 {
+            let waited = (Utc::now() - job.created_at).to_std().unwrap_or_default();
+            metrics::histogram!(names::JOB_QUEUE_WAIT, "workflow" => workflow_label)
+                .record(waited.as_secs_f64());
+        }
         if !done.is_empty() {
+            metrics::counter!(names::JOB_RESUMES).increment(1);
             tracing::info!(steps = done.len(), "resuming after committed steps");
         }
         let cancel = registration.token();
@@ -274,6 +283,7 @@ impl<'a> Runner<'a> {
                 otherwise,
             } => {
                 let started = Utc::now();
+                self.log_started(step);
                 let taken = condition.evaluate(scope);
                 let (output, status, error) = match taken {
                     Ok(result) => (
@@ -308,6 +318,7 @@ impl<'a> Runner<'a> {
             } => {
                 // Its branches' steps were counted with the path it is on (`certain_steps`).
                 let started = Utc::now();
+                self.log_started(step);
                 let run = self.run_parallel(scope, branches, *fail_fast);
                 let result = match step.timeout {
                     Some(limit) => tokio::time::timeout(limit, run).await.unwrap_or_else(|_| {
@@ -354,6 +365,7 @@ impl<'a> Runner<'a> {
             crate::budget::check(self.state, self.job, &run_usage, &step.id, llm, scope)
                 .map_err(Stop::Failed)?;
         }
+        self.log_started(step);
         crate::events::step_started(self.state, self.job, step).await;
         let (result, attempts) = self.execute_with_policy(scope, step).await?;
         let (output, status, error, usage) = match result {
@@ -458,6 +470,12 @@ impl<'a> Runner<'a> {
                     if failure.retryable && attempt < max_attempts {
                         if let OnError::Retry { backoff_ms, .. } = &step.on_error {
                             let delay = retry_delay(*backoff_ms, attempt);
+                            metrics::counter!(
+                                names::STEP_RETRIES,
+                                "workflow" => self.job.workflow_name.clone(),
+                                "step_kind" => step.kind.name(),
+                            )
+                            .increment(1);
                             tracing::info!(step = %step.id, attempt, delay_ms = delay.as_millis() as u64, error = %failure.message, "retrying step");
                             tokio::select! {
                                 _ = self.cancel.cancelled() => return Err(Stop::Cancelled),
@@ -532,6 +550,17 @@ impl<'a> Runner<'a> {
         }
     }
 
+    /// The per-step log line of a step about to run.
+    fn log_started(&self, step: &Step) {
+        tracing::info!(
+            job_id = %self.job.id,
+            workflow_name = %self.job.workflow_name,
+            step_id = %step.id,
+            step_kind = step.kind.name(),
+            "step started"
+        );
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn record(
         &self,
@@ -554,6 +583,28 @@ impl<'a> Runner<'a> {
                         c + u.cost_usd,
                     )
                 });
+        let duration_ms = (completed - started).num_milliseconds().max(0);
+        metrics::histogram!(
+            names::STEP_DURATION,
+            "workflow" => self.job.workflow_name.clone(),
+            "step_kind" => step.kind.name(),
+            "outcome" => status.to_owned(),
+        )
+        .record(duration_ms as f64 / 1000.0);
+        tracing::info!(
+            job_id = %self.job.id,
+            workflow_name = %self.job.workflow_name,
+            step_id = %step.id,
+            step_kind = step.kind.name(),
+            status,
+            attempts,
+            duration_ms,
+            input_tokens,
+            output_tokens,
+            cost_usd = %cost,
+            error = error.as_deref().unwrap_or(""),
+            "step finished"
+        );
         let mut journal = self.journal();
         let position = journal.position;
         journal.pending.steps.push(StepRow {
@@ -660,6 +711,7 @@ impl<'a> Runner<'a> {
             Err(Stop::Failed(message)) => (JobStatus::Failed, None, Some(message)),
             Err(Stop::Cancelled) => (JobStatus::Cancelled, None, Some("cancelled".to_owned())),
             Err(Stop::LostClaim) => {
+                metrics::counter!(names::CLAIM_LOSSES).increment(1);
                 tracing::warn!("job was claimed by another worker; stopping without writing");
                 return Ok(());
             }
@@ -697,6 +749,7 @@ impl<'a> Runner<'a> {
         };
         match db::jobs::finish(&mut conn, self.job.id, &self.state.worker_name, finish).await? {
             CommitOutcome::LostClaim => {
+                metrics::counter!(names::CLAIM_LOSSES).increment(1);
                 tracing::warn!("job was claimed by another worker; its result was not written");
                 return Ok(());
             }
@@ -711,6 +764,12 @@ impl<'a> Runner<'a> {
             error.as_deref(),
         )
         .await;
+        let outcome = status.to_string();
+        let workflow = self.job.workflow_name.clone();
+        metrics::counter!(names::JOBS_FINISHED, "workflow" => workflow.clone(), "outcome" => outcome.clone())
+            .increment(1);
+        metrics::histogram!(names::JOB_RUN_DURATION, "workflow" => workflow, "outcome" => outcome)
+            .record(self.started.elapsed().as_secs_f64());
         tracing::info!(status = %status, duration_ms, error = error.as_deref().unwrap_or(""), "job finished");
         let mut storage = self.state.deliveries.clone();
         queue::push_new_deliveries(&mut storage, &delivery_ids).await;

@@ -15,6 +15,7 @@ pub mod reconciler;
 mod steps;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -24,6 +25,7 @@ use secrecy::ExposeSecret;
 use tokio_util::sync::CancellationToken;
 
 use llmflow_core::config::Config;
+use llmflow_core::db::workers::{self, ProcessKind, Registration};
 use llmflow_core::db::{self, PgPool};
 use llmflow_core::llm::limits::Limiter;
 use llmflow_core::llm::retry::RetryPolicy;
@@ -57,6 +59,8 @@ pub struct WorkerState {
     pub cancels: cancel::Registry,
     /// Run slots shared by the priority bands' consumers.
     pub gate: Arc<bands::PriorityGate>,
+    /// Jobs running in this process now (reported to the worker registry and `/metrics`).
+    pub in_flight: Arc<AtomicUsize>,
     /// Claims of the jobs taken from Redis, written in batches.
     claimer: claims::Claimer,
     /// Writes the jobs' live events to Redis.
@@ -110,6 +114,7 @@ impl WorkerState {
         let events = events::Publisher::start(redis.clone(), config.redis_namespace.clone());
         Ok(WorkerState {
             gate,
+            in_flight: Arc::new(AtomicUsize::new(0)),
             claimer,
             events,
             config,
@@ -192,6 +197,8 @@ impl WorkerHandle {
 
 /// Starts the job consumer (supervised) and the reconciler in the background.
 pub fn start(state: WorkerState) -> WorkerHandle {
+    llmflow_core::metrics::install();
+    metrics::gauge!(llmflow_core::metrics::names::JOBS_IN_FLIGHT).set(0.0);
     let state = Arc::new(state);
     let shutdown = CancellationToken::new();
     let mut tasks: Vec<tokio::task::JoinHandle<()>> = Band::ALL
@@ -210,10 +217,39 @@ pub fn start(state: WorkerState) -> WorkerHandle {
         state.clone(),
         shutdown.clone(),
     )));
+    tasks.push(tokio::spawn(workers::keep_registered(
+        state.pool.clone(),
+        Registration::this_process(
+            state.worker_name.clone(),
+            ProcessKind::Worker,
+            state.config.worker_concurrency,
+        ),
+        state.in_flight.clone(),
+        state.config.worker_heartbeat(),
+        shutdown.clone(),
+    )));
     WorkerHandle {
         shutdown,
         tasks,
         state,
+    }
+}
+
+/// One job counted as running while this lives.
+struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    fn enter(counter: &Arc<AtomicUsize>) -> InFlight {
+        let now = counter.fetch_add(1, Ordering::Relaxed) + 1;
+        metrics::gauge!(llmflow_core::metrics::names::JOBS_IN_FLIGHT).set(now as f64);
+        InFlight(counter.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let now = self.0.fetch_sub(1, Ordering::Relaxed).saturating_sub(1);
+        metrics::gauge!(llmflow_core::metrics::names::JOBS_IN_FLIGHT).set(now as f64);
     }
 }
 
@@ -228,6 +264,7 @@ async fn handle(
 ) -> Result<(), BoxDynError> {
     let ServedBand(band) = *band;
     let _slot = state.gate.acquire(band).await;
+    let _running = InFlight::enter(&state.in_flight);
     // Errors are ours to handle: a job that could not finish stays `processing` and the
     // reconciler re-pushes it once its claim lapses. apalis's own retries are not used.
     if let Err(e) = run_job(&state, message.job_id).await {

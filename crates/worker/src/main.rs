@@ -25,6 +25,18 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // After the connections: a process that cannot reach its services names them first.
+    let metrics_stop = tokio_util::sync::CancellationToken::new();
+    let served = llmflow_core::metrics::serve_configured(
+        &state.config,
+        "127.0.0.1:9101",
+        metrics_stop.clone(),
+    )
+    .await;
+    if let Err(e) = served {
+        eprintln!("llmflow-worker: configuration error: {e}");
+        return ExitCode::FAILURE;
+    }
     tracing::info!(worker = %state.worker_name, "llmflow-worker started");
     let handle = llmflow_worker::start(state);
     llmflow_core::signal::shutdown_signal().await;
@@ -35,5 +47,6 @@ async fn main() -> ExitCode {
     {
         tracing::warn!("running jobs did not finish in time; the reconciler will re-run them");
     }
+    metrics_stop.cancel();
     ExitCode::SUCCESS
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use llmflow_core::db::{self, deliveries};
+use llmflow_core::metrics::names;
 use llmflow_core::queue::{self, Band, DeliveryMessage};
 use llmflow_core::telemetry::Chain;
 use llmflow_core::{DeliveryId, JobId, JobStatus};
@@ -50,10 +51,12 @@ pub struct Counts {
 
 /// One pass over jobs and deliveries.
 pub async fn reconcile_once(state: &WorkerState) -> Result<Counts, RunError> {
-    Ok(Counts {
-        jobs: reconcile_jobs(state).await?,
-        deliveries: reconcile_deliveries(state).await?,
-    })
+    let jobs = reconcile_jobs(state).await?;
+    metrics::counter!(names::RECONCILER_REPUSHES, "kind" => "job").increment(jobs as u64);
+    let deliveries = reconcile_deliveries(state).await?;
+    metrics::counter!(names::RECONCILER_REPUSHES, "kind" => "delivery")
+        .increment(deliveries as u64);
+    Ok(Counts { jobs, deliveries })
 }
 
 async fn reconcile_jobs(state: &WorkerState) -> Result<usize, RunError> {

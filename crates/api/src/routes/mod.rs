@@ -6,6 +6,7 @@ pub(crate) mod cancel;
 pub(crate) mod events;
 pub(crate) mod filter;
 pub(crate) mod health;
+pub(crate) mod metrics;
 pub(crate) mod operator;
 pub(crate) mod retry;
 pub(crate) mod status;

@@ -167,6 +167,7 @@ pub(crate) async fn replay_one(state: &AppState, delivery_id: Uuid) -> Result<i3
             )))
         }
     };
+    metrics::counter!(llmflow_core::metrics::names::WEBHOOK_REPLAYS).increment(1);
     let mut storage = state.queues.delivery_storage(state.redis.clone(), 1);
     let message = DeliveryMessage {
         delivery_id: DeliveryId(delivery_id),

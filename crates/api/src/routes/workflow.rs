@@ -299,6 +299,11 @@ async fn insert_and_push(
         }
     };
     drop(conn);
+    metrics::counter!(
+        llmflow_core::metrics::names::JOBS_SUBMITTED,
+        "workflow" => loaded.workflow.name.clone(),
+    )
+    .increment(1);
     tracing::info!(%job_id, workflow = %loaded.workflow.name, band = band.as_str(), "job accepted");
     Ok(HttpResponse::Accepted().json(Accepted::new(job_id, pushed, estimated_wait)))
 }

@@ -27,7 +27,7 @@ async fn migrations_go_up_down_and_up_again() {
     assert_eq!(llm_tables(&url).await, 0);
     let applied = llmflow_core::db::run_migrations(&url).await.expect("up");
     assert!(!applied.is_empty());
-    assert_eq!(llm_tables(&url).await, 8);
+    assert_eq!(llm_tables(&url).await, 9);
     for _ in &applied {
         llmflow_core::db::revert_last_migration(&url)
             .await
@@ -37,7 +37,7 @@ async fn migrations_go_up_down_and_up_again() {
     llmflow_core::db::run_migrations(&url)
         .await
         .expect("up again");
-    assert_eq!(llm_tables(&url).await, 8);
+    assert_eq!(llm_tables(&url).await, 9);
     assert!(llmflow_core::db::run_migrations(&url)
         .await
         .expect("idempotent")

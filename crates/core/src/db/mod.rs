@@ -11,6 +11,7 @@ pub mod pooler;
 pub mod prepared;
 pub mod retry;
 pub mod schema;
+pub mod workers;
 
 use diesel::ConnectionError;
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;

@@ -151,6 +151,20 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    llm_workers (name) {
+        name -> Varchar,
+        kind -> Varchar,
+        host -> Varchar,
+        pid -> Int4,
+        version -> Varchar,
+        started_at -> Timestamptz,
+        concurrency -> Int4,
+        in_flight -> Int4,
+        last_heartbeat -> Timestamptz,
+    }
+}
+
 diesel::joinable!(llm_job_steps -> llm_workflow_jobs (job_id));
 diesel::joinable!(llm_webhook_deliveries -> llm_workflow_jobs (job_id));
 diesel::joinable!(llm_webhook_attempts -> llm_webhook_deliveries (delivery_id));
@@ -163,6 +177,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     llm_webhook_deliveries,
     llm_webhook_attempts,
     llm_external_api_cache,
+    llm_workers,
 );
 
 diesel::table! {

@@ -3,10 +3,12 @@
 //! fallback once a streamed token has been passed on to the caller.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use super::limits::Limiter;
 use super::retry::RetryPolicy;
 use super::{estimate_tokens, CallCtx, Completion, CompletionRequest, LlmProvider, ProviderError};
+use crate::metrics::names;
 
 /// One provider and model to try.
 #[derive(Clone)]
@@ -85,14 +87,28 @@ pub async fn call(
         let mut attempt = 1;
         let error = loop {
             let permit = match options.limiter {
-                Some(limiter) => match limiter.acquire(&name, &target.model, reserve).await {
-                    Ok(permit) => Some(permit),
-                    Err(error) => break error,
-                },
+                Some(limiter) => {
+                    let waiting = Instant::now();
+                    let acquired = limiter.acquire(&name, &target.model, reserve).await;
+                    metrics::histogram!(names::LLM_LIMITER_WAIT, "gen_ai_provider_name" => name.clone())
+                        .record(waiting.elapsed().as_secs_f64());
+                    match acquired {
+                        Ok(permit) => Some(permit),
+                        Err(error) => break error,
+                    }
+                }
                 None => None,
             };
             calls += 1;
-            let (result, forwarded) = attempt_once(target, &request, cx, options.stream).await;
+            let calling = Instant::now();
+            let (result, forwarded) =
+                attempt_once(target, &request, cx, options.stream, &name).await;
+            crate::metrics::llm_call(
+                &name,
+                &target.model,
+                calling.elapsed(),
+                result.as_ref().err().map(ProviderError::kind),
+            );
             match result {
                 Ok(completion) => {
                     if let Some(limiter) = options.limiter {
@@ -162,6 +178,7 @@ async fn attempt_once(
     request: &CompletionRequest,
     cx: &CallCtx,
     stream: bool,
+    provider: &str,
 ) -> (Result<Completion, ProviderError>, bool) {
     if !stream {
         return (target.provider.complete(request, cx).await, false);
@@ -176,9 +193,18 @@ async fn attempt_once(
     };
     // `inner` (the only sender) is dropped when the call ends, which ends the forwarding.
     let call = async move { target.provider.stream(request, &inner).await };
+    let started = Instant::now();
+    let first_chunk = metrics::histogram!(
+        names::GEN_AI_TIME_TO_FIRST_CHUNK,
+        "gen_ai_provider_name" => provider.to_owned(),
+        "gen_ai_request_model" => request.model.clone(),
+    );
     let forward = async move {
         let mut forwarded = false;
         while let Some(chunk) = rx.recv().await {
+            if !forwarded {
+                first_chunk.record(started.elapsed().as_secs_f64());
+            }
             forwarded = true;
             let _ = outer.send(chunk);
         }

@@ -87,7 +87,15 @@ pub async fn execute(
                 });
             }
         };
-        usage.push(usage_row(state, &answer, cx));
+        let row = usage_row(state, &answer, cx);
+        llmflow_core::metrics::llm_usage(
+            &row.provider,
+            &row.model,
+            row.input_tokens,
+            row.output_tokens,
+            row.cost_usd,
+        );
+        usage.push(row);
         match parse_output(
             &step.format,
             step.answer_schema.as_deref(),
