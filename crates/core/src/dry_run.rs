@@ -316,7 +316,7 @@ mod tests {
 
         let scope = json!({"input": input, "steps": {}});
         let call = |id: &str| {
-            let step = find(&loaded.workflow.steps, id).unwrap();
+            let step = loaded.workflow.find_step(id).unwrap();
             let StepKind::Llm(llm) = &step.kind else {
                 panic!("{id} is not an llm step")
             };
@@ -349,22 +349,5 @@ mod tests {
         assert!(!report.valid);
         assert_eq!(report.problems[0].field, "input_data.text");
         assert_eq!(report.plan.len(), 3);
-    }
-
-    fn find<'a>(steps: &'a [Step], id: &str) -> Option<&'a Step> {
-        steps.iter().find_map(|step| {
-            if step.id == id {
-                return Some(step);
-            }
-            match &step.kind {
-                StepKind::Conditional {
-                    then, otherwise, ..
-                } => find(then, id).or_else(|| find(otherwise, id)),
-                StepKind::Parallel { branches, .. } => {
-                    branches.iter().find_map(|(_, steps)| find(steps, id))
-                }
-                StepKind::Llm(_) | StepKind::Transform { .. } | StepKind::ExternalApi(_) => None,
-            }
-        })
     }
 }

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use super::models::{JobRow, StepRow};
 use super::schema::{llm_job_steps, llm_workflow_jobs as jobs};
 use super::DbError;
-use crate::workflow::{OnError, Step, StepKind, Workflow};
+use crate::workflow::{OnError, Workflow};
 use crate::JobStatus;
 
 /// What a retry request did.
@@ -25,24 +25,6 @@ pub enum RetryOutcome {
     NotFailed(String),
 }
 
-/// The steps of `workflow` (nested ones included) by id.
-fn find_step<'a>(steps: &'a [Step], id: &str) -> Option<&'a Step> {
-    steps.iter().find_map(|step| {
-        if step.id == id {
-            return Some(step);
-        }
-        match &step.kind {
-            StepKind::Conditional {
-                then, otherwise, ..
-            } => find_step(then, id).or_else(|| find_step(otherwise, id)),
-            StepKind::Parallel { branches, .. } => branches
-                .iter()
-                .find_map(|(_, branch)| find_step(branch, id)),
-            StepKind::Llm(_) | StepKind::Transform { .. } | StepKind::ExternalApi(_) => None,
-        }
-    })
-}
-
 /// The recorded failures that stopped the run: failed rows of steps whose `on_error` fails the
 /// job (a step that continued past its failure, or took its default, counts as finished). A row
 /// of a step the definition does not know is cleared too: nothing could reuse it.
@@ -51,7 +33,8 @@ pub fn halting_failures<'a>(workflow: &Workflow, steps: &'a [StepRow]) -> Vec<&'
         .iter()
         .filter(|row| row.status == "failed")
         .filter(|row| {
-            find_step(&workflow.steps, &row.step_id)
+            workflow
+                .find_step(&row.step_id)
                 .is_none_or(|step| matches!(step.on_error, OnError::Fail | OnError::Retry { .. }))
         })
         .collect()

@@ -279,6 +279,29 @@ impl Workflow {
     pub fn planned_steps(&self) -> usize {
         certain_steps(&self.steps)
     }
+
+    /// The step with this id, wherever it stands (in a conditional's paths or a parallel
+    /// step's branches too).
+    pub fn find_step(&self, id: &str) -> Option<&Step> {
+        find_step(&self.steps, id)
+    }
+}
+
+fn find_step<'a>(steps: &'a [Step], id: &str) -> Option<&'a Step> {
+    steps.iter().find_map(|step| {
+        if step.id == id {
+            return Some(step);
+        }
+        match &step.kind {
+            StepKind::Conditional {
+                then, otherwise, ..
+            } => find_step(then, id).or_else(|| find_step(otherwise, id)),
+            StepKind::Parallel { branches, .. } => branches
+                .iter()
+                .find_map(|(_, branch)| find_step(branch, id)),
+            StepKind::Llm(_) | StepKind::Transform { .. } | StepKind::ExternalApi(_) => None,
+        }
+    })
 }
 
 /// Steps of `steps` that will run whatever the conditions say: each step, and every step of a
