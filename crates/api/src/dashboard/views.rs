@@ -152,7 +152,7 @@ pub fn overview_live(o: &Overview, failures: &[JobSummary], failed_filter: &JobF
             div.card.stat {
                 div.label { "Workers" }
                 div.value { (o.workers.live.map_or("–".to_owned(), |n| n.to_string())) }
-                div.sub { "live (queue heartbeat in the last minute)" }
+                div.sub { "live job workers · " (o.workers.processes.iter().filter(|p| p.lost).count()) " lost" }
             }
             a.card.stat.(if o.dead_letters > 0 { "alert" } else { "" }) href="/dashboard/dead" {
                 div.label { "Dead letters" }
@@ -210,6 +210,21 @@ pub fn overview_live(o: &Overview, failures: &[JobSummary], failed_filter: &JobF
                             td { (c.workflow) } td.mono { (c.model) } td.num { (c.calls) } td.num { (money(c.cost_usd)) }
                         } } }
                     }
+                }
+            }
+        }
+        div.card {
+            h2 { "Workers and webhook senders" }
+            @if o.workers.processes.is_empty() { p.muted { "No process has registered." } }
+            @else {
+                table.list {
+                    thead { tr { th { "Process" } th { "Kind" } th { "Host" } th.num { "PID" } th.num { "In flight" } th { "Heartbeat" } th { "State" } } }
+                    tbody { @for p in &o.workers.processes { tr {
+                        td.mono { (p.row.name) } td { (p.row.kind) } td { (p.row.host) } td.num { (p.row.pid) }
+                        td.num { (p.row.in_flight) " / " (p.row.concurrency) }
+                        td.muted { (when(p.row.last_heartbeat)) }
+                        td { (badge(if p.lost { "lost" } else { "live" })) }
+                    } } }
                 }
             }
         }

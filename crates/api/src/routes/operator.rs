@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
@@ -14,6 +13,7 @@ use uuid::Uuid;
 
 use llmflow_core::db::admin::{self, Cost, JobSummary, RunTime, StatusCount, Throughput};
 use llmflow_core::db::models::{AttemptRow, DeliveryRow, JobRow, StepRow, UsageRow};
+use llmflow_core::db::workers::{ProcessKind, WorkerStatus};
 use llmflow_core::db::{self, deliveries, jobs::CancelOutcome};
 
 use super::filter::{self, ListQuery};
@@ -29,9 +29,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/admin/jobs/{job_id}/cancel", web::post().to(cancel))
         .route("/admin/jobs/{job_id}/retry", web::post().to(retry));
 }
-
-/// A window after which a worker's queue heartbeat no longer counts it as live.
-pub const LIVE_WORKER_WINDOW: Duration = Duration::from_secs(60);
 
 pub(crate) fn query_params(req: &HttpRequest) -> Result<HashMap<String, String>, ApiError> {
     web::Query::<HashMap<String, String>>::from_query(req.query_string())
@@ -224,23 +221,41 @@ pub struct Overview {
     pub dead_letters: i64,
 }
 
-/// The workers as the queue sees them.
+/// The registered worker and webhook processes (`llm_workers`).
 #[derive(Serialize)]
 pub struct Workers {
-    /// Job consumers with a queue heartbeat in the last minute (absent when Redis did not
-    /// answer).
-    pub live: Option<u64>,
+    /// Live job workers (heartbeat within `WORKER_LOST_SECS`); absent when PostgreSQL did not
+    /// answer.
+    pub live: Option<usize>,
+    /// Every registered process, live or lost, workers first.
+    pub processes: Vec<WorkerStatus>,
 }
 
-/// The workers the overview shows. Kept in one place so a richer registry can replace it.
+/// The workers the overview shows, from the registry.
 pub(crate) async fn workers(state: &AppState) -> Workers {
-    let mut redis = state.redis.clone();
-    Workers {
-        live: state
-            .queues
-            .live_consumers(&mut redis, LIVE_WORKER_WINDOW)
+    let listed = match state.pool.get().await {
+        Ok(mut conn) => db::workers::list(&mut conn, state.config.worker_lost_after())
             .await
-            .ok(),
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    match listed {
+        Ok(processes) => Workers {
+            live: Some(
+                processes
+                    .iter()
+                    .filter(|p| !p.lost && p.row.kind == ProcessKind::Worker.as_str())
+                    .count(),
+            ),
+            processes,
+        },
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the worker registry");
+            Workers {
+                live: None,
+                processes: Vec::new(),
+            }
+        }
     }
 }
 

@@ -4,6 +4,8 @@
 use diesel_async::RunQueryDsl;
 use serde_json::{json, Value};
 
+use llmflow_core::db::workers::{self, ProcessKind, Registration};
+
 use crate::support::{TestApp, ADMIN_KEY, API_KEY};
 
 const ALICE: &str = "0b9f5c4e-6c7e-4a8e-9a57-8a1f3f0e2d11";
@@ -91,6 +93,19 @@ async fn only_the_admin_key_reads_the_operator_api() {
     assert_eq!(status, 200);
     assert_eq!(body["dead_letters"], 0, "{body:#}");
     assert!(body["queue_depth"]["normal"].is_number(), "{body:#}");
+    assert_eq!(body["workers"]["live"], 0, "{body:#}");
+
+    // The overview's workers come from the registry: a registered worker is live and listed.
+    let me = Registration::this_process("worker-overview-test".to_owned(), ProcessKind::Worker, 7);
+    let mut conn = app.conn().await;
+    workers::register(&mut conn, &me).await.expect("register");
+    drop(conn);
+    let (_, body) = admin_get(&app, "/admin/overview").await;
+    assert_eq!(body["workers"]["live"], 1, "{body:#}");
+    let listed = &body["workers"]["processes"][0];
+    assert_eq!(listed["name"], "worker-overview-test", "{body:#}");
+    assert_eq!(listed["concurrency"], 7);
+    assert_eq!(listed["lost"], false);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
