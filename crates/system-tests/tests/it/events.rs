@@ -9,15 +9,16 @@ use llmflow_emulator::ScriptStep;
 
 use crate::support::{wait_until, TestApp, API_KEY};
 
+/// One SSE event of a job's stream.
 #[derive(Debug, Clone)]
-struct Event {
-    id: Option<String>,
-    name: String,
-    data: Value,
+pub struct Event {
+    pub id: Option<String>,
+    pub name: String,
+    pub data: Value,
 }
 
 /// An open SSE response, parsed event by event.
-struct Sse {
+pub struct Sse {
     body: std::pin::Pin<
         Box<dyn futures::Stream<Item = reqwest::Result<actix_web::web::Bytes>> + Send>,
     >,
@@ -25,7 +26,7 @@ struct Sse {
 }
 
 impl Sse {
-    async fn open(app: &TestApp, job_id: &str, last_event_id: Option<&str>) -> Sse {
+    pub async fn open(app: &TestApp, job_id: &str, last_event_id: Option<&str>) -> Sse {
         let mut request = app
             .http
             .get(app.url(&format!("/status/{job_id}/events")))
@@ -43,7 +44,7 @@ impl Sse {
     }
 
     /// The next event (comments and `retry:` skipped); `None` at the end of the response.
-    async fn next(&mut self) -> Option<Event> {
+    pub async fn next(&mut self) -> Option<Event> {
         loop {
             if let Some(end) = self.buffer.find("\n\n") {
                 let block: String = self.buffer.drain(..end + 2).collect();
@@ -70,7 +71,8 @@ impl Sse {
         }
     }
 
-    async fn rest(mut self) -> Vec<Event> {
+    /// Every event up to the end of the response.
+    pub async fn rest(mut self) -> Vec<Event> {
         let mut events = Vec::new();
         while let Some(e) = self.next().await {
             events.push(e);

@@ -8,54 +8,15 @@ mod mission_generation;
 
 use std::time::Duration;
 
-use futures::StreamExt;
 use serde_json::{json, Value};
 
+use crate::events::{Event, Sse};
 use crate::support::{wait_until, TestApp, API_KEY};
-
-/// One SSE event of a job's stream.
-#[derive(Debug, Clone)]
-pub struct Event {
-    pub name: String,
-    pub data: Value,
-}
 
 /// Every event of a job's stream from its start up to the terminal one (the stream is kept
 /// after the job ends, so this may be read after completion).
 pub async fn events(app: &TestApp, job_id: &str) -> Vec<Event> {
-    let response = app
-        .http
-        .get(app.url(&format!("/status/{job_id}/events")))
-        .header("X-API-Key", API_KEY)
-        .send()
-        .await
-        .expect("events");
-    assert_eq!(response.status(), 200);
-    let mut body = Box::pin(response.bytes_stream());
-    let (mut buffer, mut events) = (String::new(), Vec::new());
-    loop {
-        while let Some(end) = buffer.find("\n\n") {
-            let block: String = buffer.drain(..end + 2).collect();
-            let (mut name, mut data) = (None, None);
-            for line in block.lines() {
-                if let Some(v) = line.strip_prefix("event: ") {
-                    name = Some(v.to_owned());
-                } else if let Some(v) = line.strip_prefix("data: ") {
-                    data = serde_json::from_str(v).ok();
-                }
-            }
-            if let (Some(name), Some(data)) = (name, data) {
-                events.push(Event { name, data });
-            }
-        }
-        let next = tokio::time::timeout(Duration::from_secs(30), body.next())
-            .await
-            .expect("an event within 30 s");
-        match next {
-            Some(chunk) => buffer.push_str(&String::from_utf8_lossy(&chunk.expect("chunk"))),
-            None => return events,
-        }
-    }
+    Sse::open(app, job_id, None).await.rest().await
 }
 
 /// Waits for the job to end (completed, failed or cancelled) and returns its status document.
