@@ -151,7 +151,7 @@ pub fn overview_live(o: &Overview, failures: &[JobSummary], failed_filter: &JobF
             }
             div.card.stat {
                 div.label { "Workers" }
-                div.value { (o.workers.live.map_or("–".to_owned(), |n| n.to_string())) }
+                div.value { (o.workers.live) }
                 div.sub { "live job workers · " (o.workers.processes.iter().filter(|p| p.lost).count()) " lost" }
             }
             a.card.stat.(if o.dead_letters > 0 { "alert" } else { "" }) href="/dashboard/dead" {

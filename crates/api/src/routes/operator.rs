@@ -224,38 +224,19 @@ pub struct Overview {
 /// The registered worker and webhook processes (`llm_workers`).
 #[derive(Serialize)]
 pub struct Workers {
-    /// Live job workers (heartbeat within `WORKER_LOST_SECS`); absent when PostgreSQL did not
-    /// answer.
-    pub live: Option<usize>,
+    /// Live job workers (heartbeat within `WORKER_LOST_SECS`).
+    pub live: usize,
     /// Every registered process, live or lost, workers first.
     pub processes: Vec<WorkerStatus>,
 }
 
-/// The workers the overview shows, from the registry.
-pub(crate) async fn workers(state: &AppState) -> Workers {
-    let listed = match state.pool.get().await {
-        Ok(mut conn) => db::workers::list(&mut conn, state.config.worker_lost_after())
-            .await
-            .map_err(|e| e.to_string()),
-        Err(e) => Err(e.to_string()),
-    };
-    match listed {
-        Ok(processes) => Workers {
-            live: Some(
-                processes
-                    .iter()
-                    .filter(|p| !p.lost && p.row.kind == ProcessKind::Worker.as_str())
-                    .count(),
-            ),
-            processes,
-        },
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot read the worker registry");
-            Workers {
-                live: None,
-                processes: Vec::new(),
-            }
-        }
+impl Workers {
+    fn from_registry(processes: Vec<WorkerStatus>) -> Workers {
+        let live = processes
+            .iter()
+            .filter(|p| !p.lost && p.row.kind == ProcessKind::Worker.as_str())
+            .count();
+        Workers { live, processes }
     }
 }
 
@@ -272,6 +253,7 @@ pub(crate) async fn overview_data(state: &AppState) -> Result<Overview, ApiError
     let cost_today = admin::costs(&mut conn, midnight).await?;
     let by_status = admin::status_counts(&mut conn).await?;
     let dead_letters = admin::dead_letter_count(&mut conn).await?;
+    let processes = db::workers::list(&mut conn, state.config.worker_lost_after()).await?;
     drop(conn);
     let mut redis = state.redis.clone();
     let queue_depth = state
@@ -293,7 +275,7 @@ pub(crate) async fn overview_data(state: &AppState) -> Result<Overview, ApiError
         cost_today,
         by_status,
         queue_depth,
-        workers: workers(state).await,
+        workers: Workers::from_registry(processes),
         dead_letters,
     })
 }
