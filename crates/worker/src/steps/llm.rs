@@ -23,6 +23,11 @@ pub struct LlmCallCtx<'a> {
     pub timeout: Option<std::time::Duration>,
 }
 
+/// How much longer than the step's own `timeout_ms` the HTTP call may take. The engine's bound
+/// on the step is what ends it and what the job reports ("took longer than N ms"); the call's
+/// bound is only a backstop, so the two never race to name the failure.
+const CALL_TIMEOUT_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Runs one llm step: the call (limits, retries and fallbacks are in `chain::call`), then the
 /// answer parsed; a JSON answer that fails to parse or to match the schema gets up to
 /// `repair_attempts` follow-up calls with the errors fed back, each recorded with its usage.
@@ -59,7 +64,7 @@ pub async fn execute(
         job_id: Some(cx.job_id.into()),
         step_id: Some(cx.step_id.to_owned()),
         chunks: cx.chunks.clone(),
-        timeout: cx.timeout,
+        timeout: cx.timeout.map(|limit| limit + CALL_TIMEOUT_GRACE),
     };
     let mut usage = Vec::new();
     let mut repairs_left = match step.format {
