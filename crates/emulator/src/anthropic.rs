@@ -340,7 +340,7 @@ pub(crate) async fn messages(
     meta.input_tokens = parsed.conversation.prompt_tokens();
     let plan = shared.plan(&req, CallKind::Llm);
     tracing::debug!(model = %parsed.model, stream = parsed.stream, action = ?plan.action, "anthropic message");
-    plan.wait().await;
+    plan.wait(&shared).await;
 
     let text = match plan.action {
         Action::Status {

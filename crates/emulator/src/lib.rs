@@ -227,6 +227,14 @@ impl Emulator {
         self.shared.update_config(|c| c.stream_chunk_delay = delay);
     }
 
+    /// Makes every provider call (LLM or Places) wait, before its latency, until `calls` calls
+    /// have been in flight at once since the last reset; 0 turns the wait off. A test that
+    /// expects `calls` requests at once gets its answers only if they really overlap, so it
+    /// proves the overlap without relying on a latency being long enough.
+    pub fn set_rendezvous(&self, calls: u64) {
+        self.shared.set_rendezvous(calls);
+    }
+
     /// Changes the error rate (clamped into 0.0–1.0).
     pub fn set_error_rate(&self, rate: f64) {
         self.shared.update_config(|c| c.error_rate = rate);

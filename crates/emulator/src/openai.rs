@@ -505,7 +505,7 @@ pub(crate) async fn chat_completions(
     meta.prompt_tokens = parsed.conversation.prompt_tokens();
     let plan = shared.plan(&req, CallKind::Llm);
     tracing::debug!(model = %parsed.model, stream = parsed.stream, action = ?plan.action, "chat completion");
-    plan.wait().await;
+    plan.wait(&shared).await;
 
     let content = match plan.action {
         Action::Status {

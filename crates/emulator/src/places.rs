@@ -194,7 +194,7 @@ pub(crate) async fn legacy_text_search(
         return finish(guard, HttpResponse::Ok().json(body));
     };
     let plan = shared.plan(&req, CallKind::Places);
-    plan.wait().await;
+    plan.wait(&shared).await;
     if plan.action == Action::InjectedError {
         let body = legacy_status("UNKNOWN_ERROR", Some("Injected error (llmflow-emulator)."));
         return finish(guard, HttpResponse::InternalServerError().json(body));
@@ -331,7 +331,7 @@ pub(crate) async fn search_text(
         return finish(guard, response);
     };
     let plan = shared.plan(&req, CallKind::Places);
-    plan.wait().await;
+    plan.wait(&shared).await;
     if plan.action == Action::InjectedError {
         let response = google_error(
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -75,6 +75,10 @@ pub(crate) struct Shared {
     counters: Counters,
     calls_by_model: Mutex<BTreeMap<String, u64>>,
     rng: Mutex<StdRng>,
+    /// Calls in flight together that every call waits for before answering (0: no wait).
+    rendezvous: AtomicU64,
+    /// Woken whenever `max_in_flight` rises or the rendezvous changes.
+    in_flight_rose: tokio::sync::Notify,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -123,11 +127,13 @@ pub(crate) struct Plan {
 }
 
 impl Plan {
-    /// Waits the planned time before the response; never returns for [`Action::Hang`].
+    /// Waits for the rendezvous, then the planned time before the response; never returns for
+    /// [`Action::Hang`].
     ///
-    /// This is an async sleep inside the handler future, so a client disconnect (which makes
-    /// actix drop the future) interrupts it.
-    pub async fn wait(&self) {
+    /// These are async waits inside the handler future, so a client disconnect (which makes
+    /// actix drop the future) interrupts them.
+    pub async fn wait(&self, shared: &Shared) {
+        shared.rendezvous().await;
         if !self.wait.is_zero() {
             tokio::time::sleep(self.wait).await;
         }
@@ -153,6 +159,36 @@ impl Shared {
             counters: Counters::default(),
             calls_by_model: Mutex::new(BTreeMap::new()),
             rng: Mutex::new(rng),
+            rendezvous: AtomicU64::new(0),
+            in_flight_rose: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// Makes every provider call wait, before its latency, until `calls` calls have been in
+    /// flight at once (`max_in_flight >= calls` since the last reset); 0 turns the wait off.
+    ///
+    /// Tests of concurrency use it instead of a long latency: a client that really sends
+    /// `calls` requests at once gets its answers as soon as the last one arrives, and one that
+    /// does not never gets them, so the overlap is proven by the answers, not by timing.
+    pub fn set_rendezvous(&self, calls: u64) {
+        self.rendezvous.store(calls, Ordering::SeqCst);
+        self.in_flight_rose.notify_waiters();
+    }
+
+    /// Waits until the rendezvous (if any) is reached; see [`Shared::set_rendezvous`].
+    async fn rendezvous(&self) {
+        let reached = || {
+            let calls = self.rendezvous.load(Ordering::SeqCst);
+            calls == 0 || self.counters.max_in_flight.load(Ordering::SeqCst) >= calls
+        };
+        loop {
+            let rose = self.in_flight_rose.notified();
+            tokio::pin!(rose);
+            rose.as_mut().enable();
+            if reached() {
+                return;
+            }
+            rose.await;
         }
     }
 
@@ -223,7 +259,9 @@ impl Shared {
             c.http2_calls.fetch_add(1, Ordering::SeqCst);
         }
         let now = c.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-        c.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        if c.max_in_flight.fetch_max(now, Ordering::SeqCst) < now {
+            self.in_flight_rose.notify_waiters();
+        }
         CallGuard {
             shared: Arc::clone(self),
             finished: false,

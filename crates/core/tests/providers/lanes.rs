@@ -1,8 +1,6 @@
 //! How provider calls use connections: over HTTP/2 they share one per lane, at most
 //! `llm_http2_streams` calls on each; over HTTP/1.1 each call in flight holds its own.
 
-use std::time::Duration;
-
 use futures::future::join_all;
 use serde_json::json;
 
@@ -33,7 +31,8 @@ async fn calls_at_once(bench: &Bench, n: usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http2_calls_share_connections_up_to_the_stream_limit() {
     let bench = Bench::start_with(Http::Two, json!({"llm_http2_streams": 2})).await;
-    bench.emulator.set_latency(Duration::from_millis(300));
+    // Answers come only once all six are in flight, so the overlap is proven, not timed.
+    bench.emulator.set_rendezvous(6);
     calls_at_once(&bench, 6).await;
     let stats = bench.emulator.stats();
     assert_eq!((stats.calls, stats.http2_calls), (6, 6));
@@ -49,7 +48,7 @@ async fn http2_calls_share_connections_up_to_the_stream_limit() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http1_calls_each_hold_a_connection() {
     let bench = Bench::start(Http::One).await;
-    bench.emulator.set_latency(Duration::from_millis(300));
+    bench.emulator.set_rendezvous(6);
     calls_at_once(&bench, 6).await;
     let stats = bench.emulator.stats();
     assert_eq!((stats.calls, stats.http2_calls), (6, 0));

@@ -619,6 +619,25 @@ async fn max_in_flight_reaches_five_with_five_concurrent_slow_requests() {
 }
 
 #[tokio::test]
+async fn rendezvous_answers_only_once_enough_calls_are_in_flight_together() {
+    let emu = emulator().await;
+    emu.set_rendezvous(2);
+    let first = tokio::spawn(chat(&emu, &request("gpt-4o-mini", "first")).send());
+    let seen = wait_for_stats(&emu, Duration::from_secs(5), |s| s.in_flight == 1).await;
+    assert_eq!(seen.in_flight, 1, "{seen:?}");
+    assert!(!first.is_finished(), "a lone call waits for its partner");
+    let second = chat(&emu, &request("gpt-4o-mini", "second")).send().await;
+    assert_eq!(second.expect("send").status(), 200);
+    let first = first.await.expect("task").expect("send");
+    assert_eq!(first.status(), 200);
+    let stats = emu.stats();
+    assert_eq!((stats.max_in_flight, stats.completed), (2, 2));
+    // Once reached, later calls go straight through.
+    let third = chat(&emu, &request("gpt-4o-mini", "third")).send().await;
+    assert_eq!(third.expect("send").status(), 200);
+}
+
+#[tokio::test]
 async fn client_that_gives_up_during_latency_is_counted_as_dropped() {
     let emu = emulator().await;
     let impatient = reqwest::Client::builder()

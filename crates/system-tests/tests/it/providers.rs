@@ -217,6 +217,41 @@ async fn worker_process() {
     std::future::pending::<()>().await;
 }
 
+/// Waits until every one of these worker processes is in the worker registry.
+async fn wait_registered(app: &TestApp, pids: &[u32]) {
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let pids: Vec<i32> = pids
+        .iter()
+        .map(|&p| i32::try_from(p).expect("pid"))
+        .collect();
+    let host = llmflow_core::db::workers::host_name();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut conn = app.conn().await;
+    loop {
+        let count: Count = diesel::sql_query(
+            "SELECT count(*) AS n FROM llm_workers WHERE kind = 'worker' AND host = $1 \
+             AND pid = ANY($2)",
+        )
+        .bind::<diesel::sql_types::Text, _>(&host)
+        .bind::<diesel::sql_types::Array<diesel::sql_types::Integer>, _>(&pids)
+        .get_result(&mut conn)
+        .await
+        .expect("registry");
+        if usize::try_from(count.n).ok() == Some(pids.len()) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "worker processes {pids:?} did not register"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 fn spawn_worker(app: &TestApp, limits: &str) -> WorkerProcess {
     let config = &app.config;
     let exe = std::env::current_exe().expect("test binary path");
@@ -262,8 +297,13 @@ async fn concurrency_limit_holds_across_two_worker_processes() {
     // API only: the two worker processes are the only consumers.
     let app = TestApp::spawn_api(json!({"workflows_dir": dir, "llm_limits": limits})).await;
     app.emulator.set_latency(Duration::from_millis(250));
-    let _a = spawn_worker(&app, limits);
-    let _b = spawn_worker(&app, limits);
+    // No answer until two calls are in flight at once: the limit is reached, not just allowed.
+    app.emulator.set_rendezvous(2);
+    let a = spawn_worker(&app, limits);
+    let b = spawn_worker(&app, limits);
+    // Both processes are consuming before the first job goes in, however long each takes to
+    // start: each registers in the worker registry when its consumers start.
+    wait_registered(&app, &[a.0.id(), b.0.id()]).await;
     let mut jobs = Vec::new();
     for n in 0..12 {
         let response = app

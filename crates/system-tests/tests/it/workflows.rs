@@ -74,13 +74,20 @@ fn template(id: &str, text: &str) -> Value {
     json!({"id": id, "type": "transform", "operation": "template", "template": text})
 }
 
+/// Two branches: an LLM call on the left; on the right a Places search, then `failing`. With
+/// the emulator's rendezvous at 2 the search is answered only once the LLM call is in flight,
+/// so the right branch always fails while the left one's call is running.
 fn fan_out(name: &str, fail_fast: bool, failing: Value) -> Value {
     json!({
         "name": name,
         "steps": [
             {"id": "fan", "type": "parallel", "fail_fast": fail_fast, "branches": {
                 "left": [llm("left_llm", "Left: ${input.text}")],
-                "right": [failing]
+                "right": [
+                    {"id": "near", "type": "external_api", "service": "google_places",
+                     "query": "hospitals in ${input.text}", "max_results": 1},
+                    failing
+                ]
             }},
             template("after", "{{ steps.fan.output | tojson }}")
         ]
@@ -105,7 +112,8 @@ async fn parallel_llm_branches_run_concurrently_and_are_committed_each() {
         "output": {"fan": "${steps.fan.output}", "joined": "${steps.joined.output}"}
     });
     let app = spawn(&[definition], json!({})).await;
-    app.emulator.set_latency(Duration::from_millis(400));
+    // Neither branch's call is answered until both are in flight.
+    app.emulator.set_rendezvous(2);
     let job_id = submit(&app, "fan_llm", json!({"text": "tabs"})).await;
     let doc = finished(&app, &job_id).await;
     assert_eq!(doc["status"], "completed", "{doc:#}");
@@ -139,8 +147,8 @@ async fn parallel_llm_branches_run_concurrently_and_are_committed_each() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fail_fast_cancels_the_other_branches_and_collect_all_reports_each() {
-    // The right branch fails (printing an undefined value is an error); the left one's LLM
-    // call hangs until dropped.
+    // The right branch fails (printing an undefined value is an error) once the left one's
+    // LLM call is in flight; that call hangs until dropped.
     let failing = template("boom", "${input.missing}");
     let app = spawn(
         &[
@@ -150,6 +158,7 @@ async fn fail_fast_cancels_the_other_branches_and_collect_all_reports_each() {
         json!({}),
     )
     .await;
+    app.emulator.set_rendezvous(2);
     app.emulator.push_script(vec![ScriptStep::Hang]);
     let job_id = submit(&app, "fan_fast", json!({"text": "x"})).await;
     let doc = finished(&app, &job_id).await;
@@ -366,7 +375,8 @@ async fn error_modes_and_timeouts_in_a_real_job() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_city_guide_example_runs_end_to_end() {
     let app = TestApp::spawn().await;
-    app.emulator.set_latency(Duration::from_millis(300));
+    // Neither the Places call nor the LLM call is answered until both are in flight.
+    app.emulator.set_rendezvous(2);
     let job_id = submit(&app, "city_guide", json!({"city": "Lyon"})).await;
     let doc = finished(&app, &job_id).await;
     assert_eq!(doc["status"], "completed", "{doc:#}");

@@ -72,8 +72,8 @@ fn meeting_kinds(result: &Value) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn places_and_the_llm_plan_become_the_apps_contacts() {
     let app = TestApp::spawn().await;
-    // Slow enough answers that the four searches are seen in flight together.
-    app.emulator.set_latency(Duration::from_millis(300));
+    // No Places search is answered until all four are in flight.
+    app.emulator.set_rendezvous(4);
     let job_id = app
         .submit_accepted(json!({"workflow_name": "emergency_contacts",
                                 "input_data": {"formData": form_data()},
