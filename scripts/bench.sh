@@ -10,9 +10,12 @@
 #   BENCH_PERF=1 scripts/bench.sh     also record a flat `perf` CPU profile during scenario 2
 #   BENCH_HTTP2=false scripts/bench.sh provider calls over HTTP/1.1 instead of HTTP/2
 #   DATABASE_STATEMENT_CACHE=false scripts/bench.sh  statements unnamed, as behind a pooler
+#   BENCH_PG=system scripts/bench.sh   the machine's PostgreSQL instead of the benchmark's own
+#                                      cluster (port BENCH_PG_PORT, default 55432), which has
+#                                      pg_stat_statements for statements and rows per job
 #
 # Scenarios: 0 pgbench (this machine's commit rate), 1 submit, 2 pipeline (+ 2b at 100 jobs/s
-# offered), 3 backlog, 4 in-flight, 5 overhead. Uses its own database (llmflow_bench, dropped
+# offered), 3 backlog, 4 in-flight, 5 overhead, 6 idle (cost per second with no jobs). Uses its own database (llmflow_bench, dropped
 # and recreated per scenario) and Redis namespace; logs and results go to .bench/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,12 +29,12 @@ while [ $# -gt 0 ]; do
     --quick) QUICK=1 ;;
     --scenario) shift; SCENARIOS+=("${1:?--scenario needs a number}") ;;
     --latency-ms) shift; LATENCY_MS="${1:?--latency-ms needs a number}" ;;
-    -h | --help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,19p' "$0"; exit 0 ;;
     *) die "unknown argument $1 (see --help)" ;;
   esac
   shift
 done
-[ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(0 1 2 3 4 5)
+[ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(0 1 2 3 4 5 6)
 wants() { printf '%s\n' "${SCENARIOS[@]}" | grep -qx "$1"; }
 
 # Sizes: full, then --quick.
@@ -56,6 +59,40 @@ TCK=$(getconf CLK_TCK)
 ensure_cargo
 ensure_postgres
 ensure_redis
+
+# The benchmark's own PostgreSQL cluster, with pg_stat_statements loaded, so that statements
+# and rows per job are counted without touching the machine's cluster or its settings. It
+# runs the Debian binaries of the machine's version with their defaults, on BENCH_PG_PORT.
+# BENCH_PG=system uses the machine's cluster instead (no statement counts then).
+BENCH_PG_PORT="${BENCH_PG_PORT:-55432}"
+BENCH_PGDATA="${BENCH_PGDATA:-/tmp/llmflow-bench-pg}"
+STATEMENTS=0
+start_bench_postgres() {
+  local bin
+  bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"
+  [ -x "$bin/initdb" ] || die "PostgreSQL server binaries not found under /usr/lib/postgresql"
+  run_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+  if [ ! -f "$BENCH_PGDATA/PG_VERSION" ]; then
+    as_root mkdir -p "$BENCH_PGDATA"
+    [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$BENCH_PGDATA"
+    run_pg "$bin/initdb" -q -D "$BENCH_PGDATA" -U postgres --auth=trust >"$OUT/initdb.log" 2>&1 ||
+      die "initdb failed; see $OUT/initdb.log"
+  fi
+  run_pg "$bin/pg_ctl" -D "$BENCH_PGDATA" -l "$BENCH_PGDATA/server.log" -w -t 60 \
+    -o "-p $BENCH_PG_PORT -c listen_addresses=127.0.0.1 -c unix_socket_directories=/tmp" \
+    -o "-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all" \
+    -o "-c max_connections=200" start >/dev/null || die "the benchmark's PostgreSQL did not start; see $BENCH_PGDATA/server.log"
+  PG_PORT=$BENCH_PG_PORT
+  PG_ADMIN_URL="postgres://postgres:postgres@${PG_HOST}:${PG_PORT}/postgres"
+  psql "$PG_ADMIN_URL" -q -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null
+  STATEMENTS=1
+  stop_bench_postgres() { run_pg "$bin/pg_ctl" -D "$BENCH_PGDATA" -m fast -w stop >/dev/null 2>&1 || true; }
+}
+stop_bench_postgres() { :; }
+if [ "${BENCH_PG:-own}" != system ]; then
+  log "starting the benchmark's own PostgreSQL on port $BENCH_PG_PORT (pg_stat_statements on)"
+  start_bench_postgres
+fi
 # Debian's /usr/bin/pgbench is a wrapper that fails without the server package's binary.
 pgbench --version >/dev/null 2>&1 || { command -v apt-get >/dev/null && apt_install postgresql-contrib; } || true
 pgbench --version >/dev/null 2>&1 || PGBENCH_MISSING=1
@@ -107,6 +144,7 @@ redis_wipe() {
 cleanup() {
   stop api worker webhook emulator
   redis_wipe || true
+  stop_bench_postgres
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -180,10 +218,40 @@ children_cpu() {
   awk 'NR == 2 {split($1, u, "m"); split($2, s, "m"); printf "%.2f", u[1] * 60 + u[2] + s[1] * 60 + s[2]}' "$OUT/times"
 }
 
+# Rows the database's backends read so far: returned by scans, and fetched by index lookups.
+rows_read() {
+  psql "$PG_ADMIN_URL" -tA -F' ' -c "SELECT tup_returned, tup_fetched FROM pg_stat_database WHERE datname = '$DB'"
+}
+
+# Per job: statements run, rows they returned, and their execution time; the top statements
+# by total time go to $OUT/statements-<scenario>.txt. Only with the benchmark's own cluster.
+statement_figures() { # statement_figures JOBS LABEL
+  [ "$STATEMENTS" = 1 ] || return 0
+  local jobs=$1 file="$OUT/statements-${2// /_}.txt" after_returned after_fetched
+  local where="dbid = (SELECT oid FROM pg_database WHERE datname = '$DB')"
+  read -r after_returned after_fetched < <(rows_read)
+  psql "$PG_ADMIN_URL" -tA -F' ' -c "SELECT round(sum(calls)::numeric / $jobs, 2),
+      round(sum(rows)::numeric / $jobs, 2), round(sum(total_exec_time)::numeric / $jobs, 3)
+      FROM pg_stat_statements WHERE $where" >"$OUT/statements.sum"
+  read -r per_job rows_per_job exec_ms <"$OUT/statements.sum"
+  psql "$PG_ADMIN_URL" -q -P pager=off -c "SELECT calls, round((calls::numeric / $jobs), 2) AS per_job,
+      rows, round(total_exec_time::numeric, 1) AS total_ms, round(mean_exec_time::numeric, 3) AS mean_ms,
+      shared_blks_hit + shared_blks_read AS blocks, left(regexp_replace(query, '\s+', ' ', 'g'), 160) AS query
+      FROM pg_stat_statements WHERE $where ORDER BY total_exec_time DESC LIMIT 20" >"$file"
+  echo "--set statements_per_job=$per_job --set statement_rows_per_job=$rows_per_job"
+  echo "--set statement_exec_ms_per_job=$exec_ms"
+  echo "--set tup_returned_per_job=$(awk -v a="$after_returned" -v b="$RETURNED_BEFORE" -v j="$jobs" 'BEGIN {printf "%.1f", (a - b) / j}')"
+  echo "--set tup_fetched_per_job=$(awk -v a="$after_fetched" -v b="$FETCHED_BEFORE" -v j="$jobs" 'BEGIN {printf "%.1f", (a - b) / j}')"
+}
+
 # Marks the start of a scenario's measured part.
 mark_start() {
   LOAD_BEFORE=$(load1)
   BEFORE=$(commits)
+  read -r RETURNED_BEFORE FETCHED_BEFORE < <(rows_read)
+  if [ "$STATEMENTS" = 1 ]; then
+    psql "$PG_ADMIN_URL" -tAc "SELECT pg_stat_statements_reset()" >/dev/null
+  fi
   REDIS_CPU_BEFORE=$(redis_cpu)
   children_cpu >"$OUT/children_before"
 }
@@ -235,6 +303,7 @@ finish() {
   stop api worker webhook emulator
   sleep 1 # backends flush their statistics as they exit
   after=$(commits)
+  figures="$figures $(statement_figures "$jobs" "$(jq -r .scenario "$run")")"
   # shellcheck disable=SC2086
   "$BIN/llmflow-loadgen" report --run "$run" --append "$RESULTS" $figures \
     --set "commits_per_job=$(awk -v a="$after" -v b="$before" -v j="$jobs" 'BEGIN {printf "%.2f", (a - b) / j}')" \
@@ -404,6 +473,24 @@ if wants 5; then
   finish "$OUT/run5.json" "$S5_JOBS" "$BEFORE" --set "llm_step_p50_ms=$STEP_P50" --set "llm_step_p99_ms=$STEP_P99" \
     --set "overhead_p50_ms=$(awk -v s="$STEP_P50" -v p="$PROBE_P50" 'BEGIN {printf "%.3f", s - p / 1000}')" \
     --set "overhead_p99_ms=$(awk -v s="$STEP_P99" -v p="$PROBE_P99" 'BEGIN {printf "%.3f", s - p / 1000}')"
+fi
+
+# 6. Idle: the three services running with nothing to do, for the fixed cost per second of
+# their polls, reconciler passes and heartbeats, apart from the cost per job.
+if wants 6; then
+  IDLE_SECS=$([ "$QUICK" = 1 ] && echo 10 || echo 60)
+  log "scenario 6: idle for ${IDLE_SECS}s, every service running"
+  fresh_database
+  start_emulator 0
+  start_api
+  start_worker
+  start_webhook
+  sleep 2 # past the services' start-up queries
+  mark_start
+  sleep "$IDLE_SECS"
+  echo "{\"scenario\":\"6 idle\",\"seconds\":$IDLE_SECS}" >"$OUT/run6.json"
+  # Per second here: the job count passed to finish is the number of seconds.
+  finish "$OUT/run6.json" "$IDLE_SECS" "$BEFORE" --set "per=second"
 fi
 
 echo

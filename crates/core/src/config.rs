@@ -159,6 +159,9 @@ pub struct Config {
     pub maintenance_cron: Option<cron::Schedule>,
     /// Finished and dead queue entries older than this many hours are trimmed from Redis.
     pub queue_history_hours: u64,
+    /// Finished jobs (completed, failed, cancelled) older than this many days are deleted with
+    /// all their rows by the maintenance pass, in small batches. 0 keeps everything.
+    pub job_retention_days: u64,
     /// Seconds of quiet after which an SSE stream sends a keep-alive comment.
     pub sse_keepalive_secs: u64,
     /// Lifetime of a browser stream token (`POST /status/{job_id}/stream-token`), in seconds.
@@ -229,6 +232,7 @@ struct Defaults {
     rate_limits: &'static str,
     maintenance_cron: &'static str,
     queue_history_hours: u64,
+    job_retention_days: u64,
     sse_keepalive_secs: u64,
     stream_token_ttl_secs: u64,
     cors_allowed_origins: &'static str,
@@ -276,6 +280,7 @@ const DEFAULTS: Defaults = Defaults {
     rate_limits: "",
     maintenance_cron: "0 0 3 * * *",
     queue_history_hours: 24,
+    job_retention_days: 30,
     sse_keepalive_secs: 15,
     stream_token_ttl_secs: 900,
     cors_allowed_origins: "",
@@ -637,6 +642,12 @@ impl Config {
 
     pub fn queue_poll_interval(&self) -> Duration {
         Duration::from_millis(self.queue_poll_ms.max(1))
+    }
+
+    /// How long finished jobs are kept; `None` keeps them for good (`JOB_RETENTION_DAYS=0`).
+    pub fn job_retention(&self) -> Option<Duration> {
+        (self.job_retention_days > 0)
+            .then(|| Duration::from_secs(self.job_retention_days.saturating_mul(24 * 3600)))
     }
 
     pub fn stale_after(&self) -> Duration {

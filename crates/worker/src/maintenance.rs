@@ -1,7 +1,8 @@
 //! The maintenance job, on a cron schedule (`MAINTENANCE_CRON`, daily at 03:00 UTC by default):
 //! marks stale jobs failed and sends their `workflow.failed` webhooks (as
-//! `POST /api/v1/admin/cleanup/stale` does), and trims the queue
-//! library's done and dead sets in Redis, which apalis never trims itself.
+//! `POST /api/v1/admin/cleanup/stale` does), deletes finished jobs older than
+//! `JOB_RETENTION_DAYS` and expired external-API cache entries (`db::retention`), and trims the
+//! queue library's done and dead sets in Redis, which apalis never trims itself.
 //!
 //! Every worker replica ticks; `pg_try_advisory_xact_lock` lets exactly one of them do the work
 //! at a time, and the others skip that tick.
@@ -15,7 +16,7 @@ use diesel::sql_types::Bool;
 use diesel_async::RunQueryDsl;
 use tokio_util::sync::CancellationToken;
 
-use llmflow_core::db::{self, jobs::StaleCounts, DbError};
+use llmflow_core::db::{self, jobs::StaleCounts, retention::Swept, DbError};
 use llmflow_core::queue;
 use llmflow_core::telemetry::Chain;
 
@@ -28,6 +29,8 @@ pub const LOCK_KEY: i64 = 0x6c6c_6d66_6d6e_7400;
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Report {
     pub stale: StaleCounts,
+    /// Finished jobs past their retention and expired cache entries deleted.
+    pub swept: Swept,
     /// Finished entries removed from the queues' done and dead sets.
     pub trimmed: u64,
 }
@@ -63,8 +66,13 @@ pub async fn run_once(state: &WorkerState) -> Result<Option<Report>, RunError> {
         let mut storage = state.delivery_storage();
         queue::push_new_deliveries(&mut storage, &cleanup.deliveries).await;
         let stale = cleanup.counts;
+        let swept = db::retention::sweep(&mut conn, state.config.job_retention()).await?;
         let trimmed = trim_queue_history(state).await?;
-        Ok::<_, RunError>(Report { stale, trimmed })
+        Ok::<_, RunError>(Report {
+            stale,
+            swept,
+            trimmed,
+        })
     }
     .await;
     let unlocked = diesel::sql_query("SELECT pg_advisory_unlock($1) AS locked")
@@ -88,6 +96,8 @@ async fn tick(_tick: Tick, state: Data<Arc<WorkerState>>) -> Result<(), BoxDynEr
     match run_once(&state).await {
         Ok(Some(report)) => tracing::info!(
             stale = report.stale.total,
+            deleted_jobs = report.swept.jobs,
+            expired_cache_entries = report.swept.cache_entries,
             trimmed = report.trimmed,
             "maintenance pass"
         ),

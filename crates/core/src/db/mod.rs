@@ -9,6 +9,7 @@ pub mod jobs;
 pub mod models;
 pub mod pooler;
 pub mod prepared;
+pub mod retention;
 pub mod retry;
 pub mod schema;
 pub mod workers;
