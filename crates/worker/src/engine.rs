@@ -6,7 +6,8 @@
 //! buffered and written with the next commit: after a crash they are simply recomputed. The
 //! step that ends the job's path is the exception: its rows go into the finish's transaction,
 //! which follows at once. Every commit is conditional on this worker still owning the job, and
-//! returns whether cancellation was requested.
+//! returns whether cancellation was requested. Where the rows go is the engine's `records`
+//! (`records.rs`): PostgreSQL in a worker, memory in a local run (`local.rs`).
 //!
 //! The runner's methods take `&self`: the branches of a `parallel` step (`steps/parallel.rs`)
 //! run concurrently on one runner, each with its own scope, recording into a shared journal.

@@ -125,11 +125,11 @@ impl WorkerState {
         let claimer =
             claims::Claimer::start(pool.clone(), worker_name.clone(), config.claim_timeout());
         let events = events::Publisher::start(redis.clone(), config.redis_namespace.clone());
-        let records = records::Records::Database(records::Database {
+        let records = records::Records::Database(Box::new(records::Database {
             pool: pool.clone(),
             worker_name: worker_name.clone(),
             deliveries: deliveries.clone(),
-        });
+        }));
         let engine = Engine {
             config,
             providers,

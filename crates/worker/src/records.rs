@@ -21,7 +21,7 @@ use crate::RunError;
 /// Where a run's step rows, usage and end are written.
 pub(crate) enum Records {
     /// PostgreSQL, as the worker holding the job's claim.
-    Database(Database),
+    Database(Box<Database>),
     /// This process's memory: a local run.
     Memory(Arc<Memory>),
 }
