@@ -7,11 +7,12 @@
 //! steps as it arrives, on standard error: a live display on a terminal, plain lines otherwise.
 //! The result goes to standard output.
 
+use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rust_decimal::Decimal;
 use secrecy::SecretString;
 use serde_json::{json, Value};
@@ -167,19 +168,22 @@ async fn start_emulator(config: &mut Config) -> Result<Emulator, CliError> {
 
 /// Shows the run's events on standard error.
 struct Display {
-    /// The live line of the step running now (on a terminal).
-    live: Option<ProgressBar>,
-    terminal: bool,
+    /// On a terminal: a live line per running step (parallel branches run side by side).
+    live: Option<MultiProgress>,
+    running: HashMap<String, ProgressBar>,
     /// Streamed text was written and its line is still open.
     open_text: bool,
+    /// The live lines are hidden while text streams (they would be drawn over it).
+    hidden: bool,
 }
 
 impl Display {
     fn new(terminal: bool) -> Display {
         Display {
-            live: None,
-            terminal,
+            live: terminal.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr())),
+            running: HashMap::new(),
             open_text: false,
+            hidden: false,
         }
     }
 
@@ -192,50 +196,61 @@ impl Display {
                 RunEvent::Text { text, .. } => self.text(&text),
             }
         }
-        self.clear_live();
         self.close_text();
+        for (_, bar) in self.running.drain() {
+            bar.finish_and_clear();
+        }
     }
 
     fn started(&mut self, step_id: &str, kind: &str) {
         self.close_text();
-        let line = format!("step {step_id} ({kind}) started");
-        if self.terminal {
-            self.clear_live();
-            let bar = ProgressBar::new_spinner().with_message(format!("{step_id} ({kind})"));
-            if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} {elapsed}") {
-                bar.set_style(style);
-            }
-            bar.enable_steady_tick(Duration::from_millis(100));
-            self.live = Some(bar);
-        } else {
-            line_out(&line);
+        let Some(live) = &self.live else {
+            line_out(&format!("step {step_id} ({kind}) started"));
+            return;
+        };
+        let bar = live.add(ProgressBar::new_spinner().with_message(format!("{step_id} ({kind})")));
+        if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} {elapsed}") {
+            bar.set_style(style);
         }
+        bar.enable_steady_tick(Duration::from_millis(100));
+        self.running.insert(step_id.to_owned(), bar);
     }
 
     fn finished(&mut self, row: &StepRow) {
-        self.clear_live();
         self.close_text();
-        line_out(&step_line(row));
+        let line = step_line(row);
+        match (&self.live, self.running.remove(&row.step_id)) {
+            (Some(live), Some(bar)) => {
+                bar.finish_and_clear();
+                live.remove(&bar);
+                if live.println(&line).is_err() {
+                    line_out(&line);
+                }
+            }
+            _ => line_out(&line),
+        }
     }
 
     fn text(&mut self, text: &str) {
-        // The live line would be drawn over the text: it goes, the text stays.
-        self.clear_live();
+        if let Some(live) = self.live.as_ref().filter(|_| !self.hidden) {
+            let _ = live.clear();
+            live.set_draw_target(ProgressDrawTarget::hidden());
+            self.hidden = true;
+        }
         let mut err = std::io::stderr().lock();
         let _ = err.write_all(text.as_bytes());
         let _ = err.flush();
         self.open_text = !text.ends_with('\n');
     }
 
-    fn clear_live(&mut self) {
-        if let Some(bar) = self.live.take() {
-            bar.finish_and_clear();
-        }
-    }
-
+    /// Ends a line of streamed text, and shows the live lines again.
     fn close_text(&mut self) {
         if std::mem::take(&mut self.open_text) {
             line_out("");
+        }
+        if let Some(live) = self.live.as_ref().filter(|_| self.hidden) {
+            live.set_draw_target(ProgressDrawTarget::stderr());
+            self.hidden = false;
         }
     }
 }
