@@ -235,3 +235,36 @@ fn bad_input_exits_2_with_a_clear_message() {
     // Nothing ran: the emulator was not even started.
     assert!(!ran.stderr.contains("emulator"), "{}", ran.stderr);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configured_provider_is_called_and_no_emulator_is_started() {
+    let provider = llmflow_emulator::Emulator::spawn(Default::default())
+        .await
+        .unwrap();
+    let base = provider.openrouter_base_url();
+    let dir = tempfile::tempdir().unwrap();
+    let input = write(
+        dir.path(),
+        "input.json",
+        &json!({"text": "EMULATOR_SCORE: 90"}),
+    );
+    let out = tokio::task::spawn_blocking(move || {
+        let mut vars = VARS.to_vec();
+        vars.extend([
+            ("OPENROUTER_API_KEY", "test-key"),
+            ("OPENROUTER_BASE_URL", base.as_str()),
+        ]);
+        cli(&["run", "bench_pipeline", "--input", &input], &vars)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("emulator"), "{stderr}");
+    let result: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(result["branch"], "then", "{result}");
+    // analyze and refine, both at the configured provider.
+    assert_eq!(provider.stats().calls, 2);
+}
