@@ -126,12 +126,13 @@ pub async fn run(args: Args) -> CliResult {
             .map_err(|e| anyhow::anyhow!("cannot serialise the result: {e}"))?;
         emit(&format!("{text}\n"))?;
     }
+    let error = outcome.ended.error.as_deref().unwrap_or("no reason given");
     match outcome.ended.status {
         JobStatus::Completed => Ok(()),
-        status => Err(CliError::Failed(anyhow::anyhow!(
-            "the run {status}: {}",
-            outcome.ended.error.as_deref().unwrap_or("no reason given")
-        ))),
+        JobStatus::Cancelled => Err(CliError::Failed(anyhow::anyhow!("the run was interrupted"))),
+        JobStatus::Failed | JobStatus::Pending | JobStatus::Queued | JobStatus::Processing => {
+            Err(CliError::Failed(anyhow::anyhow!("the run failed: {error}")))
+        }
     }
 }
 

@@ -268,3 +268,61 @@ async fn a_configured_provider_is_called_and_no_emulator_is_started() {
     // analyze and refine, both at the configured provider.
     assert_eq!(provider.stats().calls, 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_interrupts_the_run_and_exits_1() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    let config = llmflow_emulator::EmulatorConfig {
+        latency: std::time::Duration::from_secs(120),
+        ..Default::default()
+    };
+    let provider = llmflow_emulator::Emulator::spawn(config).await.unwrap();
+    let base = provider.openrouter_base_url();
+    let dir = tempfile::tempdir().unwrap();
+    let input = write(dir.path(), "input.json", &json!({"text": "slow"}));
+    let mut vars = VARS.to_vec();
+    vars.extend([
+        ("OPENROUTER_API_KEY", "test-key"),
+        ("OPENROUTER_BASE_URL", base.as_str()),
+    ]);
+    let mut child = crate::support::llmflow(&["run", "bench_pipeline", "--input", &input], &vars)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    let deadline = std::time::Duration::from_secs(30);
+    tokio::time::timeout(deadline, async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let started = line.starts_with("step analyze (llm) started");
+            seen.push(line);
+            if started {
+                return;
+            }
+        }
+        panic!("the run ended before its first step: {seen:?}");
+    })
+    .await
+    .expect("the first step did not start in time");
+    // The call is in flight (the provider answers after two minutes).
+    let pid = child.id().unwrap().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = tokio::time::timeout(deadline, child.wait())
+        .await
+        .expect("the run did not stop on SIGINT")
+        .unwrap();
+    let mut rest = Vec::new();
+    while let Some(line) = lines.next_line().await.unwrap() {
+        rest.push(line);
+    }
+    assert_eq!(status.code(), Some(1), "{rest:?}");
+    let rest = rest.join("\n");
+    assert!(rest.contains("run cancelled in "), "{rest}");
+    assert!(rest.contains("llmflow: the run was interrupted"), "{rest}");
+}
