@@ -53,7 +53,7 @@ pub struct Args {
     /// Print one JSON document: status, result, error, totals and every step.
     #[arg(long)]
     json: bool,
-    /// Use the built-in emulator even when provider keys are set.
+    /// Use the built-in emulator (for Google Places too) even when keys are set.
     #[arg(long)]
     emulator: bool,
 }
@@ -83,7 +83,7 @@ pub async fn run(args: Args) -> CliResult {
     } = settings;
     // Kept alive for the run: dropping it stops the server.
     let _emulator = if args.emulator || !has_provider_key(&config) {
-        let emulator = start_emulator(&mut config).await?;
+        let emulator = start_emulator(&mut config, args.emulator).await?;
         eprintln!(
             "llmflow: {}: running against the built-in emulator at {} (its answers are made up)",
             if args.emulator {
@@ -147,9 +147,9 @@ fn has_provider_key(config: &Config) -> bool {
     .any(|key| Config::secret(key).is_some())
 }
 
-/// Starts the emulator on a free local port and points every provider at it (Google Places
-/// too, unless it has a key of its own).
-async fn start_emulator(config: &mut Config) -> Result<Emulator, CliError> {
+/// Starts the emulator on a free local port and points every LLM provider at it, and Google
+/// Places too when it has no key of its own or `forced` (`--emulator`).
+async fn start_emulator(config: &mut Config, forced: bool) -> Result<Emulator, CliError> {
     let emulator = Emulator::spawn(EmulatorConfig::default())
         .await
         .map_err(|e| anyhow::anyhow!("cannot start the emulator: {e}"))?;
@@ -160,7 +160,7 @@ async fn start_emulator(config: &mut Config) -> Result<Emulator, CliError> {
     config.openai_base_url = emulator.openai_base_url();
     config.anthropic_api_key = key();
     config.anthropic_base_url = emulator.anthropic_base_url();
-    if Config::secret(&config.google_places_api_key).is_none() {
+    if forced || Config::secret(&config.google_places_api_key).is_none() {
         config.google_places_api_key = key();
         config.google_places_base_url = emulator.places_base_url();
     }
