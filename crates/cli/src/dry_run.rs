@@ -72,7 +72,7 @@ pub async fn run(args: Args) -> CliResult {
 }
 
 /// The input file's JSON; `-` reads standard input.
-fn read_input(path: &PathBuf) -> Result<Value, CliError> {
+pub(crate) fn read_input(path: &PathBuf) -> Result<Value, CliError> {
     let text = if path.as_os_str() == "-" {
         std::io::read_to_string(std::io::stdin())
             .map_err(|e| CliError::bad(format!("cannot read standard input: {e}")))?

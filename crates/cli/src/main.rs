@@ -15,6 +15,7 @@ mod listen;
 mod mermaid;
 mod migrate;
 mod new;
+mod run;
 mod source;
 mod validate;
 
@@ -38,6 +39,7 @@ enum Command {
     Validate(validate::Args),
     Diagram(diagram::Args),
     DryRun(dry_run::Args),
+    Run(run::Args),
     Migrate(migrate::Args),
     Listen(listen::Args),
     Completions(completions::Args),
@@ -62,6 +64,7 @@ async fn run(command: Command) -> CliResult {
         Command::Listen(args) => listen::run(args).await,
         Command::Diagram(args) => diagram::run(args).await,
         Command::DryRun(args) => dry_run::run(args).await,
+        Command::Run(args) => run::run(args).await,
         Command::New(args) => new::run(args).await,
         Command::Completions(args) => completions::run(args, &mut Cli::command()),
     }

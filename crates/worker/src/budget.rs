@@ -10,12 +10,12 @@ use llmflow_core::estimate;
 use llmflow_core::pricing::round_usd;
 use llmflow_core::workflow::LlmStep;
 
-use crate::WorkerState;
+use crate::Engine;
 
 /// `Err(reason)` when the call would take the job past its budget. `run_usage` holds this
 /// run's calls; `job.total_cost_usd` what earlier runs committed.
 pub fn check(
-    state: &WorkerState,
+    state: &Engine,
     job: &JobRow,
     run_usage: &[UsageRow],
     step_id: &str,

@@ -80,7 +80,7 @@ pub async fn listen(state: Arc<WorkerState>, shutdown: CancellationToken) {
     let mut backoff = Duration::from_millis(250);
     loop {
         let session = async {
-            let client = state.config.redis_target().client()?;
+            let client = state.engine.config.redis_target().client()?;
             let mut pubsub = client.get_async_pubsub().await?;
             pubsub.subscribe(&channel).await?;
             let mut messages = pubsub.on_message();

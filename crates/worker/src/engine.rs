@@ -6,7 +6,8 @@
 //! buffered and written with the next commit: after a crash they are simply recomputed. The
 //! step that ends the job's path is the exception: its rows go into the finish's transaction,
 //! which follows at once. Every commit is conditional on this worker still owning the job, and
-//! returns whether cancellation was requested.
+//! returns whether cancellation was requested. Where the rows go is the engine's `records`
+//! (`records.rs`): PostgreSQL in a worker, memory in a local run (`local.rs`).
 //!
 //! The runner's methods take `&self`: the branches of a `parallel` step (`steps/parallel.rs`)
 //! run concurrently on one runner, each with its own scope, recording into a shared journal.
@@ -24,17 +25,17 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use llmflow_core::db;
-use llmflow_core::db::ending::{self, cost_data, Ending};
-use llmflow_core::db::jobs::{Claim, CommitOutcome, Finish, StepBatch};
+use llmflow_core::db::jobs::{Claim, CommitOutcome, StepBatch};
 use llmflow_core::db::models::{JobRow, StepRow, UsageRow};
 use llmflow_core::metrics::names;
-use llmflow_core::queue;
 use llmflow_core::telemetry::Chain;
 use llmflow_core::workflow::{retry_delay, LoadedWorkflow, OnError, Step, StepKind};
 use llmflow_core::{JobId, JobStatus};
 
+use crate::local::RunEvent;
+use crate::records::Closing;
 use crate::steps::{self, llm::LlmCallCtx, StepFailure, StepOutput};
-use crate::{RunError, WorkerState};
+use crate::{Engine, RunError, WorkerState};
 
 /// Claims and runs a job. `Ok` also when there was nothing to do (claimed elsewhere, finished).
 /// `Err` means the run was interrupted (database unreachable…): the job stays claimed and is
@@ -59,7 +60,12 @@ pub async fn run_job(state: &WorkerState, job_id: JobId) -> Result<(), RunError>
         let workflow = match Box::pin(state.workflow(&job.workflow_hash)).await {
             Ok(w) => w,
             Err(e) => {
-                let runner = Runner::new(state, &job, HashMap::new(), CancellationToken::new());
+                let runner = Runner::new(
+                    &state.engine,
+                    &job,
+                    HashMap::new(),
+                    CancellationToken::new(),
+                );
                 let message = Chain(&e).to_string();
                 return runner.finish(Err(Stop::Failed(message))).await;
             }
@@ -88,7 +94,7 @@ pub async fn run_job(state: &WorkerState, job_id: JobId) -> Result<(), RunError>
             tracing::info!(steps = done.len(), "resuming after committed steps");
         }
         let cancel = registration.token();
-        let runner = Runner::new(state, &job, done, cancel.clone());
+        let runner = Runner::new(&state.engine, &job, done, cancel.clone());
         let mut scope = new_scope(&job.input_data);
         let outcome = tokio::select! {
             outcome = runner.run_steps(&mut scope, &workflow.workflow.steps, true) => outcome,
@@ -112,7 +118,7 @@ async fn heartbeat(
     job_id: Uuid,
     cancel: CancellationToken,
 ) -> std::convert::Infallible {
-    let every = (state.config.claim_timeout() / 3).max(Duration::from_secs(1));
+    let every = (state.engine.config.claim_timeout() / 3).max(Duration::from_secs(1));
     loop {
         tokio::time::sleep(every).await;
         // Boxed: this future lives as long as the job, the round trip only for a moment.
@@ -167,7 +173,7 @@ struct Journal {
 /// concurrently on the same runner: each branch has its own scope, and every record goes
 /// through the shared journal.
 pub(crate) struct Runner<'a> {
-    pub(crate) state: &'a WorkerState,
+    pub(crate) engine: &'a Engine,
     job: &'a JobRow,
     done: HashMap<String, StepRow>,
     cancel: CancellationToken,
@@ -189,8 +195,8 @@ pub(crate) fn set_output(scope: &mut Value, id: &str, output: Value) {
 }
 
 impl<'a> Runner<'a> {
-    fn new(
-        state: &'a WorkerState,
+    pub(crate) fn new(
+        engine: &'a Engine,
         job: &'a JobRow,
         done: HashMap<String, StepRow>,
         cancel: CancellationToken,
@@ -201,7 +207,7 @@ impl<'a> Runner<'a> {
             ..Journal::default()
         };
         Runner {
-            state,
+            engine,
             job,
             done,
             cancel,
@@ -362,11 +368,11 @@ impl<'a> Runner<'a> {
         let started = Utc::now();
         if let StepKind::Llm(llm) = &step.kind {
             let run_usage = self.journal().usage.clone();
-            crate::budget::check(self.state, self.job, &run_usage, &step.id, llm, scope)
+            crate::budget::check(self.engine, self.job, &run_usage, &step.id, llm, scope)
                 .map_err(Stop::Failed)?;
         }
         self.log_started(step);
-        crate::events::step_started(self.state, self.job, step).await;
+        crate::events::step_started(self.engine, self.job, step).await;
         let (result, attempts) = self.execute_with_policy(scope, step).await?;
         let (output, status, error, usage) = match result {
             Ok(StepOutput { output, usage }) => (output, "completed", None, usage),
@@ -385,7 +391,8 @@ impl<'a> Runner<'a> {
                             started,
                         );
                         let finished = self.journal().pending.steps.last().cloned();
-                        crate::events::step_finished(self.state, self.job, finished.as_ref()).await;
+                        crate::events::step_finished(self.engine, self.job, finished.as_ref())
+                            .await;
                         if !last {
                             self.commit(None).await?;
                         }
@@ -410,7 +417,7 @@ impl<'a> Runner<'a> {
             started,
         );
         let finished = self.journal().pending.steps.last().cloned();
-        crate::events::step_finished(self.state, self.job, finished.as_ref()).await;
+        crate::events::step_finished(self.engine, self.job, finished.as_ref()).await;
         set_output(scope, &step.id, output);
         if effectful && !last {
             self.commit(Some(&step.id)).await?;
@@ -519,11 +526,16 @@ impl<'a> Runner<'a> {
                         chunks,
                         timeout: step.timeout,
                     };
-                    let call = steps::llm::execute(self.state, llm, scope, &cx);
+                    let call = steps::llm::execute(self.engine, llm, scope, &cx);
                     match streamed {
                         Some(rx) => {
                             Box::pin(crate::events::forward_chunks(
-                                self.state, self.job, &step.id, attempt, rx, call,
+                                self.engine,
+                                self.job,
+                                &step.id,
+                                attempt,
+                                rx,
+                                call,
                             ))
                             .await
                         }
@@ -534,7 +546,7 @@ impl<'a> Runner<'a> {
                     input, transform, ..
                 } => steps::transform::execute(input.as_ref(), transform, scope),
                 StepKind::ExternalApi(call) => {
-                    Box::pin(steps::external_api::execute(self.state, call, scope)).await
+                    Box::pin(steps::external_api::execute(self.engine, call, scope)).await
                 }
                 StepKind::Conditional { .. } | StepKind::Parallel { .. } => Err(StepFailure::new(
                     "internal",
@@ -559,6 +571,10 @@ impl<'a> Runner<'a> {
             step_kind = step.kind.name(),
             "step started"
         );
+        self.engine.events.local(|| RunEvent::StepStarted {
+            step_id: step.id.clone(),
+            kind: step.kind.name(),
+        });
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -630,6 +646,11 @@ impl<'a> Runner<'a> {
                 .unwrap_or(i32::MAX),
         });
         journal.position += 1;
+        if let Some(row) = journal.pending.steps.last() {
+            self.engine
+                .events
+                .local(|| RunEvent::StepFinished(Box::new(row.clone())));
+        }
         journal.usage.extend(usage.iter().cloned());
         journal.pending.usage.extend(usage);
     }
@@ -650,16 +671,11 @@ impl<'a> Runner<'a> {
                 std::mem::take(&mut journal.planned_delta),
             )
         };
-        let mut conn = self.state.pool.get().await.map_err(db::DbError::from)?;
-        match db::jobs::commit_steps(
-            &mut conn,
-            self.job.id,
-            &self.state.worker_name,
-            batch,
-            current_step,
-            planned,
-        )
-        .await?
+        match self
+            .engine
+            .records
+            .commit(self.job.id, batch, current_step, planned)
+            .await?
         {
             CommitOutcome::Committed {
                 cancel_requested: true,
@@ -673,7 +689,7 @@ impl<'a> Runner<'a> {
 
     /// The job's result: the workflow's `output` rendered over the scope (default: every step's
     /// output by id), with `cost_data` added.
-    fn output(&self, scope: &Value, workflow: &LoadedWorkflow) -> Result<Value, String> {
+    pub(crate) fn output(&self, scope: &Value, workflow: &LoadedWorkflow) -> Result<Value, String> {
         let rendered = match &workflow.workflow.output {
             Some(template) => template
                 .render(scope)
@@ -697,12 +713,15 @@ impl<'a> Runner<'a> {
 
     /// Ends the job: its terminal state, result and `cost_data`, and the webhook it owes. Boxed
     /// (see `commit`).
-    fn finish(self, outcome: Result<Value, Stop>) -> BoxFuture<'a, Result<(), RunError>> {
+    pub(crate) fn finish(
+        self,
+        outcome: Result<Value, Stop>,
+    ) -> BoxFuture<'a, Result<(), RunError>> {
         Box::pin(self.finish_inline(outcome))
     }
 
     async fn finish_inline(self, outcome: Result<Value, Stop>) -> Result<(), RunError> {
-        let mut journal = self
+        let journal = self
             .journal
             .into_inner()
             .unwrap_or_else(PoisonError::into_inner);
@@ -717,50 +736,28 @@ impl<'a> Runner<'a> {
             }
             Err(Stop::Interrupted(e)) => return Err(e),
         };
-        // The connection first: when thousands of calls end at once, the jobs waiting for one
-        // hold their outputs, not yet their results and webhook payloads.
-        let mut conn = self.state.pool.get().await?;
-        if self.resumed {
-            journal.usage = db::jobs::job_usage(&mut conn, self.job.id).await?;
-            journal.usage.extend(journal.pending.usage.iter().cloned());
-        }
-        let cost_data = cost_data(&journal.usage);
-        let result = output.map(|output| with_cost_data(output, &cost_data));
-        let duration_ms = self.started.elapsed().as_millis() as u64;
-        let ending = Ending {
+        let closing = Closing {
+            job: self.job,
             status,
-            result: result.as_ref(),
-            error_message: error.as_deref(),
-            cost_data: &cost_data,
-            duration_ms: Some(duration_ms),
-        };
-        let deliveries: Vec<_> = ending::terminal_delivery(self.job, &ending)
-            .into_iter()
-            .collect();
-        let delivery_ids: Vec<Uuid> = deliveries.iter().map(|d| d.id).collect();
-        let result_for_event = result.clone();
-        let finish = Finish {
-            status,
-            result,
-            error_message: error.clone(),
+            output,
+            error: error.clone(),
             batch: journal.pending,
             planned_delta: journal.planned_delta,
-            deliveries,
+            usage: journal.usage,
+            resumed: self.resumed,
+            duration_ms: self.started.elapsed().as_millis() as u64,
         };
-        match db::jobs::finish(&mut conn, self.job.id, &self.state.worker_name, finish).await? {
-            CommitOutcome::LostClaim => {
-                metrics::counter!(names::CLAIM_LOSSES).increment(1);
-                tracing::warn!("job was claimed by another worker; its result was not written");
-                return Ok(());
-            }
-            CommitOutcome::Committed { .. } => {}
-        }
-        drop(conn);
+        let duration_ms = closing.duration_ms;
+        let Some(closed) = self.engine.records.finish(closing).await? else {
+            metrics::counter!(names::CLAIM_LOSSES).increment(1);
+            tracing::warn!("job was claimed by another worker; its result was not written");
+            return Ok(());
+        };
         crate::events::job_ended(
-            self.state,
+            self.engine,
             self.job,
             status,
-            result_for_event.as_ref(),
+            closed.result.as_ref(),
             error.as_deref(),
         )
         .await;
@@ -771,15 +768,17 @@ impl<'a> Runner<'a> {
         metrics::histogram!(names::JOB_RUN_DURATION, "workflow" => workflow, "outcome" => outcome)
             .record(self.started.elapsed().as_secs_f64());
         tracing::info!(status = %status, duration_ms, error = error.as_deref().unwrap_or(""), "job finished");
-        let mut storage = self.state.deliveries.clone();
-        queue::push_new_deliveries(&mut storage, &delivery_ids).await;
+        self.engine
+            .records
+            .push_deliveries(&closed.deliveries)
+            .await;
         Ok(())
     }
 }
 
 /// The result object: the workflow's output with `cost_data` beside it (an output that is not
 /// an object is placed under `output`).
-fn with_cost_data(output: Value, cost_data: &Value) -> Value {
+pub(crate) fn with_cost_data(output: Value, cost_data: &Value) -> Value {
     let mut object = match output {
         Value::Object(map) => map,
         other => {

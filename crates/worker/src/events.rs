@@ -2,6 +2,8 @@
 //! step finished, streamed text and the job's end go to the job's Redis Stream; when the job
 //! asked for `workflow.progress` or `workflow.chunk` webhooks, a delivery is recorded and pushed
 //! for each as well. All of it is best effort: a failure is logged and the job goes on.
+//! A local run (`crate::local`) gets the same moments in this process instead, as
+//! [`RunEvent`]s, with every streamed delta as it arrives.
 //!
 //! Stream entries are not written by the job itself: they go, in order, to one task per process
 //! that writes whatever has gathered as one Redis pipeline. A job never waits for Redis to
@@ -16,14 +18,13 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc::{self, error::TrySendError};
 
 use llmflow_core::db::models::{JobRow, StepRow};
-use llmflow_core::db::{self, deliveries};
 use llmflow_core::events::{self, Event, EventKind, WEBHOOK_CHUNK, WEBHOOK_PROGRESS};
 use llmflow_core::pricing::round_usd;
-use llmflow_core::queue::{self, DeliveryMessage};
 use llmflow_core::workflow::Step;
 use llmflow_core::JobStatus;
 
-use crate::WorkerState;
+use crate::local::RunEvent;
+use crate::Engine;
 
 /// Streamed text is sent in batches: after this long…
 pub const CHUNK_INTERVAL: Duration = Duration::from_millis(100);
@@ -43,6 +44,25 @@ fn wants(job: &JobRow, event: &str) -> bool {
 const QUEUED_EVENTS: usize = 20_000;
 /// Most events written in one pipeline.
 const EVENTS_PER_WRITE: usize = 500;
+
+/// Where a run's events go.
+pub(crate) enum Events {
+    /// The job's Redis Stream (through the process's writer).
+    Redis(Publisher),
+    /// A local run's watcher.
+    Local(mpsc::UnboundedSender<RunEvent>),
+}
+
+impl Events {
+    /// Hands a local run's watcher its event (made only then). It sees every step, the
+    /// conditional and parallel ones too, as the engine logs them.
+    pub(crate) fn local(&self, event: impl FnOnce() -> RunEvent) {
+        if let Events::Local(watcher) = self {
+            // A watcher that went away (the command is stopping) misses nothing it needs.
+            let _ = watcher.send(event());
+        }
+    }
+}
 
 /// The writer of this process's stream entries.
 pub struct Publisher {
@@ -81,19 +101,21 @@ async fn write_events(
     }
 }
 
-fn publish(state: &WorkerState, job: &JobRow, kind: EventKind, data: Value) {
-    state.events.send(Event {
-        job_id: job.id,
-        kind,
-        data,
-    });
+fn publish(engine: &Engine, job: &JobRow, kind: EventKind, data: Value) {
+    if let Events::Redis(publisher) = &engine.events {
+        publisher.send(Event {
+            job_id: job.id,
+            kind,
+            data,
+        });
+    }
 }
 
 /// Records and pushes one extra webhook event. Boxed: its database and queue round trips would
 /// otherwise be laid out inline in every step's future, so in every job in flight, though
 /// progress webhooks are rare.
 fn webhook<'a>(
-    state: &'a WorkerState,
+    state: &'a Engine,
     job: &'a JobRow,
     event_type: &'a str,
     data: Value,
@@ -101,7 +123,7 @@ fn webhook<'a>(
     Box::pin(webhook_inline(state, job, event_type, data))
 }
 
-async fn webhook_inline(state: &WorkerState, job: &JobRow, event_type: &str, data: Value) {
+async fn webhook_inline(engine: &Engine, job: &JobRow, event_type: &str, data: Value) {
     let Some(url) = &job.webhook_url else { return };
     let payload = json!({
         "type": event_type,
@@ -111,29 +133,14 @@ async fn webhook_inline(state: &WorkerState, job: &JobRow, event_type: &str, dat
         "data": data,
         "timestamp": Utc::now().to_rfc3339(),
     });
-    let recorded = async {
-        let mut conn = state.pool.get().await.map_err(db::DbError::from)?;
-        deliveries::enqueue_event(&mut conn, job.id, url, event_type, payload).await
-    }
-    .await;
-    match recorded {
-        Ok(id) => {
-            let mut storage = state.delivery_storage();
-            let message = DeliveryMessage {
-                delivery_id: id,
-                attempt: 1,
-            };
-            if let Err(e) = queue::push_delivery(&mut storage, message, Duration::ZERO).await {
-                // The row is due now: the reconciler pushes it.
-                tracing::warn!(delivery_id = %id, error = %e, "push of event webhook failed");
-            }
-        }
-        Err(e) => tracing::warn!(job_id = %job.id, error = %e, "cannot record event webhook"),
-    }
+    engine
+        .records
+        .event_webhook(job.id, url, event_type, payload)
+        .await;
 }
 
 /// A step is about to run.
-pub async fn step_started(state: &WorkerState, job: &JobRow, step: &Step) {
+pub async fn step_started(state: &Engine, job: &JobRow, step: &Step) {
     let data = json!({"job_id": job.id, "step_id": step.id, "type": step.kind.name()});
     publish(state, job, EventKind::StepStarted, data.clone());
     if wants(job, WEBHOOK_PROGRESS) {
@@ -149,7 +156,7 @@ pub async fn step_started(state: &WorkerState, job: &JobRow, step: &Step) {
 
 /// A step finished (its row as recorded): `step_completed`, or `step_failed` when it failed
 /// (also when `on_error` let the job go on).
-pub async fn step_finished(state: &WorkerState, job: &JobRow, row: Option<&StepRow>) {
+pub async fn step_finished(state: &Engine, job: &JobRow, row: Option<&StepRow>) {
     let Some(row) = row else { return };
     let failed = row.status == "failed";
     let kind = if failed {
@@ -181,7 +188,7 @@ pub async fn step_finished(state: &WorkerState, job: &JobRow, row: Option<&StepR
 
 /// The job ended (after its end was committed): the stream's last event.
 pub async fn job_ended(
-    state: &WorkerState,
+    state: &Engine,
     job: &JobRow,
     status: JobStatus,
     result: Option<&Value>,
@@ -214,7 +221,7 @@ pub async fn job_ended(
 /// seq)` it already has (or whose `webhook-id` it has seen), and knows it has missed text
 /// when a chunk's `offset` is not the previous `offset` plus its text's length.
 pub struct ChunkBatcher<'a> {
-    state: &'a WorkerState,
+    state: &'a Engine,
     job: &'a JobRow,
     step_id: String,
     attempt: u32,
@@ -225,7 +232,7 @@ pub struct ChunkBatcher<'a> {
 }
 
 impl<'a> ChunkBatcher<'a> {
-    pub fn new(state: &'a WorkerState, job: &'a JobRow, step_id: &str, attempt: u32) -> Self {
+    pub fn new(state: &'a Engine, job: &'a JobRow, step_id: &str, attempt: u32) -> Self {
         ChunkBatcher {
             state,
             job,
@@ -282,13 +289,16 @@ impl<'a> ChunkBatcher<'a> {
 /// Runs `work` (a streaming LLM step) while forwarding the text deltas it sends to `chunks` as
 /// batched `chunk` events; whatever is left is published when the step ends.
 pub async fn forward_chunks<T>(
-    state: &WorkerState,
+    state: &Engine,
     job: &JobRow,
     step_id: &str,
     attempt: u32,
     mut chunks: tokio::sync::mpsc::UnboundedReceiver<String>,
     work: impl std::future::Future<Output = T>,
 ) -> T {
+    if let Events::Local(watcher) = &state.events {
+        return forward_local(watcher, step_id, chunks, work).await;
+    }
     let mut batcher = ChunkBatcher::new(state, job, step_id, attempt);
     let mut tick = tokio::time::interval(CHUNK_INTERVAL);
     tokio::pin!(work);
@@ -303,5 +313,31 @@ pub async fn forward_chunks<T>(
         batcher.buffer.push_str(&text);
     }
     batcher.flush().await;
+    result
+}
+
+/// A local run's streamed text: each delta goes to the watcher as it arrives, unbatched.
+async fn forward_local<T>(
+    watcher: &mpsc::UnboundedSender<RunEvent>,
+    step_id: &str,
+    mut chunks: mpsc::UnboundedReceiver<String>,
+    work: impl std::future::Future<Output = T>,
+) -> T {
+    let send = |text: String| {
+        let _ = watcher.send(RunEvent::Text {
+            step_id: step_id.to_owned(),
+            text,
+        });
+    };
+    tokio::pin!(work);
+    let result = loop {
+        tokio::select! {
+            result = &mut work => break result,
+            Some(text) = chunks.recv() => send(text),
+        }
+    };
+    while let Ok(text) = chunks.try_recv() {
+        send(text);
+    }
     result
 }

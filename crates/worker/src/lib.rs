@@ -10,8 +10,10 @@ mod engine;
 pub mod error;
 pub mod events;
 pub mod external;
+pub mod local;
 pub mod maintenance;
 pub mod reconciler;
+mod records;
 mod steps;
 
 use std::collections::HashMap;
@@ -38,22 +40,33 @@ use llmflow_core::workflow::{Checks, LoadedWorkflow};
 pub use engine::run_job;
 pub use error::{RunError, StartError};
 
+/// What running a workflow needs: settings, providers, prices, limits, and where the run's
+/// records and events go. A worker's engine writes to PostgreSQL and Redis; a local run's
+/// (`local::run`) keeps everything in this process.
+pub struct Engine {
+    pub config: Config,
+    pub providers: Providers,
+    pub pricing: PriceTable,
+    /// Provider limits shared with every other worker through Redis; `None` (a local run)
+    /// calls without limits.
+    pub limiter: Option<Limiter>,
+    /// Retries of one LLM call on retryable errors.
+    pub retry: RetryPolicy,
+    /// HTTP client, response cache and rate limiter of `external_api` steps.
+    pub external: external::ExternalApis,
+    records: records::Records,
+    events: events::Events,
+}
+
 /// What every job shares inside one worker process.
 pub struct WorkerState {
-    pub config: Config,
+    /// Runs the jobs' workflows, recording to PostgreSQL and publishing to Redis.
+    pub engine: Engine,
     pub pool: PgPool,
     pub redis: ConnectionManager,
     pub queues: Queues,
-    pub providers: Providers,
-    pub pricing: PriceTable,
-    /// Provider limits shared with every other worker through Redis.
-    pub limiter: Limiter,
-    /// Retries of one LLM call on retryable errors.
-    pub retry: RetryPolicy,
     /// Unique per process start: apalis refuses a name still registered, and claims record it.
     pub worker_name: String,
-    /// HTTP client, response cache and rate limiter of `external_api` steps.
-    pub external: external::ExternalApis,
     deliveries: DeliveryStorage,
     /// Cancellation tokens of the jobs running here (cancelled by pub/sub announcements).
     pub cancels: cancel::Registry,
@@ -63,8 +76,6 @@ pub struct WorkerState {
     pub in_flight: Arc<AtomicUsize>,
     /// Claims of the jobs taken from Redis, written in batches.
     claimer: claims::Claimer,
-    /// Writes the jobs' live events to Redis.
-    events: events::Publisher,
     /// Workflow definitions by hash, as pinned by jobs.
     definitions: Mutex<HashMap<String, Arc<LoadedWorkflow>>>,
 }
@@ -102,7 +113,9 @@ impl WorkerState {
             config.limiter_settings(),
         );
         let retry = RetryPolicy::from_config(&config);
-        let external = external::ExternalApis::new(&config).map_err(StartError::ExternalClient)?;
+        let external = external::ExternalApis::new(&config)
+            .map_err(StartError::ExternalClient)?
+            .shared(pool.clone(), redis.clone());
         let worker_name = format!(
             "worker-{}-{}",
             std::process::id(),
@@ -112,21 +125,30 @@ impl WorkerState {
         let claimer =
             claims::Claimer::start(pool.clone(), worker_name.clone(), config.claim_timeout());
         let events = events::Publisher::start(redis.clone(), config.redis_namespace.clone());
+        let records = records::Records::Database(Box::new(records::Database {
+            pool: pool.clone(),
+            worker_name: worker_name.clone(),
+            deliveries: deliveries.clone(),
+        }));
+        let engine = Engine {
+            config,
+            providers,
+            pricing,
+            limiter: Some(limiter),
+            retry,
+            external,
+            records,
+            events: events::Events::Redis(events),
+        };
         Ok(WorkerState {
+            engine,
             gate,
             in_flight: Arc::new(AtomicUsize::new(0)),
             claimer,
-            events,
-            config,
             pool,
             redis,
             queues,
-            providers,
-            pricing,
-            limiter,
-            retry,
             worker_name,
-            external,
             deliveries,
             cancels: cancel::Registry::default(),
             definitions: Mutex::new(HashMap::new()),
@@ -154,7 +176,8 @@ impl WorkerState {
             .ok_or_else(|| RunError::MissingDefinition {
                 hash: hash.to_owned(),
             })?;
-        let checks = Checks::new(&self.pricing).with_env(self.config.workflow_env_names());
+        let engine = &self.engine;
+        let checks = Checks::new(&engine.pricing).with_env(engine.config.workflow_env_names());
         let loaded =
             LoadedWorkflow::from_definition_checked(definition, checks).map_err(|problems| {
                 let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
@@ -222,10 +245,10 @@ pub fn start(state: WorkerState) -> WorkerHandle {
         Registration::this_process(
             state.worker_name.clone(),
             ProcessKind::Worker,
-            state.config.worker_concurrency,
+            state.engine.config.worker_concurrency,
         ),
         state.in_flight.clone(),
-        state.config.worker_heartbeat(),
+        state.engine.config.worker_heartbeat(),
         shutdown.clone(),
     )));
     WorkerHandle {
@@ -274,8 +297,8 @@ async fn handle(
 }
 
 async fn consume(state: Arc<WorkerState>, shutdown: CancellationToken, band: Band) {
-    let concurrency = state.config.worker_concurrency;
-    let poll = state.config.queue_poll_interval();
+    let concurrency = state.engine.config.worker_concurrency;
+    let poll = state.engine.config.queue_poll_interval();
     let what = format!("jobs ({} priority)", band.as_str());
     queue::supervise(&what, shutdown.clone(), |generation| {
         let state = state.clone();

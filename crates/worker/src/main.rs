@@ -28,7 +28,7 @@ async fn main() -> ExitCode {
     // After the connections: a process that cannot reach its services names them first.
     let metrics_stop = tokio_util::sync::CancellationToken::new();
     let served = llmflow_core::metrics::serve_configured(
-        &state.config,
+        &state.engine.config,
         "127.0.0.1:9101",
         metrics_stop.clone(),
     )

@@ -43,7 +43,7 @@ struct Locked {
 
 /// Trims every job and delivery queue's finished history older than `QUEUE_HISTORY_HOURS`.
 async fn trim_queue_history(state: &WorkerState) -> Result<u64, RunError> {
-    let keep = Duration::from_secs(state.config.queue_history_hours.saturating_mul(3600));
+    let keep = Duration::from_secs(state.engine.config.queue_history_hours.saturating_mul(3600));
     let mut redis = state.redis.clone();
     Ok(state.queues.trim_history(&mut redis, keep).await?)
 }
@@ -61,8 +61,9 @@ pub async fn run_once(state: &WorkerState) -> Result<Option<Report>, RunError> {
         return Ok(None);
     }
     let pass = async {
-        let reason = db::jobs::stale_reason(state.config.stale_job_hours);
-        let cleanup = db::jobs::mark_stale(&mut conn, state.config.stale_after(), &reason).await?;
+        let reason = db::jobs::stale_reason(state.engine.config.stale_job_hours);
+        let cleanup =
+            db::jobs::mark_stale(&mut conn, state.engine.config.stale_after(), &reason).await?;
         let mut storage = state.delivery_storage();
         queue::push_new_deliveries(&mut storage, &cleanup.deliveries).await;
         let stale = cleanup.counts;
@@ -109,7 +110,7 @@ async fn tick(_tick: Tick, state: Data<Arc<WorkerState>>) -> Result<(), BoxDynEr
 
 /// Runs the schedule until `shutdown`; does nothing when `MAINTENANCE_CRON` is empty.
 pub async fn schedule(state: Arc<WorkerState>, shutdown: CancellationToken) {
-    let Some(schedule) = state.config.maintenance_cron.clone() else {
+    let Some(schedule) = state.engine.config.maintenance_cron.clone() else {
         return;
     };
     let worker = WorkerBuilder::new(format!("{}-maintenance", state.worker_name))

@@ -20,7 +20,7 @@ use crate::{RunError, WorkerState};
 const PAGE: i64 = 500;
 
 pub async fn run(state: Arc<WorkerState>, shutdown: CancellationToken) {
-    let every = state.config.reconcile_interval();
+    let every = state.engine.config.reconcile_interval();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -60,8 +60,8 @@ pub async fn reconcile_once(state: &WorkerState) -> Result<Counts, RunError> {
 }
 
 async fn reconcile_jobs(state: &WorkerState) -> Result<usize, RunError> {
-    let min_age = state.config.reconcile_interval();
-    let claim_timeout = state.config.claim_timeout();
+    let min_age = state.engine.config.reconcile_interval();
+    let claim_timeout = state.engine.config.claim_timeout();
     let mut redis = state.redis.clone();
     let mut after = None;
     let mut pushed = 0;
@@ -119,8 +119,8 @@ async fn reconcile_jobs(state: &WorkerState) -> Result<usize, RunError> {
 }
 
 async fn reconcile_deliveries(state: &WorkerState) -> Result<usize, RunError> {
-    let grace = state.config.reconcile_interval();
-    let claim_timeout = state.config.claim_timeout();
+    let grace = state.engine.config.reconcile_interval();
+    let claim_timeout = state.engine.config.claim_timeout();
     let queue_name = state.queues.webhooks();
     let mut redis = state.redis.clone();
     let mut storage = state.deliveries.clone();

@@ -5,11 +5,12 @@ use predicates::str::contains;
 
 use crate::support::cli;
 
-const COMMANDS: [&str; 7] = [
+const COMMANDS: [&str; 8] = [
     "new",
     "validate",
     "diagram",
     "dry-run",
+    "run",
     "migrate",
     "listen",
     "completions",

@@ -7,5 +7,6 @@ mod help;
 mod listen;
 mod migrate;
 mod new;
+mod run;
 mod support;
 mod validate;

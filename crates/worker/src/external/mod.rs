@@ -1,6 +1,7 @@
 //! External HTTP APIs called by `external_api` steps: one HTTP client, the response cache
 //! (memory, then PostgreSQL) and the per-service rate limiter (Redis). A request arrives here
-//! fully rendered; `steps/external_api.rs` builds it from the step.
+//! fully rendered; `steps/external_api.rs` builds it from the step. Without the shared
+//! services (a local run) the cache is this process's memory alone and calls are not limited.
 
 pub mod cache;
 pub mod google_places;
@@ -11,11 +12,14 @@ use std::time::Duration;
 use reqwest::redirect::Policy;
 use serde_json::{json, Value};
 
+use apalis_redis::ConnectionManager;
+
 use llmflow_core::config::Config;
+use llmflow_core::db::PgPool;
 use llmflow_core::workflow::{definition_hash, HttpMethod};
 
 use crate::steps::StepFailure;
-use crate::WorkerState;
+use crate::Engine;
 
 /// Largest response body read.
 pub const MAX_RESPONSE_BYTES: usize = 10 * 1024 * 1024;
@@ -54,6 +58,14 @@ pub struct ExternalApis {
     client: reqwest::Client,
     pub memory: cache::MemoryCache,
     pub limiter: ratelimit::RateLimiter,
+    /// The cache table and the rate limiter's budgets, shared with every worker.
+    shared: Option<Shared>,
+}
+
+/// The services every worker shares.
+struct Shared {
+    pool: PgPool,
+    redis: ConnectionManager,
 }
 
 impl ExternalApis {
@@ -72,23 +84,35 @@ impl ExternalApis {
                 &config.redis_namespace,
                 config.external_api_rate_limits.clone(),
             ),
+            shared: None,
         })
+    }
+
+    /// With the cache table in PostgreSQL and the rate limits in Redis (a worker).
+    pub fn shared(mut self, pool: PgPool, redis: ConnectionManager) -> ExternalApis {
+        self.shared = Some(Shared { pool, redis });
+        self
     }
 }
 
 /// Sends `request` (or answers it from the cache when `ttl` is not zero).
 pub async fn call(
-    state: &WorkerState,
+    state: &Engine,
     request: &PreparedRequest,
     ttl: Duration,
 ) -> Result<Value, StepFailure> {
+    let shared = state.external.shared.as_ref();
     let key = (!ttl.is_zero()).then(|| request.cache_key());
     if let Some(key) = &key {
         if let Some(hit) = state.external.memory.get(key) {
             tracing::debug!(service = %request.service, "external call answered from memory");
             return Ok(hit);
         }
-        match stored(state, key).await {
+        let found = match shared {
+            Some(shared) => stored(shared, key).await,
+            None => Ok(None),
+        };
+        match found {
             Ok(Some((value, left))) => {
                 state.external.memory.insert(key, value.clone(), left);
                 tracing::debug!(service = %request.service, "external call answered from the cache table");
@@ -98,17 +122,22 @@ pub async fn call(
             Err(e) => tracing::warn!(error = %e, "external cache lookup failed; calling"),
         }
     }
-    let mut redis = state.redis.clone();
-    state
-        .external
-        .limiter
-        .acquire(&mut redis, &request.service)
-        .await;
+    if let Some(shared) = shared {
+        let mut redis = shared.redis.clone();
+        state
+            .external
+            .limiter
+            .acquire(&mut redis, &request.service)
+            .await;
+    }
     let value = send(&state.external.client, request).await?;
     if let Some(key) = &key {
         state.external.memory.insert(key, value.clone(), ttl);
+        let Some(shared) = shared else {
+            return Ok(value);
+        };
         let stored = async {
-            let mut conn = state
+            let mut conn = shared
                 .pool
                 .get()
                 .await
@@ -123,10 +152,10 @@ pub async fn call(
 }
 
 async fn stored(
-    state: &WorkerState,
+    shared: &Shared,
     key: &str,
 ) -> Result<Option<(Value, Duration)>, llmflow_core::db::DbError> {
-    let mut conn = state.pool.get().await?;
+    let mut conn = shared.pool.get().await?;
     Ok(cache::lookup(&mut conn, key)
         .await?
         .map(|(value, expires)| {

@@ -10,10 +10,10 @@ use llmflow_core::workflow::{ExternalApiStep, ExternalCall, HttpCall, UrlBase};
 
 use super::{StepFailure, StepOutput};
 use crate::external::{self, google_places, PreparedRequest};
-use crate::WorkerState;
+use crate::Engine;
 
 pub async fn execute(
-    state: &WorkerState,
+    state: &Engine,
     step: &ExternalApiStep,
     scope: &Value,
 ) -> Result<StepOutput, StepFailure> {
@@ -46,11 +46,7 @@ pub async fn execute(
 }
 
 /// The scope plus `env` holding only the names this step uses.
-fn with_env(
-    state: &WorkerState,
-    step: &ExternalApiStep,
-    scope: &Value,
-) -> Result<Value, StepFailure> {
+fn with_env(state: &Engine, step: &ExternalApiStep, scope: &Value) -> Result<Value, StepFailure> {
     if step.env.is_empty() {
         return Ok(scope.clone());
     }

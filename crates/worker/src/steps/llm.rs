@@ -10,7 +10,7 @@ use llmflow_core::pricing::round_usd;
 use llmflow_core::workflow::LlmStep;
 
 use super::{StepFailure, StepOutput};
-use crate::WorkerState;
+use crate::Engine;
 
 /// Who the call is for, recorded on the usage row, and where streamed text goes.
 pub struct LlmCallCtx<'a> {
@@ -32,7 +32,7 @@ const CALL_TIMEOUT_GRACE: std::time::Duration = std::time::Duration::from_secs(1
 /// answer parsed; a JSON answer that fails to parse or to match the schema gets up to
 /// `repair_attempts` follow-up calls with the errors fed back, each recorded with its usage.
 pub async fn execute(
-    state: &WorkerState,
+    state: &Engine,
     step: &LlmStep,
     scope: &Value,
     cx: &LlmCallCtx<'_>,
@@ -76,7 +76,7 @@ pub async fn execute(
     loop {
         let options = CallOptions {
             retry: state.retry,
-            limiter: Some(&state.limiter),
+            limiter: state.limiter.as_ref(),
             stream,
         };
         let answer = match chain::call(&targets, &request, &call_ctx, options).await {
@@ -137,7 +137,7 @@ pub async fn execute(
 
 /// The step's provider and model, then its fallbacks; providers without an API key are left
 /// out (a fallback to an unconfigured provider is skipped, not an error).
-fn targets(state: &WorkerState, step: &LlmStep) -> Result<Vec<Target>, StepFailure> {
+fn targets(state: &Engine, step: &LlmStep) -> Result<Vec<Target>, StepFailure> {
     let primary = step
         .provider
         .as_deref()
@@ -214,7 +214,7 @@ fn strip_fence(content: &str) -> &str {
 /// Prices the call from the table (by the model asked for, else the model that answered); the
 /// provider's own figure, when reported, is the recorded cost and the table's is kept beside it.
 /// The row names the provider and model that answered (a fallback, perhaps).
-fn usage_row(state: &WorkerState, answer: &Answer, cx: &LlmCallCtx<'_>) -> UsageRow {
+fn usage_row(state: &Engine, answer: &Answer, cx: &LlmCallCtx<'_>) -> UsageRow {
     let (provider, model, completion) = (&answer.provider, &answer.model, &answer.completion);
     let table_cost = state
         .pricing
