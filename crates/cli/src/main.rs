@@ -10,6 +10,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 mod completions;
 mod diagram;
 mod dry_run;
+mod edit;
 mod error;
 mod listen;
 mod mermaid;
@@ -38,6 +39,7 @@ enum Command {
     Validate(validate::Args),
     Diagram(diagram::Args),
     DryRun(dry_run::Args),
+    Edit(edit::Args),
     Migrate(migrate::Args),
     Listen(listen::Args),
     Completions(completions::Args),
@@ -62,6 +64,7 @@ async fn run(command: Command) -> CliResult {
         Command::Listen(args) => listen::run(args).await,
         Command::Diagram(args) => diagram::run(args).await,
         Command::DryRun(args) => dry_run::run(args).await,
+        Command::Edit(args) => edit::run(args).await,
         Command::New(args) => new::run(args).await,
         Command::Completions(args) => completions::run(args, &mut Cli::command()),
     }

@@ -5,8 +5,9 @@ use predicates::str::contains;
 
 use crate::support::cli;
 
-const COMMANDS: [&str; 7] = [
+const COMMANDS: [&str; 8] = [
     "new",
+    "edit",
     "validate",
     "diagram",
     "dry-run",

@@ -1,0 +1,408 @@
+//! The editor's step actions: add, edit (field by field, `on_error` included), move and
+//! remove. Each ends by validating the whole definition again.
+
+use super::ask::{self, Asked, Stop};
+use super::doc::{self, ListPath, Node, StepAddr};
+use super::fields::{self, Field, Kind, References, KINDS, OPERATIONS};
+use super::view;
+use super::Editor;
+
+/// Whether `id` can name a step: an identifier, so that `steps.<id>.output` works.
+fn id_problem(id: &str, taken: &[String]) -> Option<String> {
+    let mut chars = id.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    if !first_ok || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') || id.len() > 64 {
+        return Some("letters, digits and _ only, not starting with a digit (at most 64)".into());
+    }
+    taken
+        .iter()
+        .any(|t| t == id)
+        .then(|| format!("a step `{id}` exists already"))
+}
+
+impl Editor {
+    /// Picks a step from the tree.
+    fn pick_step(&mut self, message: &str) -> Asked<StepAddr> {
+        let entries = doc::walk(&self.doc);
+        if entries.is_empty() {
+            self.status = Some("there are no steps yet".to_owned());
+            return Err(Stop::Back);
+        }
+        let labels: Vec<String> = entries.iter().map(view::pick_label).collect();
+        let picked = ask::choose(message, &labels, 0)?;
+        entries
+            .get(picked)
+            .map(|e| e.addr.clone())
+            .ok_or(Stop::Back)
+    }
+
+    /// Picks a place for a step: a list and a position in it. A step being moved cannot go
+    /// into itself, nor to where it already is.
+    fn pick_place(&mut self, message: &str, moving: Option<&StepAddr>) -> Asked<(ListPath, usize)> {
+        let mut labels = Vec::new();
+        let mut places = Vec::new();
+        for path in doc::lists(&self.doc) {
+            if moving.is_some_and(|m| doc::inside(&path, m)) {
+                continue;
+            }
+            let name = view::list_name(&self.doc, &path);
+            let steps = doc::list(&self.doc, &path).cloned().unwrap_or_default();
+            let here = |index: usize| {
+                moving.is_some_and(|m| m.list == path && (index == m.index || index == m.index + 1))
+            };
+            if steps.is_empty() {
+                labels.push(format!("{name}: here (empty)"));
+                places.push((path.clone(), 0));
+                continue;
+            }
+            if !here(0) {
+                labels.push(format!("{name}: first"));
+                places.push((path.clone(), 0));
+            }
+            for (i, step) in steps.iter().enumerate() {
+                if here(i + 1) {
+                    continue;
+                }
+                let id = step.get_str("id").unwrap_or("(no id)");
+                labels.push(format!("{name}: after `{id}`"));
+                places.push((path.clone(), i + 1));
+            }
+        }
+        // A new step goes at the end by default; a moved one starts one place up.
+        let start = places
+            .iter()
+            .position(|(p, i)| moving.is_some_and(|m| *p == m.list && i + 1 >= m.index))
+            .or_else(|| places.iter().rposition(|(p, _)| p.is_empty()))
+            .unwrap_or(0);
+        let picked = ask::choose(message, &labels, start)?;
+        places.get(picked).cloned().ok_or(Stop::Back)
+    }
+
+    /// What a step at `addr` can reference: the steps before it, and the input's fields.
+    fn references(&self, addr: Option<&StepAddr>) -> References {
+        let entries = doc::walk(&self.doc);
+        let end = addr
+            .and_then(|a| entries.iter().position(|e| e.addr == *a))
+            .unwrap_or(entries.len());
+        let steps = entries[..end]
+            .iter()
+            .filter_map(|e| e.step.get_str("id").map(str::to_owned))
+            .collect();
+        let input_fields = self
+            .doc
+            .get("input_schema")
+            .and_then(|s| s.get("properties"))
+            .and_then(Node::as_object)
+            .map(|p| p.keys().cloned().collect())
+            .unwrap_or_default();
+        References {
+            steps,
+            input_fields,
+        }
+    }
+
+    /// Asks for one field of the step at `addr` and applies the answer.
+    fn ask_field(&mut self, addr: &StepAddr, field: &Field) -> Asked<()> {
+        let refs = self.references(Some(addr));
+        let current = doc::step(&self.doc, addr)
+            .and_then(|s| s.get(field.key))
+            .cloned();
+        let value = fields::ask_value(field, current.as_ref(), &refs)?;
+        let Some(step) = doc::step_mut(&mut self.doc, addr) else {
+            return Err(Stop::Back);
+        };
+        match value {
+            Some(value) => step.set(field.key, value),
+            None => {
+                step.remove(field.key);
+            }
+        }
+        let id = step.get_str("id").unwrap_or("?").to_owned();
+        self.changed(format!("changed `{id}`.{}", field.key));
+        Ok(())
+    }
+
+    /// Asks for the fields a new step must have, in order.
+    fn ask_required(&mut self, addr: &StepAddr) -> Asked<()> {
+        loop {
+            let Some(step) = doc::step(&self.doc, addr) else {
+                return Ok(());
+            };
+            let missing = fields::step_fields(step, &self.choices)
+                .into_iter()
+                .find(|f| f.required && step.get(f.key).is_none());
+            let Some(field) = missing else {
+                return Ok(());
+            };
+            self.ask_field(addr, &field)?;
+        }
+    }
+
+    pub(super) fn add_step(&mut self) -> Asked<()> {
+        let (list, index) = self.pick_place("Where does the new step go?", None)?;
+        let labels: Vec<String> = KINDS
+            .iter()
+            .map(|(kind, what)| format!("{kind} — {what}"))
+            .collect();
+        let kind = KINDS[ask::choose("Kind of step:", &labels, 0)?].0;
+        let taken = doc::step_ids(&self.doc);
+        let id = ask::text(
+            "id:",
+            "",
+            "a name for the step, used as steps.<id>.output",
+            move |input| id_problem(input, &taken),
+        )?;
+        let mut step = Node::Object(Default::default());
+        step.set("id", Node::str(id.as_str()));
+        step.set("type", Node::str(kind));
+        match kind {
+            "transform" => {
+                let labels: Vec<String> = OPERATIONS
+                    .iter()
+                    .map(|(op, what)| format!("{op} — {what}"))
+                    .collect();
+                let op = OPERATIONS[ask::choose("operation:", &labels, 0)?].0;
+                step.set("operation", Node::str(op));
+            }
+            "conditional" => {
+                step.set("condition", Node::str("true"));
+                step.set("then", Node::Array(Vec::new()));
+                step.set("else", Node::Array(Vec::new()));
+            }
+            "parallel" => {
+                let names = ask::text(
+                    "branches:",
+                    "a, b",
+                    "branch names, separated by commas",
+                    |input| {
+                        input
+                            .split(',')
+                            .any(|n| id_problem(n.trim(), &[]).is_some())
+                            .then(|| "names are identifiers, separated by commas".to_owned())
+                    },
+                )?;
+                let mut branches = Node::Object(Default::default());
+                for name in names.split(',') {
+                    branches.set(name.trim(), Node::Array(Vec::new()));
+                }
+                step.set("branches", branches);
+            }
+            _ => {}
+        }
+        let Some(target) = doc::list_mut(&mut self.doc, &list) else {
+            return Err(Stop::Back);
+        };
+        let index = index.min(target.len());
+        target.insert(index, step);
+        let addr = StepAddr { list, index };
+        // A step half asked for stays in the tree, its gaps shown as problems.
+        let asked = self.ask_required(&addr).and_then(|()| {
+            let (key, required) = match kind {
+                "conditional" => ("condition", true),
+                "transform" => ("input", false),
+                _ => return Ok(()),
+            };
+            let field = Field {
+                key,
+                kind: Kind::Template,
+                required,
+            };
+            self.ask_field(&addr, &field)
+        });
+        self.changed(format!("added `{id}`"));
+        asked
+    }
+
+    pub(super) fn edit_step(&mut self) -> Asked<()> {
+        let addr = self.pick_step("Which step?")?;
+        loop {
+            self.show();
+            let Some(step) = doc::step(&self.doc, &addr).cloned() else {
+                return Ok(());
+            };
+            let id = step.get_str("id").unwrap_or("(no id)").to_owned();
+            let problems = view::step_problems(&view::place(&self.doc, &self.problems), &addr);
+            let all = fields::step_fields(&step, &self.choices);
+            let mut labels = vec![format!("id: {id}")];
+            let mut actions = vec![Action::Id];
+            for field in all.iter().filter(|f| step.get(f.key).is_some()) {
+                let value = step.get(field.key).map(fields::short).unwrap_or_default();
+                labels.push(format!("{}: {value}", field.key));
+                actions.push(Action::Field(field.clone()));
+            }
+            labels.push(format!(
+                "on_error: {}",
+                fields::on_error_label(step.get("on_error"))
+            ));
+            actions.push(Action::OnError);
+            for field in all.iter().filter(|f| step.get(f.key).is_none()) {
+                labels.push(format!("+ {} (not set)", field.key));
+                actions.push(Action::Field(field.clone()));
+            }
+            if step.get_str("type") == Some("parallel") {
+                labels.push("+ add a branch".to_owned());
+                actions.push(Action::Branch);
+            }
+            labels.push("← back".to_owned());
+            actions.push(Action::Back);
+            let message = match problems.len() {
+                0 => format!("Step `{id}` — which field?"),
+                n => format!("Step `{id}` ({n} problem(s) shown above) — which field?"),
+            };
+            let picked = match ask::choose(&message, &labels, 0) {
+                Err(Stop::Back) => return Ok(()),
+                other => other?,
+            };
+            let result = match actions.get(picked).cloned().unwrap_or(Action::Back) {
+                Action::Back => return Ok(()),
+                Action::Id => self.rename(&addr, &id),
+                Action::OnError => self.set_on_error(&addr),
+                Action::Branch => self.add_branch(&addr),
+                Action::Field(field) if field.key == "operation" => {
+                    self.change_operation(&addr, &field)
+                }
+                Action::Field(field) => self.ask_field(&addr, &field),
+            };
+            match result {
+                Ok(()) | Err(Stop::Back) => {}
+                Err(stop) => return Err(stop),
+            }
+        }
+    }
+
+    fn rename(&mut self, addr: &StepAddr, id: &str) -> Asked<()> {
+        let taken: Vec<String> = doc::step_ids(&self.doc)
+            .into_iter()
+            .filter(|t| t != id)
+            .collect();
+        let new = ask::text("id:", id, "Enter to keep, Esc to go back", move |input| {
+            id_problem(input, &taken)
+        })?;
+        if let Some(step) = doc::step_mut(&mut self.doc, addr) {
+            step.set("id", Node::str(new.as_str()));
+        }
+        self.changed(format!(
+            "renamed `{id}` to `{new}` (references to it are not renamed)"
+        ));
+        Ok(())
+    }
+
+    fn set_on_error(&mut self, addr: &StepAddr) -> Asked<()> {
+        let current = doc::step(&self.doc, addr)
+            .and_then(|s| s.get("on_error"))
+            .cloned();
+        let value = fields::ask_on_error(current.as_ref())?;
+        if let Some(step) = doc::step_mut(&mut self.doc, addr) {
+            match value {
+                Some(value) => step.set("on_error", value),
+                None => {
+                    step.remove("on_error");
+                }
+            }
+        }
+        self.changed("changed on_error".to_owned());
+        Ok(())
+    }
+
+    /// A new operation: the old one's own fields go, the new one's required fields are asked.
+    fn change_operation(&mut self, addr: &StepAddr, field: &Field) -> Asked<()> {
+        let old = doc::step(&self.doc, addr)
+            .and_then(|s| s.get_str("operation"))
+            .unwrap_or("")
+            .to_owned();
+        self.ask_field(addr, field)?;
+        let new = doc::step(&self.doc, addr)
+            .and_then(|s| s.get_str("operation"))
+            .unwrap_or("")
+            .to_owned();
+        if new != old {
+            let keep: Vec<&str> = fields::operation_fields(&new)
+                .iter()
+                .map(|f| f.key)
+                .collect();
+            if let Some(step) = doc::step_mut(&mut self.doc, addr) {
+                for f in fields::operation_fields(&old) {
+                    if !keep.contains(&f.key) {
+                        step.remove(f.key);
+                    }
+                }
+            }
+            self.ask_required(addr)?;
+            self.changed(format!("operation is now {new}"));
+        }
+        Ok(())
+    }
+
+    fn add_branch(&mut self, addr: &StepAddr) -> Asked<()> {
+        let taken: Vec<String> = doc::step(&self.doc, addr)
+            .and_then(|s| s.get("branches"))
+            .and_then(Node::as_object)
+            .map(|b| b.keys().cloned().collect())
+            .unwrap_or_default();
+        let name = ask::text("branch name:", "", "an identifier", move |input| {
+            id_problem(input, &taken).map(|m| m.replace("a step", "a branch"))
+        })?;
+        if let Some(step) = doc::step_mut(&mut self.doc, addr) {
+            let mut branches = step
+                .get("branches")
+                .cloned()
+                .unwrap_or(Node::Object(Default::default()));
+            branches.set(&name, Node::Array(Vec::new()));
+            step.set("branches", branches);
+        }
+        self.changed(format!("added branch {name}"));
+        Ok(())
+    }
+
+    pub(super) fn move_step(&mut self) -> Asked<()> {
+        let from = self.pick_step("Move which step?")?;
+        let id = doc::step(&self.doc, &from)
+            .and_then(|s| s.get_str("id"))
+            .unwrap_or("?")
+            .to_owned();
+        let (list, index) = self.pick_place(&format!("Move `{id}` to:"), Some(&from))?;
+        match doc::move_step(&mut self.doc, &from, &list, index) {
+            Some(_) => self.changed(format!("moved `{id}`")),
+            None => self.status = Some(format!("`{id}` cannot move there")),
+        }
+        Ok(())
+    }
+
+    pub(super) fn remove_step(&mut self) -> Asked<()> {
+        let addr = self.pick_step("Remove which step?")?;
+        let Some(step) = doc::step(&self.doc, &addr) else {
+            return Err(Stop::Back);
+        };
+        let id = step.get_str("id").unwrap_or("?").to_owned();
+        let nested = doc::walk(&self.doc)
+            .iter()
+            .filter(|e| doc::inside(&e.addr.list, &addr))
+            .count();
+        let question = match nested {
+            0 => format!("Remove `{id}`?"),
+            n => format!("Remove `{id}` and the {n} step(s) inside it?"),
+        };
+        if !ask::confirm(&question, false)? {
+            return Ok(());
+        }
+        if let Some(list) = doc::list_mut(&mut self.doc, &addr.list) {
+            if addr.index < list.len() {
+                list.remove(addr.index);
+            }
+        }
+        self.changed(format!("removed `{id}`"));
+        Ok(())
+    }
+}
+
+/// What a line of the step menu does.
+#[derive(Clone)]
+enum Action {
+    Id,
+    Field(Field),
+    OnError,
+    Branch,
+    Back,
+}
