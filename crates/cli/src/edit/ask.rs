@@ -59,7 +59,7 @@ pub fn choose_with_help(
         Select::new(message, options.to_vec())
             .with_scorer(&contains)
             .with_starting_cursor(start.min(options.len().saturating_sub(1)))
-            .with_page_size(14)
+            .with_page_size(12)
             .with_help_message(help)
             .raw_prompt(),
     )?;

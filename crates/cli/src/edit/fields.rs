@@ -143,8 +143,8 @@ pub fn step_fields(step: &Node, choices: &Choices) -> Vec<Field> {
         Some("transform") => {
             let operations: Vec<&str> = OPERATIONS.iter().map(|(name, _)| *name).collect();
             let mut fields = vec![
-                field("operation", choice(&operations), true),
                 field("input", Kind::Template, false),
+                field("operation", choice(&operations), true),
             ];
             fields.extend(operation_fields(step.get_str("operation").unwrap_or("")));
             fields
@@ -159,7 +159,12 @@ pub fn step_fields(step: &Node, choices: &Choices) -> Vec<Field> {
                 false,
             ),
             field("url", Kind::Template, false),
-            field("query", Kind::Json, false),
+            // Google Places takes a text query; a generic call an object of parameters.
+            if step.get_str("service").is_some() {
+                field("query", Kind::Template, false)
+            } else {
+                field("query", Kind::Json, false)
+            },
             field("headers", Kind::Json, false),
             field("body", Kind::Json, false),
             field("cache_ttl_secs", Kind::Whole(0, 31_536_000), false),
@@ -207,7 +212,7 @@ pub fn ask_value(field: &Field, current: Option<&Node>, refs: &References) -> As
         Kind::Choice(options) => {
             let mut labels = options.clone();
             if optional {
-                labels.push("(remove this field)".to_owned());
+                labels.push("(not set)".to_owned());
             }
             let start = current
                 .and_then(Node::as_str)
@@ -219,7 +224,7 @@ pub fn ask_value(field: &Field, current: Option<&Node>, refs: &References) -> As
         Kind::Bool => {
             let mut labels = vec!["true".to_owned(), "false".to_owned()];
             if optional {
-                labels.push("(remove this field)".to_owned());
+                labels.push("(not set)".to_owned());
             }
             let start = usize::from(matches!(current, Some(Node::Bool(false))));
             let picked = ask::choose(&message, &labels, start)?;
@@ -342,7 +347,7 @@ pub fn ask_on_error(current: Option<&Node>) -> Asked<Option<Node>> {
             let initial = current
                 .and_then(|n| n.get("value"))
                 .map(Node::to_compact)
-                .unwrap_or_else(|| "null".to_owned());
+                .unwrap_or_default();
             let value = ask::json("value used as the output:", &initial, false)?;
             node.set("value", value.unwrap_or(Node::Null));
         }

@@ -63,6 +63,8 @@ pub struct Editor {
     problems: Vec<Problem>,
     /// A line about the last action (`saved …`), shown once.
     status: Option<String>,
+    /// The step being edited, marked in the tree.
+    focus: Option<doc::StepAddr>,
 }
 
 const MENU: [&str; 7] = [
@@ -93,6 +95,7 @@ impl Editor {
             choices,
             problems: Vec::new(),
             status: None,
+            focus: None,
         };
         editor.validate();
         editor
@@ -128,8 +131,10 @@ impl Editor {
             "llmflow edit · {name} v{version} · {} · {state}\n\n",
             self.file.display()
         ));
-        for line in view::tree(&self.doc, &self.problems) {
-            out.push_str(&line);
+        // Lines fit the terminal, so that the tree never wraps.
+        let width = crossterm::terminal::size().map_or(100, |(cols, _)| usize::from(cols));
+        for line in view::tree(&self.doc, &self.problems, self.focus.as_ref()) {
+            out.push_str(&fields::clip(&line, width.saturating_sub(1).max(20)));
             out.push('\n');
         }
         let placed = view::place(&self.doc, &self.problems);

@@ -3,7 +3,7 @@
 
 use super::ask::{self, Asked, Stop};
 use super::doc::{self, ListPath, Node, StepAddr};
-use super::fields::{self, Field, Kind, References, KINDS, OPERATIONS};
+use super::fields::{self, Field, References, KINDS, OPERATIONS};
 use super::view;
 use super::Editor;
 
@@ -167,7 +167,7 @@ impl Editor {
                 step.set("operation", Node::str(op));
             }
             "conditional" => {
-                step.set("condition", Node::str("true"));
+                step.set("condition", Node::str(""));
                 step.set("then", Node::Array(Vec::new()));
                 step.set("else", Node::Array(Vec::new()));
             }
@@ -198,25 +198,116 @@ impl Editor {
         target.insert(index, step);
         let addr = StepAddr { list, index };
         // A step half asked for stays in the tree, its gaps shown as problems.
-        let asked = self.ask_required(&addr).and_then(|()| {
-            let (key, required) = match kind {
-                "conditional" => ("condition", true),
-                "transform" => ("input", false),
-                _ => return Ok(()),
-            };
-            let field = Field {
-                key,
-                kind: Kind::Template,
-                required,
-            };
-            self.ask_field(&addr, &field)
-        });
+        let asked = self.ask_new_fields(&addr, kind);
+        self.tidy_new(&addr);
         self.changed(format!("added `{id}`"));
         asked
     }
 
+    /// Orders a new step's keys as its kind lists them (`id`, `type`, its fields, `on_error`,
+    /// nested steps last), whatever order they were asked in.
+    fn tidy_new(&mut self, addr: &StepAddr) {
+        let Some(step) = doc::step(&self.doc, addr) else {
+            return;
+        };
+        let mut order = vec!["id", "type"];
+        order.extend(
+            fields::step_fields(step, &self.choices)
+                .iter()
+                .map(|f| f.key),
+        );
+        order.extend(["on_error", "condition", "then", "else", "branches"]);
+        let rank = |key: &str| order.iter().position(|k| *k == key).unwrap_or(order.len());
+        let ranks: Vec<(String, usize)> = step
+            .as_object()
+            .map(|m| m.keys().map(|k| (k.clone(), rank(k))).collect())
+            .unwrap_or_default();
+        if let Some(map) = doc::step_mut(&mut self.doc, addr).and_then(Node::as_object_mut) {
+            map.sort_by(|a, _, b, _| {
+                let find = |key: &String| ranks.iter().find(|(k, _)| k == key).map(|(_, r)| *r);
+                find(a).cmp(&find(b))
+            });
+        }
+    }
+
+    /// The fields a new step of `kind` is asked for, in order.
+    fn ask_new_fields(&mut self, addr: &StepAddr, kind: &str) -> Asked<()> {
+        let keys: &[&str] = match kind {
+            "llm" => &["provider", "model"],
+            "transform" => &[],
+            "conditional" => &["condition"],
+            "external_api" => &["service"],
+            _ => &[],
+        };
+        for key in keys {
+            self.ask_key(addr, key)?;
+        }
+        self.ask_required(addr)?;
+        match kind {
+            "llm" => self.ask_prompt(addr),
+            "transform" => self.ask_key(addr, "input"),
+            "external_api" => {
+                let places = doc::step(&self.doc, addr).is_some_and(|s| s.get("service").is_some());
+                let keys: &[&str] = if places {
+                    &["query"]
+                } else {
+                    &["method", "url"]
+                };
+                for key in keys {
+                    self.ask_key(addr, key)?;
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Asks for the field `key` of the step at `addr`, as its kind describes it.
+    fn ask_key(&mut self, addr: &StepAddr, key: &str) -> Asked<()> {
+        let field = doc::step(&self.doc, addr).and_then(|step| {
+            fields::step_fields(step, &self.choices)
+                .into_iter()
+                .find(|f| f.key == key)
+        });
+        match field {
+            Some(field) => self.ask_field(addr, &field),
+            None => Ok(()),
+        }
+    }
+
+    /// An llm step's prompt: typed inline, or one of the prompt files.
+    fn ask_prompt(&mut self, addr: &StepAddr) -> Asked<()> {
+        let mut labels = vec!["✎ an inline prompt".to_owned()];
+        labels.extend(
+            self.choices
+                .prompt_files
+                .iter()
+                .map(|f| format!("the prompt file {f}")),
+        );
+        let picked = ask::choose("prompt:", &labels, 0)?;
+        match self.choices.prompt_files.get(picked.wrapping_sub(1)) {
+            Some(file) if picked > 0 => {
+                let file = file.clone();
+                if let Some(step) = doc::step_mut(&mut self.doc, addr) {
+                    step.set("prompt_file", Node::str(file));
+                }
+                Ok(())
+            }
+            _ => self.ask_key(addr, "prompt"),
+        }
+    }
+
     pub(super) fn edit_step(&mut self) -> Asked<()> {
         let addr = self.pick_step("Which step?")?;
+        self.focus = Some(addr.clone());
+        let result = self.edit_fields(&addr);
+        self.focus = None;
+        result
+    }
+
+    /// The field menu of one step, until the author goes back.
+    fn edit_fields(&mut self, addr: &StepAddr) -> Asked<()> {
+        let addr = addr.clone();
         loop {
             self.show();
             let Some(step) = doc::step(&self.doc, &addr).cloned() else {
@@ -249,7 +340,8 @@ impl Editor {
             actions.push(Action::Back);
             let message = match problems.len() {
                 0 => format!("Step `{id}` — which field?"),
-                n => format!("Step `{id}` ({n} problem(s) shown above) — which field?"),
+                1 => format!("Step `{id}` (its problem is shown above) — which field?"),
+                n => format!("Step `{id}` (its {n} problems are shown above) — which field?"),
             };
             let picked = match ask::choose(&message, &labels, 0) {
                 Err(Stop::Back) => return Ok(()),
@@ -302,7 +394,11 @@ impl Editor {
                 }
             }
         }
-        self.changed("changed on_error".to_owned());
+        let id = doc::step(&self.doc, addr)
+            .and_then(|s| s.get_str("id"))
+            .unwrap_or("?")
+            .to_owned();
+        self.changed(format!("changed `{id}`.on_error"));
         Ok(())
     }
 

@@ -124,7 +124,7 @@ pub fn step_problems(placed: &Placed<'_>, addr: &StepAddr) -> Vec<String> {
 }
 
 /// The tree with problems inline, as lines.
-pub fn tree(root: &Node, problems: &[Problem]) -> Vec<String> {
+pub fn tree(root: &Node, problems: &[Problem], focus: Option<&StepAddr>) -> Vec<String> {
     let placed = place(root, problems);
     let mut lines = Vec::new();
     let width = doc::walk(root)
@@ -135,57 +135,72 @@ pub fn tree(root: &Node, problems: &[Problem]) -> Vec<String> {
         .min(36);
     match doc::list(root, &[]) {
         Some(steps) if !steps.is_empty() => {
-            list_lines(root, &Vec::new(), "", width, &placed, &mut lines);
+            let cx = Lines {
+                root,
+                width,
+                placed: &placed,
+                focus,
+            };
+            cx.list(&Vec::new(), "", &mut lines);
         }
         _ => lines.push("  (no steps yet: choose “Add a step”)".to_owned()),
     }
     lines
 }
 
-fn list_lines(
-    root: &Node,
-    path: &ListPath,
-    indent: &str,
+/// What drawing the tree needs at every level.
+struct Lines<'a> {
+    root: &'a Node,
     width: usize,
-    placed: &Placed<'_>,
-    lines: &mut Vec<String>,
-) {
-    let Some(steps) = doc::list(root, path) else {
-        return;
-    };
-    if steps.is_empty() {
-        lines.push(format!("  {indent}(empty)"));
-    }
-    for (index, step) in steps.iter().enumerate() {
-        let addr = StepAddr {
-            list: path.clone(),
-            index,
+    placed: &'a Placed<'a>,
+    focus: Option<&'a StepAddr>,
+}
+
+impl Lines<'_> {
+    fn list(&self, path: &ListPath, indent: &str, lines: &mut Vec<String>) {
+        let Some(steps) = doc::list(self.root, path) else {
+            return;
         };
-        let id = step.get_str("id").unwrap_or("(no id)");
-        let problems = step_problems(placed, &addr);
-        let mark = if problems.is_empty() { " " } else { "✗" };
-        let pad = width.saturating_sub(indent.chars().count());
-        lines.push(format!("{mark} {indent}{id:<pad$}  {}", summary(step)));
-        for problem in problems {
-            lines.push(format!("  {indent}    ✗ {problem}"));
+        if steps.is_empty() {
+            lines.push(format!("  {indent}(empty)"));
         }
-        let children = doc::children(step);
-        let count = children.len();
-        for (n, child) in children.into_iter().enumerate() {
-            let last = n + 1 == count;
-            let label = match &child {
-                Child::Then => "then".to_owned(),
-                Child::Else => "else".to_owned(),
-                Child::Branch(name) => format!("branch {name}"),
+        for (index, step) in steps.iter().enumerate() {
+            let addr = StepAddr {
+                list: path.clone(),
+                index,
             };
-            lines.push(format!(
-                "  {indent}{}─ {label}",
-                if last { "└" } else { "├" }
-            ));
-            let mut inner = path.clone();
-            inner.push((index, child));
-            let nested = format!("{indent}{}   ", if last { " " } else { "│" });
-            list_lines(root, &inner, &nested, width, placed, lines);
+            let id = step.get_str("id").unwrap_or("(no id)");
+            let problems = step_problems(self.placed, &addr);
+            let mark = if self.focus == Some(&addr) {
+                "▶"
+            } else if problems.is_empty() {
+                " "
+            } else {
+                "✗"
+            };
+            let pad = self.width.saturating_sub(indent.chars().count());
+            lines.push(format!("{mark} {indent}{id:<pad$}  {}", summary(step)));
+            for problem in problems {
+                lines.push(format!("  {indent}    ✗ {problem}"));
+            }
+            let children = doc::children(step);
+            let count = children.len();
+            for (n, child) in children.into_iter().enumerate() {
+                let last = n + 1 == count;
+                let label = match &child {
+                    Child::Then => "then".to_owned(),
+                    Child::Else => "else".to_owned(),
+                    Child::Branch(name) => format!("branch {name}"),
+                };
+                lines.push(format!(
+                    "  {indent}{}─ {label}",
+                    if last { "└" } else { "├" }
+                ));
+                let mut inner = path.clone();
+                inner.push((index, child));
+                let nested = format!("{indent}{}   ", if last { " " } else { "│" });
+                self.list(&inner, &nested, lines);
+            }
         }
     }
 }

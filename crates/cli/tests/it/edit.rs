@@ -176,7 +176,7 @@ fn adds_moves_fixes_and_saves_a_step() {
     term.pick("Edit a step");
     term.wait_for("Which step?");
     term.pick("headline");
-    term.wait_for("Step `headline` (1 problem(s) shown above)");
+    term.wait_for("Step `headline` (its problem is shown above)");
     term.pick("input:");
     term.wait_for("input: type it, or reference");
     term.pick("output of step `analyze`");
@@ -205,6 +205,14 @@ fn adds_moves_fixes_and_saves_a_step() {
     assert!(saved_text.starts_with("{\n  \"name\": \"bench_pipeline\",\n  \"version\""));
     assert!(saved_text.find("\"steps\"") < saved_text.find("\"output\""));
     assert!(saved_text.ends_with("}\n"));
+    // A new step's keys come in the usual order, whatever order they were asked in.
+    assert!(
+        saved_text.contains(
+            "\"id\": \"headline\",\n      \"type\": \"transform\",\n      \"input\": \
+             \"${steps.analyze.output}\",\n      \"operation\": \"template\",\n"
+        ),
+        "{saved_text}"
+    );
     let bak = std::fs::read_to_string(dir.path().join("bench_pipeline.json.bak")).unwrap();
     assert_eq!(bak, original);
 
