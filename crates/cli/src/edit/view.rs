@@ -158,9 +158,8 @@ struct Lines<'a> {
 
 impl Lines<'_> {
     fn list(&self, path: &ListPath, indent: &str, lines: &mut Vec<String>) {
-        let Some(steps) = doc::list(self.root, path) else {
-            return;
-        };
+        // An absent `then`/`else` is the empty list it stands for.
+        let steps = doc::list(self.root, path).map_or(&[][..], Vec::as_slice);
         if steps.is_empty() {
             lines.push(format!("  {indent}(empty)"));
         }
@@ -229,5 +228,45 @@ pub fn list_name(root: &Node, path: &ListPath) -> String {
         Child::Then => format!("{id} → then"),
         Child::Else => format!("{id} → else"),
         Child::Branch(name) => format!("{id} → branch {name}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn problems_sit_under_the_deepest_step_they_name() {
+        let root = Node::parse(
+            r#"{"name": "w", "steps": [
+                {"id": "c", "type": "conditional", "condition": "true",
+                 "then": [{"id": "t", "type": "transform"}]},
+                {"id": "d", "type": "transform"}
+            ]}"#,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let problems = vec![
+            Problem::new("steps[0].then[0].operation", "missing"),
+            Problem::new("steps[0].condition", "bad"),
+            Problem::new("steps[1]", "whole step"),
+            Problem::new("output", "unknown step"),
+        ];
+        let lines = tree(&root, &problems, None).join("\n");
+        let expected = [
+            "✗ c      conditional · true",
+            "      ✗ condition: bad",
+            "  ├─ then",
+            "✗ │   t  transform · (no operation)",
+            "  │       ✗ operation: missing",
+            "  └─ else",
+            "      (empty)",
+            "✗ d      transform · (no operation)",
+            "      ✗ whole step",
+        ]
+        .join("\n");
+        assert_eq!(lines, expected);
+        let placed = place(&root, &problems);
+        assert_eq!(placed.workflow.len(), 1);
+        assert_eq!(placed.workflow[0].field, "output");
     }
 }

@@ -254,6 +254,44 @@ fn quitting_with_unsaved_changes_asks_first() {
 }
 
 #[test]
+fn edits_on_error_by_mode_with_limits_checked_as_typed() {
+    let (_dir, file) = copy_of("bench_pipeline");
+    let mut term = Terminal::open(&file);
+    term.wait_for("? What next?");
+
+    term.pick("Edit a step");
+    term.wait_for("Which step?");
+    term.pick("extract");
+    term.wait_for("Step `extract` — which field?");
+    term.pick("on_error:");
+    term.wait_for("? on_error mode:");
+    term.pick("retry —");
+    term.wait_for("? attempts (in all):");
+    // More than the format allows is refused under the prompt, before anything changes.
+    term.pick("11");
+    term.wait_for("must be between 1 and 10");
+    term.send("\x7f\x7f");
+    term.pick("3");
+    term.wait_for("? backoff_ms:");
+    term.pick("200");
+    let screen = term.wait_for("changed `extract`.on_error");
+    assert!(screen.contains("on_error retry ×3, 200 ms"), "{screen}");
+    assert!(screen.contains("✓ valid"), "{screen}");
+    term.pick("back");
+
+    term.wait_for("? What next?");
+    term.pick("Save");
+    term.wait_for("the previous file is");
+    term.pick("Quit");
+    assert_eq!(term.exit_code(), 0);
+    let saved: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(
+        saved["steps"][1]["on_error"],
+        serde_json::json!({"mode": "retry", "attempts": 3, "backoff_ms": 200})
+    );
+}
+
+#[test]
 fn without_a_terminal_it_says_so() {
     let (_dir, file) = copy_of("bench_pipeline");
     cli(&["edit", file.to_str().unwrap()], &[])
