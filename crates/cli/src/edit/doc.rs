@@ -345,6 +345,55 @@ pub fn move_step(
     })
 }
 
+/// Rewrites `steps.<old>` into `steps.<new>` in every string of the definition (templates,
+/// CEL conditions, the output), only where `old` is the whole id; returns how many it changed.
+pub fn rename_references(node: &mut Node, old: &str, new: &str) -> usize {
+    match node {
+        Node::String(text) => {
+            let (renamed, count) = rename_in(text, old, new);
+            if count > 0 {
+                *text = renamed;
+            }
+            count
+        }
+        Node::Array(items) => items
+            .iter_mut()
+            .map(|n| rename_references(n, old, new))
+            .sum(),
+        Node::Object(map) => map
+            .values_mut()
+            .map(|n| rename_references(n, old, new))
+            .sum(),
+        Node::Null | Node::Bool(_) | Node::Number(_) => 0,
+    }
+}
+
+fn rename_in(text: &str, old: &str, new: &str) -> (String, usize) {
+    let is_ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let needle = format!("steps.{old}");
+    let mut out = String::with_capacity(text.len());
+    let mut count = 0;
+    let mut rest = text;
+    while let Some(at) = rest.find(&needle) {
+        let before = if at > 0 {
+            rest[..at].chars().last()
+        } else {
+            out.chars().last()
+        };
+        let after = rest[at + needle.len()..].chars().next();
+        out.push_str(&rest[..at]);
+        if before.is_some_and(is_ident) || after.is_some_and(is_ident) {
+            out.push_str(&needle);
+        } else {
+            out.push_str(&format!("steps.{new}"));
+            count += 1;
+        }
+        rest = &rest[at + needle.len()..];
+    }
+    out.push_str(rest);
+    (out, count)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -406,5 +455,20 @@ mod tests {
             index: 0,
         };
         assert!(move_step(&mut root, &c, &vec![(0, Child::Then)], 0).is_none());
+    }
+
+    #[test]
+    fn renames_whole_ids_only() {
+        let mut root = Node::parse(
+            r#"{"steps": [{"id": "a", "input": "${steps.a.output}", "condition":
+                "steps.a.output.n > 1 && steps.ab.output && mysteps.a.x"}],
+               "output": {"x": "${steps.a}"}}"#,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(rename_references(&mut root, "a", "b"), 3);
+        assert_eq!(
+            root.to_compact(),
+            r#"{"steps":[{"id":"a","input":"${steps.b.output}","condition":"steps.b.output.n > 1 && steps.ab.output && mysteps.a.x"}],"output":{"x":"${steps.b}"}}"#
+        );
     }
 }

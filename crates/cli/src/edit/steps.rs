@@ -372,12 +372,25 @@ impl Editor {
         let new = ask::text("id:", id, "Enter to keep, Esc to go back", move |input| {
             id_problem(input, &taken)
         })?;
+        if new == id {
+            return Ok(());
+        }
         if let Some(step) = doc::step_mut(&mut self.doc, addr) {
             step.set("id", Node::str(new.as_str()));
         }
-        self.changed(format!(
-            "renamed `{id}` to `{new}` (references to it are not renamed)"
-        ));
+        let found = doc::rename_references(&mut self.doc.clone(), id, &new);
+        let mut note = String::new();
+        if found > 0 {
+            let question =
+                format!("Also change the {found} reference(s) to `steps.{id}` into `steps.{new}`?");
+            if ask::confirm(&question, true)? {
+                doc::rename_references(&mut self.doc, id, &new);
+                note = format!(" and {found} reference(s) to it");
+            } else {
+                note = format!("; {found} reference(s) still name `{id}`");
+            }
+        }
+        self.changed(format!("renamed `{id}` to `{new}`{note}"));
         Ok(())
     }
 

@@ -254,7 +254,7 @@ fn quitting_with_unsaved_changes_asks_first() {
 }
 
 #[test]
-fn edits_on_error_by_mode_with_limits_checked_as_typed() {
+fn edits_on_error_by_mode_and_renames_with_references() {
     let (_dir, file) = copy_of("bench_pipeline");
     let mut term = Terminal::open(&file);
     term.wait_for("? What next?");
@@ -277,6 +277,16 @@ fn edits_on_error_by_mode_with_limits_checked_as_typed() {
     let screen = term.wait_for("changed `extract`.on_error");
     assert!(screen.contains("on_error retry ×3, 200 ms"), "{screen}");
     assert!(screen.contains("✓ valid"), "{screen}");
+
+    // Renaming the step offers to rename what references it.
+    term.pick("id:");
+    term.wait_for("? id:");
+    term.send(&"\x7f".repeat("extract".len()));
+    term.pick("fields");
+    term.wait_for("reference(s) to `steps.extract` into `steps.fields`?");
+    term.pick("y");
+    let screen = term.wait_for("renamed `extract` to `fields`");
+    assert!(screen.contains("✓ valid"), "{screen}");
     term.pick("back");
 
     term.wait_for("? What next?");
@@ -285,10 +295,16 @@ fn edits_on_error_by_mode_with_limits_checked_as_typed() {
     term.pick("Quit");
     assert_eq!(term.exit_code(), 0);
     let saved: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(saved["steps"][1]["id"], "fields");
     assert_eq!(
         saved["steps"][1]["on_error"],
         serde_json::json!({"mode": "retry", "attempts": 3, "backoff_ms": 200})
     );
+    assert_eq!(
+        saved["steps"][2]["condition"],
+        "steps.fields.output.score > 50"
+    );
+    assert_eq!(saved["output"]["summary"], "${steps.fields.output.summary}");
 }
 
 #[test]
