@@ -69,7 +69,9 @@ impl Terminal {
         self.screen.screen().contents()
     }
 
-    /// Waits until the screen shows `wanted`, and returns the screen.
+    /// Waits until the screen shows `wanted`, and returns the screen. Keys are sent only once
+    /// a prompt is on screen: the editor redraws (clearing the screen) before each prompt, and
+    /// a prompt takes keys once it is drawn.
     fn wait_for(&mut self, wanted: &str) -> String {
         let deadline = Instant::now() + DEADLINE;
         loop {
@@ -158,6 +160,7 @@ fn adds_moves_fixes_and_saves_a_step() {
     let screen = term.wait_for("added `headline`");
     assert!(screen.contains("headline"), "{screen}");
     assert!(screen.contains("✓ valid"), "{screen}");
+    term.wait_for("? What next?");
 
     // Move it before `extract`: the problem shows under the step.
     term.pick("Move a step");
@@ -171,6 +174,7 @@ fn adds_moves_fixes_and_saves_a_step() {
         "{screen}"
     );
     assert!(screen.contains("✗ 1 problem"), "{screen}");
+    term.wait_for("? What next?");
 
     // Fix it: read `analyze`'s answer, which has the same fields.
     term.pick("Edit a step");
@@ -182,6 +186,7 @@ fn adds_moves_fixes_and_saves_a_step() {
     term.pick("output of step `analyze`");
     let screen = term.wait_for("changed `headline`.input");
     assert!(screen.contains("✓ valid"), "{screen}");
+    term.wait_for("? Step `headline` — which field?");
     term.pick("back");
 
     // Save, and leave without being asked anything.
@@ -189,6 +194,7 @@ fn adds_moves_fixes_and_saves_a_step() {
     term.pick("Save");
     let screen = term.wait_for("the previous file is");
     assert!(screen.contains("· saved"), "{screen}");
+    term.wait_for("? What next?");
     term.pick("Quit");
     assert_eq!(term.exit_code(), 0);
 
@@ -238,6 +244,7 @@ fn quitting_with_unsaved_changes_asks_first() {
     term.pick("y");
     let screen = term.wait_for("removed `fallback`");
     assert!(screen.contains("unsaved changes"), "{screen}");
+    term.wait_for("? What next?");
 
     // Quit asks; "no" goes back to the editor.
     term.pick("Quit");
@@ -277,6 +284,7 @@ fn edits_on_error_by_mode_and_renames_with_references() {
     let screen = term.wait_for("changed `extract`.on_error");
     assert!(screen.contains("on_error retry ×3, 200 ms"), "{screen}");
     assert!(screen.contains("✓ valid"), "{screen}");
+    term.wait_for("? Step `extract` — which field?");
 
     // Renaming the step offers to rename what references it.
     term.pick("id:");
@@ -287,11 +295,13 @@ fn edits_on_error_by_mode_and_renames_with_references() {
     term.pick("y");
     let screen = term.wait_for("renamed `extract` to `fields`");
     assert!(screen.contains("✓ valid"), "{screen}");
+    term.wait_for("? Step `fields` — which field?");
     term.pick("back");
 
     term.wait_for("? What next?");
     term.pick("Save");
     term.wait_for("the previous file is");
+    term.wait_for("? What next?");
     term.pick("Quit");
     assert_eq!(term.exit_code(), 0);
     let saved: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
