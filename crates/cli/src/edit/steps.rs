@@ -335,6 +335,8 @@ impl Editor {
             if step.get_str("type") == Some("parallel") {
                 labels.push("+ add a branch".to_owned());
                 actions.push(Action::Branch);
+                labels.push("− remove a branch".to_owned());
+                actions.push(Action::RemoveBranch);
             }
             labels.push("← back".to_owned());
             actions.push(Action::Back);
@@ -352,6 +354,7 @@ impl Editor {
                 Action::Id => self.rename(&addr, &id),
                 Action::OnError => self.set_on_error(&addr),
                 Action::Branch => self.add_branch(&addr),
+                Action::RemoveBranch => self.remove_branch(&addr),
                 Action::Field(field) if field.key == "operation" => {
                     self.change_operation(&addr, &field)
                 }
@@ -465,6 +468,48 @@ impl Editor {
         Ok(())
     }
 
+    fn remove_branch(&mut self, addr: &StepAddr) -> Asked<()> {
+        let branches: Vec<(String, usize)> = doc::step(&self.doc, addr)
+            .and_then(|s| s.get("branches"))
+            .and_then(Node::as_object)
+            .map(|b| {
+                b.iter()
+                    .map(|(name, steps)| {
+                        let count = match steps {
+                            Node::Array(items) => items.len(),
+                            _ => 0,
+                        };
+                        (name.clone(), count)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        if branches.is_empty() {
+            self.status = Some("this step has no branches".to_owned());
+            return Ok(());
+        }
+        let labels: Vec<String> = branches
+            .iter()
+            .map(|(name, count)| format!("{name} ({count} step(s))"))
+            .collect();
+        let (name, count) = branches[ask::choose("Remove which branch?", &labels, 0)?].clone();
+        if count > 0 {
+            let question = format!("Remove branch {name} and its {count} step(s)?");
+            if !ask::confirm(&question, false)? {
+                return Ok(());
+            }
+        }
+        if let Some(map) = doc::step_mut(&mut self.doc, addr)
+            .and_then(|s| s.as_object_mut())
+            .and_then(|s| s.get_mut("branches"))
+            .and_then(Node::as_object_mut)
+        {
+            map.shift_remove(&name);
+        }
+        self.changed(format!("removed branch {name}"));
+        Ok(())
+    }
+
     pub(super) fn move_step(&mut self) -> Asked<()> {
         let from = self.pick_step("Move which step?")?;
         let id = doc::step(&self.doc, &from)
@@ -513,5 +558,6 @@ enum Action {
     Field(Field),
     OnError,
     Branch,
+    RemoveBranch,
     Back,
 }
