@@ -137,6 +137,10 @@ impl Editor {
                 return Ok(());
             };
             self.ask_field(addr, &field)?;
+            // An answer that left the field unset ends the questions; validation says the rest.
+            if doc::step(&self.doc, addr).is_none_or(|s| s.get(field.key).is_none()) {
+                return Ok(());
+            }
         }
     }
 
