@@ -420,6 +420,27 @@ mod tests {
         );
     }
 
+    /// Saving what was saved gives the same text: the format is canonical, so files only
+    /// change where they were edited.
+    #[test]
+    fn canonical_text_is_stable() {
+        for name in ["bench_pipeline", "city_guide", "dev_framework"] {
+            let file = format!("{}/../../workflows/{name}.json", env!("CARGO_MANIFEST_DIR"));
+            let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{file}: {e}"));
+            let once = Node::parse(&text)
+                .unwrap_or_else(|e| panic!("{e}"))
+                .to_pretty();
+            let twice = Node::parse(&once)
+                .unwrap_or_else(|e| panic!("{e}"))
+                .to_pretty();
+            assert_eq!(once, twice, "{name}");
+            // Nothing is lost or changed on the way: the same JSON value.
+            let before: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
+            let after: Value = serde_json::from_str(&once).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(before, after, "{name}");
+        }
+    }
+
     #[test]
     fn walks_in_tree_order_with_paths() {
         let root = doc();
