@@ -10,6 +10,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 mod completions;
 mod diagram;
 mod dry_run;
+mod edit;
 mod error;
 mod listen;
 mod mermaid;
@@ -40,6 +41,7 @@ enum Command {
     Diagram(diagram::Args),
     DryRun(dry_run::Args),
     Run(run::Args),
+    Edit(edit::Args),
     Migrate(migrate::Args),
     Listen(listen::Args),
     Completions(completions::Args),
@@ -65,6 +67,7 @@ async fn run(command: Command) -> CliResult {
         Command::Diagram(args) => diagram::run(args).await,
         Command::DryRun(args) => dry_run::run(args).await,
         Command::Run(args) => run::run(args).await,
+        Command::Edit(args) => edit::run(args).await,
         Command::New(args) => new::run(args).await,
         Command::Completions(args) => completions::run(args, &mut Cli::command()),
     }

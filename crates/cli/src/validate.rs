@@ -136,7 +136,7 @@ fn unused_prompts(workflow_files: &[PathBuf], prompts: &Path) -> Vec<PathBuf> {
 }
 
 /// Every file under `root/relative`, as paths relative to `root` (hidden files left out).
-fn list_files(root: &Path, relative: &Path, out: &mut Vec<PathBuf>) {
+pub(crate) fn list_files(root: &Path, relative: &Path, out: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(root.join(relative)) else {
         return;
     };

@@ -7,6 +7,7 @@ use crate::support::cli;
 
 const COMMANDS: [&str; 8] = [
     "new",
+    "edit",
     "validate",
     "diagram",
     "dry-run",

@@ -3,6 +3,7 @@
 
 mod diagram;
 mod dry_run;
+mod edit;
 mod help;
 mod listen;
 mod migrate;
