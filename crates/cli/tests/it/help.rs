@@ -5,7 +5,7 @@ use predicates::str::contains;
 
 use crate::support::cli;
 
-const COMMANDS: [&str; 8] = [
+const COMMANDS: [&str; 9] = [
     "new",
     "edit",
     "validate",
