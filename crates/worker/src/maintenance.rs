@@ -67,7 +67,7 @@ pub async fn run_once(state: &WorkerState) -> Result<Option<Report>, RunError> {
         let mut storage = state.delivery_storage();
         queue::push_new_deliveries(&mut storage, &cleanup.deliveries).await;
         let stale = cleanup.counts;
-        let swept = db::retention::sweep(&mut conn, state.config.job_retention()).await?;
+        let swept = db::retention::sweep(&mut conn, state.engine.config.job_retention()).await?;
         let trimmed = trim_queue_history(state).await?;
         Ok::<_, RunError>(Report {
             stale,
