@@ -40,23 +40,14 @@ use crate::{RunError, WorkerState};
 /// `Err` means the run was interrupted (database unreachable…): the job stays claimed and is
 /// re-run once the claim lapses.
 pub async fn run_job(state: &WorkerState, job_id: JobId) -> Result<(), RunError> {
-    let span = tracing::info_span!(
-        "job",
-        %job_id,
-        worker = %state.worker_name,
-        otel.kind = "consumer",
-        workflow = tracing::field::Empty,
-    );
+    let span = crate::spans::job(job_id, &state.worker_name);
     async move {
         // Registered before the claim, so a cancellation announced after it is not missed.
         let registration = state.cancels.register(job_id.0);
         let claim = state.claimer.claim(job_id.0).await?;
         let job = match claim {
             Claim::Claimed(job) => {
-                // The run joins the trace of the submit that created the job.
-                let span = tracing::Span::current();
-                llmflow_core::otel::continue_trace(&span, job.traceparent.as_deref());
-                span.record("workflow", job.workflow_name.as_str());
+                crate::spans::join_submit_trace(&job);
                 *job
             }
             Claim::Cancelled => {
@@ -242,18 +233,12 @@ impl<'a> Runner<'a> {
                 return Err(Stop::Cancelled);
             }
             let last = tail && i + 1 == steps.len();
-            let span = tracing::info_span!(
-                "step",
-                step_id = %step.id,
-                step_type = step.kind.name(),
-                otel.status_description = tracing::field::Empty,
-            );
+            let span = crate::spans::step(step);
             let ran = Box::pin(self.run_step(scope, step, last))
                 .instrument(span.clone())
                 .await;
             if let Err(Stop::Failed(message)) = &ran {
-                // Exported as the span's error status.
-                span.record("otel.status_description", message.as_str());
+                crate::spans::step_failed(&span, message);
             }
             ran?;
         }

@@ -12,6 +12,7 @@ pub mod events;
 pub mod external;
 pub mod maintenance;
 pub mod reconciler;
+mod spans;
 mod steps;
 
 use std::collections::HashMap;
