@@ -64,7 +64,13 @@ pub fn init_service(config: &Config, service: &str) -> Result<Telemetry, Telemet
         }
         None => None,
     };
-    install(config.log_format, traces.as_ref()).map_err(TelemetryError::AlreadyInstalled)?;
+    if let Err(e) = install(config.log_format, traces.as_ref()) {
+        // Dropping the pipeline stops it with a blocking wait: off the runtime's threads.
+        if let Some(traces) = traces {
+            tokio::task::spawn_blocking(move || drop(traces));
+        }
+        return Err(TelemetryError::AlreadyInstalled(e));
+    }
     Ok(Telemetry { traces })
 }
 
