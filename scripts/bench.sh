@@ -75,7 +75,7 @@ start_bench_postgres() {
   if [ ! -f "$BENCH_PGDATA/PG_VERSION" ]; then
     as_root mkdir -p "$BENCH_PGDATA"
     [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$BENCH_PGDATA"
-    run_pg "$bin/initdb" -q -D "$BENCH_PGDATA" -U postgres --auth=trust >"$OUT/initdb.log" 2>&1 ||
+    run_pg "$bin/initdb" -D "$BENCH_PGDATA" -U postgres --auth=trust >"$OUT/initdb.log" 2>&1 ||
       die "initdb failed; see $OUT/initdb.log"
   fi
   run_pg "$bin/pg_ctl" -D "$BENCH_PGDATA" -l "$BENCH_PGDATA/server.log" -w -t 60 \

@@ -18,7 +18,13 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    llmflow_core::telemetry::init(config.log_format);
+    let telemetry = match llmflow_core::telemetry::init_service(&config, "llmflow-api") {
+        Ok(telemetry) => telemetry,
+        Err(e) => {
+            eprintln!("llmflow-api: {}", llmflow_core::telemetry::Chain(&e));
+            return ExitCode::FAILURE;
+        }
+    };
     let address = format!("{}:{}", config.host, config.port);
     let result = async {
         let state = llmflow_api::build_state(config).await?;
@@ -29,6 +35,8 @@ async fn main() -> ExitCode {
         anyhow::Ok(())
     }
     .await;
+    // The spans still buffered go out before the process ends.
+    telemetry.shutdown().await;
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -172,6 +172,11 @@ pub struct Config {
     pub cors_allowed_origins: Vec<String>,
 
     pub log_format: LogFormat,
+    /// Base URL of an OTLP/HTTP collector (`http://localhost:4318`): spans go to
+    /// `{endpoint}/v1/traces`. Unset or empty: no spans are exported.
+    pub otel_exporter_otlp_endpoint: Option<String>,
+    /// `service.name` of the exported spans; unset: the process's name (`llmflow-api` …).
+    pub otel_service_name: Option<String>,
 
     /// Environment names workflows may read as `${env.NAME}` in `external_api` steps
     /// (given comma-separated; default `APP_BASE_URL`, the app's base URL the shipped workflows
@@ -338,6 +343,8 @@ const ENV_KEYS: &[&str] = &[
     "STALE_JOB_HOURS",
     "DATABASE_POOL_SIZE",
     "LOG_FORMAT",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_SERVICE_NAME",
     "WORKFLOW_ENV_ALLOWLIST",
     "EXTERNAL_API_RATE_LIMITS",
     "RATE_LIMITS",
@@ -570,6 +577,17 @@ impl Config {
                 format!("unknown provider `{}`", self.default_provider),
             ));
         }
+        if let Some(endpoint) = self.otlp_endpoint() {
+            let parsed = url::Url::parse(endpoint).map_err(|e| {
+                ConfigError::invalid("otel_exporter_otlp_endpoint", format!("not a URL: {e}"))
+            })?;
+            if !matches!(parsed.scheme(), "http" | "https") {
+                return Err(ConfigError::invalid(
+                    "otel_exporter_otlp_endpoint",
+                    "must start with http:// or https://",
+                ));
+            }
+        }
         if self.llm_limit_lease_secs == 0 {
             return Err(ConfigError::invalid(
                 "llm_limit_lease_secs",
@@ -652,6 +670,14 @@ impl Config {
 
     pub fn stale_after(&self) -> Duration {
         Duration::from_secs(self.stale_job_hours.saturating_mul(3600))
+    }
+
+    /// The OTLP collector's base URL, when spans are to be exported (`None` when unset or blank).
+    pub fn otlp_endpoint(&self) -> Option<&str> {
+        self.otel_exporter_otlp_endpoint
+            .as_deref()
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
     }
 
     /// A secret that is set and not blank.

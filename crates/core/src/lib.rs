@@ -12,6 +12,7 @@ pub mod events;
 pub mod ids;
 pub mod llm;
 pub mod metrics;
+pub mod otel;
 pub mod pricing;
 pub mod queue;
 pub mod ratelimit;

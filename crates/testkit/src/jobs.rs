@@ -53,6 +53,7 @@ pub async fn insert(
         idempotency_hash: None,
         idempotency_expires_at: None,
         estimated_wait_seconds: Some(0),
+        traceparent: None,
     };
     edit(&mut job);
     let mut conn = env.conn().await;

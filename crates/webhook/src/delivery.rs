@@ -8,6 +8,7 @@ use apalis::prelude::{TaskBuilder, TaskId, TaskSink};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
+use tracing::Instrument;
 use uuid::Uuid;
 
 use llmflow_core::db::deliveries::{self, AttemptOutcome};
@@ -90,6 +91,29 @@ pub async fn handle(state: &WebhookState, message: &DeliveryMessage) -> Result<(
         tracing::debug!(delivery_id = %message.delivery_id, attempt = message.attempt, "attempt already made");
         return Ok(());
     };
+    let span = tracing::info_span!(
+        "webhook attempt",
+        otel.kind = "client",
+        otel.status_description = tracing::field::Empty,
+        delivery_id = %claim.delivery.id,
+        job_id = %claim.delivery.job_id,
+        event_type = %claim.delivery.event_type,
+        attempt = message.attempt,
+        http.request.method = "POST",
+        http.response.status_code = tracing::field::Empty,
+        error.type = tracing::field::Empty,
+    );
+    // The attempt joins the trace of the job's submit.
+    llmflow_core::otel::continue_trace(&span, claim.traceparent.as_deref());
+    attempt(state, message, claim).instrument(span).await
+}
+
+/// Sends a claimed attempt, records it, and schedules the next one if it failed.
+async fn attempt(
+    state: &WebhookState,
+    message: &DeliveryMessage,
+    claim: deliveries::Claim,
+) -> Result<(), DeliveryError> {
     let delivery = &claim.delivery;
     let trigger = Trigger::from_stored(&claim.trigger);
     let keys = signing_keys(state, claim.job_secret.as_deref());
@@ -149,6 +173,18 @@ pub async fn handle(state: &WebhookState, message: &DeliveryMessage) -> Result<(
         return Ok(());
     }
     observe_attempt(delivery, outcome, &response, finished_at);
+    let span = tracing::Span::current();
+    if let Some(status) = response.status {
+        // Signed: unsigned fields are exported as text.
+        span.record("http.response.status_code", i64::from(status));
+    }
+    if outcome != AttemptOutcome::Delivered {
+        if let Some(class) = response.class {
+            span.record("error.type", class.as_str());
+        }
+        let message = response.message.as_deref().unwrap_or("not delivered");
+        span.record("otel.status_description", message);
+    }
     tracing::info!(
         delivery_id = %delivery.id,
         job_id = %delivery.job_id,

@@ -17,7 +17,13 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    llmflow_core::telemetry::init(config.log_format);
+    let telemetry = match llmflow_core::telemetry::init_service(&config, "llmflow-webhook") {
+        Ok(telemetry) => telemetry,
+        Err(e) => {
+            eprintln!("llmflow-webhook: {}", llmflow_core::telemetry::Chain(&e));
+            return ExitCode::FAILURE;
+        }
+    };
     let drain = std::time::Duration::from_secs(config.webhook_request_timeout_secs) * 2;
     let state = match llmflow_webhook::WebhookState::connect(config).await {
         Ok(state) => state,
@@ -50,5 +56,7 @@ async fn main() -> ExitCode {
         tracing::warn!("deliveries did not finish in time; the reconciler will re-push them");
     }
     metrics_stop.cancel();
+    // The spans still buffered go out before the process ends.
+    telemetry.shutdown().await;
     ExitCode::SUCCESS
 }

@@ -41,13 +41,16 @@ use crate::{Engine, RunError, WorkerState};
 /// `Err` means the run was interrupted (database unreachable…): the job stays claimed and is
 /// re-run once the claim lapses.
 pub async fn run_job(state: &WorkerState, job_id: JobId) -> Result<(), RunError> {
-    let span = tracing::info_span!("job", %job_id, worker = %state.worker_name);
+    let span = crate::spans::job(job_id, &state.worker_name);
     async move {
         // Registered before the claim, so a cancellation announced after it is not missed.
         let registration = state.cancels.register(job_id.0);
         let claim = state.claimer.claim(job_id.0).await?;
         let job = match claim {
-            Claim::Claimed(job) => *job,
+            Claim::Claimed(job) => {
+                crate::spans::join_submit_trace(&job);
+                *job
+            }
             Claim::Cancelled => {
                 tracing::info!("job cancelled before it started");
                 return Box::pin(crate::cancel::push_cancelled(state, job_id)).await;
@@ -236,7 +239,14 @@ impl<'a> Runner<'a> {
                 return Err(Stop::Cancelled);
             }
             let last = tail && i + 1 == steps.len();
-            Box::pin(self.run_step(scope, step, last)).await?;
+            let span = crate::spans::step(step);
+            let ran = Box::pin(self.run_step(scope, step, last))
+                .instrument(span.clone())
+                .await;
+            if let Err(Stop::Failed(message)) = &ran {
+                crate::spans::step_failed(&span, message);
+            }
+            ran?;
         }
         Ok(())
     }

@@ -14,6 +14,7 @@ pub mod local;
 pub mod maintenance;
 pub mod reconciler;
 mod records;
+mod spans;
 mod steps;
 
 use std::collections::HashMap;

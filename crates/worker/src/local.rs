@@ -148,6 +148,7 @@ fn local_job(workflow: &LoadedWorkflow, input: Value) -> JobRow {
         webhook_events: None,
         max_cost_usd: None,
         idempotency_hash: None,
+        traceparent: None,
         idempotency_expires_at: None,
         estimated_wait_seconds: None,
         retry_count: 0,

@@ -17,7 +17,13 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    llmflow_core::telemetry::init(config.log_format);
+    let telemetry = match llmflow_core::telemetry::init_service(&config, "llmflow-worker") {
+        Ok(telemetry) => telemetry,
+        Err(e) => {
+            eprintln!("llmflow-worker: {}", llmflow_core::telemetry::Chain(&e));
+            return ExitCode::FAILURE;
+        }
+    };
     let state = match llmflow_worker::WorkerState::connect(config).await {
         Ok(state) => state,
         Err(e) => {
@@ -48,5 +54,7 @@ async fn main() -> ExitCode {
         tracing::warn!("running jobs did not finish in time; the reconciler will re-run them");
     }
     metrics_stop.cancel();
+    // The spans still buffered go out before the process ends.
+    telemetry.shutdown().await;
     ExitCode::SUCCESS
 }

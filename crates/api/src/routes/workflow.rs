@@ -86,11 +86,22 @@ pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
     ),
     security(("api_key" = []))
 )]
+#[tracing::instrument(
+    name = "submit",
+    skip_all,
+    fields(otel.kind = "server", workflow = tracing::field::Empty, job_id = tracing::field::Empty)
+)]
 pub async fn submit(
     req: HttpRequest,
     state: web::Data<Arc<AppState>>,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
+    // A caller that traces its own request (`traceparent` header) gets the job in its trace.
+    let caller_trace = req
+        .headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok());
+    llmflow_core::otel::continue_trace(&tracing::Span::current(), caller_trace);
     let header_user = authorize(&state, &req)?;
     let key = idempotency_key(&req)?;
     body::check_depth(&body)?;
@@ -261,6 +272,9 @@ async fn insert_and_push(
     idempotency: Option<Idempotency>,
 ) -> Result<HttpResponse, ApiError> {
     let job_id = JobId::new();
+    let span = tracing::Span::current();
+    span.record("workflow", loaded.workflow.name.as_str());
+    span.record("job_id", tracing::field::display(job_id));
     let band = queue::Band::of(request.priority());
     let estimated_wait = waiting_jobs(state).await / ASSUMED_DRAIN_PER_SECOND;
     let job = new_job(
@@ -340,6 +354,8 @@ fn new_job(
         idempotency_hash: idempotency.map(|i| i.hash.clone()),
         idempotency_expires_at: idempotency.map(|_| chrono::Utc::now() + IDEMPOTENCY_WINDOW),
         estimated_wait_seconds: Some(i32::try_from(estimated_wait).unwrap_or(i32::MAX)),
+        // The worker and the webhook sender continue the submit's trace from here.
+        traceparent: llmflow_core::otel::current_traceparent(),
     }
 }
 

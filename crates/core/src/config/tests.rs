@@ -355,3 +355,28 @@ fn statement_cache_follows_the_setting_else_the_pooler_port() {
         Ok(())
     });
 }
+
+#[test]
+fn otlp_endpoint_is_off_unless_set_and_must_be_an_http_url() {
+    let config = valid_with(json!({})).expect("valid");
+    assert_eq!(config.otlp_endpoint(), None);
+    let config = valid_with(json!({"otel_exporter_otlp_endpoint": "  "})).expect("valid");
+    assert_eq!(config.otlp_endpoint(), None, "blank is off");
+    let config = valid_with(json!({
+        "otel_exporter_otlp_endpoint": "http://collector:4318",
+        "otel_service_name": "llmflow-eu",
+    }))
+    .expect("valid");
+    assert_eq!(config.otlp_endpoint(), Some("http://collector:4318"));
+    assert_eq!(config.otel_service_name.as_deref(), Some("llmflow-eu"));
+    refuses(
+        "otel_exporter_otlp_endpoint",
+        json!("collector:4318"),
+        "http",
+    );
+    refuses(
+        "otel_exporter_otlp_endpoint",
+        json!("not a url"),
+        "not a URL",
+    );
+}

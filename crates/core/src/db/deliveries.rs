@@ -131,6 +131,8 @@ pub struct Claim {
     pub token: Uuid,
     /// The job's own `webhook_secret`, if it gave one (read with the claim).
     pub job_secret: Option<String>,
+    /// The job's trace context (`traceparent`), when its submit was traced (read with the claim).
+    pub traceparent: Option<String>,
 }
 
 /// Claims attempt number `attempt` of a delivery: allowed when the previous attempt is the last
@@ -151,7 +153,11 @@ pub async fn claim_attempt(
         "(SELECT j.webhook_secret FROM llm_workflow_jobs j \
           WHERE j.id = llm_webhook_deliveries.job_id)",
     );
-    let claimed: Option<(DeliveryRow, String, Option<String>)> = Prepared(
+    let traceparent = diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::Text>>(
+        "(SELECT j.traceparent FROM llm_workflow_jobs j \
+          WHERE j.id = llm_webhook_deliveries.job_id)",
+    );
+    let claimed: Option<(DeliveryRow, String, Option<String>, Option<String>)> = Prepared(
         diesel::update(deliveries::table.find(id))
             .filter(
                 deliveries::attempts
@@ -172,17 +178,21 @@ pub async fn claim_attempt(
                 DeliveryRow::as_returning(),
                 deliveries::next_trigger,
                 job_secret,
+                traceparent,
             )),
     )
     .get_result(conn)
     .await
     .optional()?;
-    Ok(claimed.map(|(delivery, trigger, job_secret)| Claim {
-        delivery,
-        trigger,
-        token,
-        job_secret,
-    }))
+    Ok(
+        claimed.map(|(delivery, trigger, job_secret, traceparent)| Claim {
+            delivery,
+            trigger,
+            token,
+            job_secret,
+            traceparent,
+        }),
+    )
 }
 
 /// What an attempt leads to.

@@ -56,6 +56,8 @@ pub struct JobRow {
     pub retry_count: i32,
     /// What each failed run ended with, oldest first (one entry per retry).
     pub retry_history: Value,
+    /// The W3C trace context of the submit, when spans are exported (see `otel`).
+    pub traceparent: Option<String>,
 }
 
 #[derive(Clone, Debug, Insertable)]
@@ -82,6 +84,8 @@ pub struct NewJob {
     pub idempotency_expires_at: Option<DateTime<Utc>>,
     /// The wait estimate of the 202 answer (replayed as it was for an Idempotency-Key).
     pub estimated_wait_seconds: Option<i32>,
+    /// The W3C trace context of the submit, when spans are exported (see `otel`).
+    pub traceparent: Option<String>,
 }
 
 #[derive(Clone, Debug, Queryable, Selectable, Insertable, serde::Serialize)]

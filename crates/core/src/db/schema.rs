@@ -51,6 +51,7 @@ diesel::table! {
         estimated_wait_seconds -> Nullable<Int4>,
         retry_count -> Int4,
         retry_history -> Jsonb,
+        traceparent -> Nullable<Text>,
     }
 }
 

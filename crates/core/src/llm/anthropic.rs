@@ -108,6 +108,7 @@ struct MessageResponse {
     #[serde(default)]
     content: Vec<ContentBlock>,
     usage: Option<Usage>,
+    stop_reason: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -175,6 +176,7 @@ impl LlmProvider for Anthropic {
         };
         Ok(Completion {
             content,
+            finish_reason: parsed.stop_reason,
             model: parsed.model.unwrap_or_else(|| request.model.clone()),
             usage,
             usage_estimated,
@@ -201,6 +203,7 @@ impl LlmProvider for Anthropic {
         let mut content = String::new();
         let mut model = None;
         let mut usage: Option<Usage> = None;
+        let mut finish_reason = None;
         let mut stopped = false;
         while let Some(event) = events.next().await {
             let event = event?;
@@ -233,6 +236,9 @@ impl LlmProvider for Anthropic {
                     }
                 }
                 "message_delta" => {
+                    if let Some(reason) = data["delta"]["stop_reason"].as_str() {
+                        finish_reason = Some(reason.to_owned());
+                    }
                     if let Some(output) = data["usage"]["output_tokens"].as_u64() {
                         let mut u = usage.unwrap_or_default();
                         u.output_tokens = output;
@@ -259,6 +265,7 @@ impl LlmProvider for Anthropic {
         };
         Ok(Completion {
             content,
+            finish_reason,
             model: model.unwrap_or_else(|| request.model.clone()),
             usage,
             usage_estimated,

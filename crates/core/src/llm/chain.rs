@@ -5,6 +5,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
 use super::limits::Limiter;
 use super::retry::RetryPolicy;
 use super::{estimate_tokens, CallCtx, Completion, CompletionRequest, LlmProvider, ProviderError};
@@ -101,8 +104,11 @@ pub async fn call(
             };
             calls += 1;
             let calling = Instant::now();
-            let (result, forwarded) =
-                attempt_once(target, &request, cx, options.stream, &name).await;
+            let span = call_span(&name, &target.model);
+            let (result, forwarded) = attempt_once(target, &request, cx, options.stream, &name)
+                .instrument(span.clone())
+                .await;
+            record_call(&span, &result);
             crate::metrics::llm_call(
                 &name,
                 &target.model,
@@ -169,6 +175,59 @@ pub async fn call(
         model: request.model.clone(),
         streamed: false,
     }))
+}
+
+/// The span of one call to a provider, named and described as the OpenTelemetry GenAI
+/// conventions say (`chat {model}`, `gen_ai.*` attributes); [`record_call`] adds the answer.
+fn call_span(provider: &str, model: &str) -> tracing::Span {
+    tracing::info_span!(
+        "chat",
+        otel.name = %format_args!("chat {model}"),
+        otel.kind = "client",
+        otel.status_description = tracing::field::Empty,
+        gen_ai.operation.name = "chat",
+        gen_ai.provider.name = provider,
+        gen_ai.request.model = model,
+        gen_ai.response.model = tracing::field::Empty,
+        gen_ai.response.id = tracing::field::Empty,
+        gen_ai.usage.input_tokens = tracing::field::Empty,
+        gen_ai.usage.output_tokens = tracing::field::Empty,
+        error.type = tracing::field::Empty,
+    )
+}
+
+/// The answer's model, id, token counts and finish reason on the call's span, or the error.
+fn record_call(span: &tracing::Span, result: &Result<Completion, ProviderError>) {
+    match result {
+        Ok(completion) => {
+            span.record("gen_ai.response.model", completion.model.as_str());
+            if let Some(id) = &completion.request_id {
+                span.record("gen_ai.response.id", id.as_str());
+            }
+            // Signed: unsigned fields are exported as text.
+            let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+            span.record(
+                "gen_ai.usage.input_tokens",
+                count(completion.usage.input_tokens),
+            );
+            span.record(
+                "gen_ai.usage.output_tokens",
+                count(completion.usage.output_tokens),
+            );
+            if let Some(reason) = &completion.finish_reason {
+                // A string array in the conventions, which a `tracing` field cannot hold.
+                let reasons = vec![opentelemetry::StringValue::from(reason.clone())];
+                span.set_attribute(
+                    "gen_ai.response.finish_reasons",
+                    opentelemetry::Value::Array(reasons.into()),
+                );
+            }
+        }
+        Err(error) => {
+            span.record("error.type", error.kind());
+            span.record("otel.status_description", tracing::field::display(error));
+        }
+    }
 }
 
 /// One call; for a stream, the deltas pass through here on their way to `cx.chunks`, so that

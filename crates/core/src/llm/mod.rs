@@ -99,6 +99,8 @@ pub struct RateLimitHint {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Completion {
     pub content: String,
+    /// Why the model stopped, as the provider says it (`stop`, `length`, `end_turn` …).
+    pub finish_reason: Option<String>,
     /// The model that actually answered (providers may route to a dated variant).
     pub model: String,
     pub usage: TokenUsage,

@@ -99,6 +99,7 @@ struct ChatResponse {
 #[derive(Deserialize)]
 struct Choice {
     message: ChoiceMessage,
+    finish_reason: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -120,6 +121,7 @@ struct StreamChunk {
 struct StreamChoice {
     #[serde(default)]
     delta: Option<StreamDelta>,
+    finish_reason: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -213,15 +215,16 @@ impl LlmProvider for OpenAiCompatible {
         let bytes = response.bytes().await.map_err(map_transport)?;
         let parsed: ChatResponse = serde_json::from_slice(&bytes)
             .map_err(|e| ProviderError::InvalidResponse(format!("not a chat completion: {e}")))?;
-        let content = parsed
+        let (content, finish_reason) = parsed
             .choices
             .into_iter()
             .next()
-            .and_then(|choice| choice.message.content)
+            .and_then(|choice| Some((choice.message.content?, choice.finish_reason)))
             .ok_or_else(|| ProviderError::InvalidResponse("no message content".into()))?;
         let (usage, usage_estimated, provider_cost) = self.usage(parsed.usage, request, &content);
         Ok(Completion {
             content,
+            finish_reason,
             model: parsed.model.unwrap_or_else(|| request.model.clone()),
             usage,
             usage_estimated,
@@ -248,6 +251,7 @@ impl LlmProvider for OpenAiCompatible {
         let mut content = String::new();
         let mut model = None;
         let mut usage = None;
+        let mut finish_reason = None;
         let mut done = false;
         while let Some(event) = events.next().await {
             let event = event?;
@@ -272,6 +276,9 @@ impl LlmProvider for OpenAiCompatible {
                 model = chunk.model;
             }
             for choice in chunk.choices {
+                if choice.finish_reason.is_some() {
+                    finish_reason = choice.finish_reason;
+                }
                 if let Some(text) = choice.delta.and_then(|d| d.content) {
                     cx.send_chunk(&text);
                     content.push_str(&text);
@@ -289,6 +296,7 @@ impl LlmProvider for OpenAiCompatible {
         let (usage, usage_estimated, provider_cost) = self.usage(usage, request, &content);
         Ok(Completion {
             content,
+            finish_reason,
             model: model.unwrap_or_else(|| request.model.clone()),
             usage,
             usage_estimated,

@@ -80,6 +80,10 @@ pub async fn plain(kind: Kind, http: Http) {
     assert!(completion.usage.input_tokens > 0);
     assert_eq!(completion.usage.output_tokens, count_tokens(REPLY));
     assert!(completion.request_id.is_some());
+    assert_eq!(
+        completion.finish_reason.as_deref(),
+        Some(kind.finish_reason())
+    );
     assert!(completion
         .rate_limit
         .is_some_and(|h| h.remaining_requests > Some(0)));
@@ -134,6 +138,11 @@ pub async fn streamed(kind: Kind, http: Http) {
         .await
         .expect("completion");
     assert_eq!(completion.usage, whole.usage, "same usage streamed or not");
+    assert_eq!(
+        completion.finish_reason.as_deref(),
+        Some(kind.finish_reason())
+    );
+    assert_eq!(completion.finish_reason, whole.finish_reason);
     assert!(completion.request_id.is_some());
     if kind == Kind::OpenRouter {
         assert_eq!(completion.provider_cost, whole.provider_cost);

@@ -43,6 +43,14 @@ impl Kind {
         }
     }
 
+    /// The reason the emulator gives for a finished answer, in the provider's own words.
+    pub fn finish_reason(self) -> &'static str {
+        match self {
+            Kind::OpenRouter | Kind::OpenAi => "stop",
+            Kind::Anthropic => "end_turn",
+        }
+    }
+
     /// Another provider, for fallback tests.
     pub fn other(self) -> Kind {
         match self {

@@ -1,0 +1,1 @@
+ALTER TABLE llm_workflow_jobs DROP COLUMN IF EXISTS traceparent;
