@@ -10,6 +10,7 @@ mod engine;
 pub mod error;
 pub mod events;
 pub mod external;
+mod handback;
 pub mod maintenance;
 pub mod reconciler;
 mod steps;
@@ -17,7 +18,6 @@ mod steps;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use apalis::prelude::*;
 use apalis_redis::ConnectionManager;
@@ -61,6 +61,8 @@ pub struct WorkerState {
     pub gate: Arc<bands::PriorityGate>,
     /// Jobs running in this process now (reported to the worker registry and `/metrics`).
     pub in_flight: Arc<AtomicUsize>,
+    /// Cancelled when the worker starts to stop: no new job starts (see `handback`).
+    draining: CancellationToken,
     /// Claims of the jobs taken from Redis, written in batches.
     claimer: claims::Claimer,
     /// Writes the jobs' live events to Redis.
@@ -115,6 +117,7 @@ impl WorkerState {
         Ok(WorkerState {
             gate,
             in_flight: Arc::new(AtomicUsize::new(0)),
+            draining: CancellationToken::new(),
             claimer,
             events,
             config,
@@ -170,45 +173,92 @@ impl WorkerState {
     }
 }
 
-/// A running worker: its consumer and its reconciler. Dropping the handle does not stop it; call
-/// `shutdown` (running jobs are given `grace` to finish; unfinished ones are re-run elsewhere).
+/// A running worker: its consumers and its background tasks (reconciler, cancellation
+/// listener, maintenance, registry heartbeat). Dropping the handle does not stop it; call
+/// `shutdown`.
 pub struct WorkerHandle {
     shutdown: CancellationToken,
+    consumers: Vec<tokio::task::JoinHandle<()>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     pub state: Arc<WorkerState>,
 }
 
+/// How a graceful stop ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stopped {
+    /// Jobs still running when the grace period ended, handed back for another worker.
+    pub handed_back: usize,
+}
+
 impl WorkerHandle {
-    pub async fn shutdown(self) {
+    /// Stops gracefully: no more jobs are fetched or started (fetched ones waiting for a run slot
+    /// are pushed back at once), running jobs get `SHUTDOWN_GRACE_SECS` to finish, and the ones
+    /// still running then are handed back — stopped at a step boundary, their claims released
+    /// and their ids pushed again — so that another worker resumes them at once.
+    pub async fn shutdown(self) -> Stopped {
+        let grace = self.state.config.shutdown_grace();
+        self.state.draining.cancel();
+        let consumers = futures::future::join_all(self.consumers);
+        tokio::pin!(consumers);
+        let mut handed_back = 0;
+        if tokio::time::timeout(grace, &mut consumers).await.is_err() {
+            handed_back = self.state.in_flight.load(Ordering::Relaxed);
+            tracing::info!(
+                jobs = handed_back,
+                "grace period over: handing unfinished jobs back"
+            );
+            self.state.cancels.hand_back_all();
+            consumers.await;
+        }
+        // Only now: the registry row (this worker's liveness) stays until no claim is left.
         self.shutdown.cancel();
         for task in self.tasks {
             let _ = task.await;
         }
+        Stopped { handed_back }
     }
 
     /// Stops at once, as a crash would: in-flight jobs are dropped mid-step.
     pub fn abort(self) {
         self.shutdown.cancel();
-        for task in self.tasks {
+        for task in self.consumers.into_iter().chain(self.tasks) {
             task.abort();
         }
     }
 }
 
-/// Starts the job consumer (supervised) and the reconciler in the background.
+/// Runs a worker until `signal` resolves (SIGTERM or SIGINT in `llmflow-worker`), then stops
+/// it gracefully (see [`WorkerHandle::shutdown`]).
+pub async fn run_until(
+    state: WorkerState,
+    signal: impl std::future::Future<Output = ()>,
+) -> Stopped {
+    let handle = start(state);
+    signal.await;
+    tracing::info!(
+        grace_secs = handle.state.config.shutdown_grace_secs,
+        running = handle.state.in_flight.load(Ordering::Relaxed),
+        "stopping: no new jobs; letting running jobs finish"
+    );
+    let stopped = handle.shutdown().await;
+    tracing::info!(handed_back = stopped.handed_back, "stopped");
+    stopped
+}
+
+/// Starts the job consumers (supervised) and the reconciler in the background.
 pub fn start(state: WorkerState) -> WorkerHandle {
     llmflow_core::metrics::install();
     metrics::gauge!(llmflow_core::metrics::names::JOBS_IN_FLIGHT).set(0.0);
     let state = Arc::new(state);
     let shutdown = CancellationToken::new();
-    let mut tasks: Vec<tokio::task::JoinHandle<()>> = Band::ALL
+    let consumers = Band::ALL
         .into_iter()
-        .map(|band| tokio::spawn(consume(state.clone(), shutdown.clone(), band)))
+        .map(|band| tokio::spawn(consume(state.clone(), state.draining.clone(), band)))
         .collect();
-    tasks.push(tokio::spawn(reconciler::run(
+    let mut tasks = vec![tokio::spawn(reconciler::run(
         state.clone(),
         shutdown.clone(),
-    )));
+    ))];
     tasks.push(tokio::spawn(cancel::listen(
         state.clone(),
         shutdown.clone(),
@@ -230,6 +280,7 @@ pub fn start(state: WorkerState) -> WorkerHandle {
     )));
     WorkerHandle {
         shutdown,
+        consumers,
         tasks,
         state,
     }
@@ -263,7 +314,16 @@ async fn handle(
     band: Data<ServedBand>,
 ) -> Result<(), BoxDynError> {
     let ServedBand(band) = *band;
-    let _slot = state.gate.acquire(band).await;
+    // A stopping worker starts nothing more: what it fetched goes back to the queue at once.
+    let slot = tokio::select! {
+        biased;
+        _ = state.draining.cancelled() => None,
+        slot = state.gate.acquire(band) => Some(slot),
+    };
+    let Some(_slot) = slot.filter(|_| !state.draining.is_cancelled()) else {
+        handback::unstarted(&state, message.job_id, band).await;
+        return Ok(());
+    };
     let _running = InFlight::enter(&state.in_flight);
     // Errors are ours to handle: a job that could not finish stays `processing` and the
     // reconciler re-pushes it once its claim lapses. apalis's own retries are not used.
@@ -306,6 +366,3 @@ async fn consume(state: Arc<WorkerState>, shutdown: CancellationToken, band: Ban
     })
     .await;
 }
-
-/// How long a stopping worker waits for running jobs.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
