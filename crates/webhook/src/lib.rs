@@ -134,6 +134,9 @@ impl WebhookState {
     }
 }
 
+/// How long the attempts still running after the grace period get to be handed back.
+const HAND_BACK_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// A running delivery consumer.
 pub struct WebhookHandle {
     shutdown: CancellationToken,
@@ -158,7 +161,14 @@ impl WebhookHandle {
                 "grace period over: handing unfinished deliveries back"
             );
             self.state.hand_back.cancel();
-            let _ = consumer.await;
+            if tokio::time::timeout(HAND_BACK_TIMEOUT, &mut consumer)
+                .await
+                .is_err()
+            {
+                // What did not stop is taken over once its claim times out.
+                tracing::warn!("some deliveries did not stop in time");
+                consumer.abort();
+            }
         }
         // The registry row goes last: this sender is live until nothing of it is left running.
         self.shutdown.cancel();

@@ -63,6 +63,8 @@ pub struct WorkerState {
     pub in_flight: Arc<AtomicUsize>,
     /// Cancelled when the worker starts to stop: no new job starts (see `handback`).
     draining: CancellationToken,
+    /// Queue messages being handled now (waiting for a slot or running).
+    handlers: tokio::sync::watch::Sender<usize>,
     /// Claims of the jobs taken from Redis, written in batches.
     claimer: claims::Claimer,
     /// Writes the jobs' live events to Redis.
@@ -118,6 +120,7 @@ impl WorkerState {
             gate,
             in_flight: Arc::new(AtomicUsize::new(0)),
             draining: CancellationToken::new(),
+            handlers: tokio::sync::watch::Sender::new(0),
             claimer,
             events,
             config,
@@ -195,20 +198,50 @@ impl WorkerHandle {
     /// are pushed back at once), running jobs get `SHUTDOWN_GRACE_SECS` to finish, and the ones
     /// still running then are handed back — stopped at a step boundary, their claims released
     /// and their ids pushed again — so that another worker resumes them at once.
-    pub async fn shutdown(self) -> Stopped {
+    pub async fn shutdown(mut self) -> Stopped {
         let grace = self.state.config.shutdown_grace();
         self.state.draining.cancel();
-        let consumers = futures::future::join_all(self.consumers);
-        tokio::pin!(consumers);
+        let mut handlers = self.state.handlers.subscribe();
         let mut handed_back = 0;
-        if tokio::time::timeout(grace, &mut consumers).await.is_err() {
+        let finished = tokio::time::timeout(grace, handlers.wait_for(|n| *n == 0))
+            .await
+            .is_ok();
+        if !finished {
             handed_back = self.state.in_flight.load(Ordering::Relaxed);
             tracing::info!(
                 jobs = handed_back,
                 "grace period over: handing unfinished jobs back"
             );
             self.state.cancels.hand_back_all();
-            consumers.await;
+            // Each job stops at once: its step is dropped, its claim released, its id pushed.
+            // Bounded: a job stuck on an unreachable database keeps its claim, which the
+            // reconcilers release once this worker's registry row is gone.
+            let released = tokio::time::timeout(HAND_BACK_TIMEOUT, handlers.wait_for(|n| *n == 0));
+            if released.await.is_err() {
+                tracing::warn!("some jobs did not stop in time; their claims are released anyway");
+            }
+            match handback::release_all(&self.state).await {
+                Ok(n) => tracing::info!(jobs = n, "handed back"),
+                // The claims stay until other workers' reconcilers find this worker gone.
+                Err(e) => {
+                    tracing::warn!(error = %llmflow_core::telemetry::Chain(&e), "hand-back failed")
+                }
+            }
+        }
+        // Every message is handled. apalis's consumers now flush their acks and return, unless
+        // its bounded ack channel filled while they drained (more than about four batches of
+        // jobs ending during the stop): then they are dropped, and the few acks lost only mean
+        // that apalis re-delivers those finished jobs to some worker later, whose claim ignores
+        // them.
+        let consumers = futures::future::join_all(self.consumers.iter_mut());
+        if tokio::time::timeout(CONSUMER_EXIT, consumers)
+            .await
+            .is_err()
+        {
+            tracing::debug!("queue consumers did not return in time; dropping them");
+            for consumer in &self.consumers {
+                consumer.abort();
+            }
         }
         // Only now: the registry row (this worker's liveness) stays until no claim is left.
         self.shutdown.cancel();
@@ -286,6 +319,28 @@ pub fn start(state: WorkerState) -> WorkerHandle {
     }
 }
 
+/// How long the jobs still running after the grace period get to stop and be handed back.
+const HAND_BACK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How long stopped queue consumers get to flush their acks once every message is handled.
+const CONSUMER_EXIT: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// One queue message counted as being handled while this lives.
+struct Handling(tokio::sync::watch::Sender<usize>);
+
+impl Handling {
+    fn enter(handlers: &tokio::sync::watch::Sender<usize>) -> Handling {
+        handlers.send_modify(|n| *n += 1);
+        Handling(handlers.clone())
+    }
+}
+
+impl Drop for Handling {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
 /// One job counted as running while this lives.
 struct InFlight(Arc<AtomicUsize>);
 
@@ -314,6 +369,7 @@ async fn handle(
     band: Data<ServedBand>,
 ) -> Result<(), BoxDynError> {
     let ServedBand(band) = *band;
+    let _handling = Handling::enter(&state.handlers);
     // A stopping worker starts nothing more: what it fetched goes back to the queue at once.
     let slot = tokio::select! {
         biased;

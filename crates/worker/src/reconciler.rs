@@ -69,16 +69,9 @@ async fn release_lost_claims(state: &WorkerState) -> Result<usize, RunError> {
         workers::release_lost_claims(&mut conn, state.config.worker_lost_after()).await?
     };
     for job in &released {
-        let job_id = JobId(job.id);
-        let task_id = queue::repush_task_id(job_id);
-        let mut storage = state
-            .queues
-            .band_storage(state.redis.clone(), Band::of(job.priority), 1);
-        queue::push_job(&mut storage, job_id, &task_id).await?;
-        let mut conn = state.pool.get().await?;
-        db::jobs::mark_queued(&mut conn, job.id, &task_id).await?;
-        tracing::info!(%job_id, "released the claim of a lost worker; re-pushed the job");
+        tracing::info!(job_id = %job.id, "released the claim of a lost worker");
     }
+    crate::handback::push_released(state, &released).await;
     metrics::counter!(names::LOST_CLAIMS_RELEASED).increment(released.len() as u64);
     Ok(released.len())
 }

@@ -29,6 +29,7 @@ async fn worker_process() {
         return;
     }
     let config = llmflow_core::config::Config::load().expect("worker configuration");
+    llmflow_core::telemetry::init(config.log_format);
     let state = llmflow_worker::WorkerState::connect(config)
         .await
         .expect("worker state");
@@ -329,4 +330,67 @@ async fn a_killed_workers_jobs_resume_within_seconds() {
     let doc: Value = app.status(&jobs[0]).await;
     assert_eq!(doc["status"], "completed");
     tracing::info!(?resumed_after, "jobs resumed after the kill");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_webhook_sender_hands_its_attempt_in_flight_back() {
+    use llmflow_core::db::deliveries;
+    use llmflow_testkit::{Reply, Scripted};
+
+    let mut app = TestApp::spawn_with(json!({
+        "shutdown_grace_secs": 1,
+        "claim_timeout_secs": 600,
+        "webhook_request_timeout_secs": 300,
+    }))
+    .await;
+    // The first attempt is held open by the receiver; the next one is answered.
+    let receiver = Scripted::spawn(vec![Reply::Stall, Reply::Status(200)]).await;
+    let job_id: uuid::Uuid = app
+        .submit_accepted(json!({
+            "workflow_name": "bench_pipeline",
+            "input_data": {"text": "Hello.\nEMULATOR_SCORE: 20"},
+            "webhook_url": receiver.url,
+        }))
+        .await
+        .parse()
+        .expect("uuid");
+    receiver.wait_hits(1, Duration::from_secs(30)).await;
+
+    let stopping = Instant::now();
+    let handed_back = app.webhook.take().expect("webhook sender").shutdown().await;
+    let took = stopping.elapsed();
+    assert_eq!(handed_back, 1);
+    assert!(
+        took < Duration::from_secs(2),
+        "stopped within the grace period and a second: {took:?}"
+    );
+    let mut conn = app.conn().await;
+    let row = deliveries::terminal_of_job(&mut conn, job_id)
+        .await
+        .expect("query")
+        .expect("delivery");
+    assert_eq!(
+        (row.status.as_str(), row.attempts),
+        ("pending", 0),
+        "the attempt is given back, not counted"
+    );
+    drop(conn);
+
+    // Another sender takes it at once, not after the 600 s claim timeout.
+    app.start_webhook().await;
+    let hits = receiver.wait_hits(2, Duration::from_secs(20)).await;
+    assert_eq!(
+        hits[0].header("webhook-id"),
+        hits[1].header("webhook-id"),
+        "the same webhook-id on the repeated attempt"
+    );
+    let row = wait_until("the delivery recorded", Duration::from_secs(10), || async {
+        let mut conn = app.conn().await;
+        let row = deliveries::terminal_of_job(&mut conn, job_id)
+            .await
+            .ok()??;
+        (row.status == "delivered").then_some(row)
+    })
+    .await;
+    assert_eq!(row.attempts, 1);
 }
