@@ -59,20 +59,21 @@ async fn a_graceful_stop_finishes_requests_in_flight_and_accepts_no_more() {
     let head = read_head(&mut stream).await;
     skip_body(&mut stream, &head).await;
 
-    // A submit in flight: its head and half its body sent.
+    // A submit in flight: its head read by the server, which answered `100 Continue` and now
+    // waits for the body.
     let body =
         json!({"workflow_name": "bench_pipeline", "input_data": {"text": "in flight"}}).to_string();
     let request = format!(
         "POST /api/v1/workflow HTTP/1.1\r\nHost: {addr}\r\nX-API-Key: {API_KEY}\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+         Content-Type: application/json\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\r\n",
         body.len()
     );
     stream
         .write_all(request.as_bytes())
         .await
         .expect("send head");
-    let (sent, rest) = body.as_bytes().split_at(body.len() / 2);
-    stream.write_all(sent).await.expect("send half the body");
+    let interim = read_head(&mut stream).await;
+    assert!(interim.starts_with("HTTP/1.1 100"), "{interim}");
 
     let stopping = tokio::spawn(handle.stop(true));
     llmflow_testkit::wait_until(
@@ -87,9 +88,9 @@ async fn a_graceful_stop_finishes_requests_in_flight_and_accepts_no_more() {
     );
 
     stream
-        .write_all(rest)
+        .write_all(body.as_bytes())
         .await
-        .expect("send the rest of the body");
+        .expect("send the body");
     let head = read_head(&mut stream).await;
     assert!(head.starts_with("HTTP/1.1 202"), "{head}");
     drop(stream);
