@@ -131,10 +131,13 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     })
 }
 
-/// Serves the API on `listener` (port 0 in tests).
+/// Serves the API on `listener` (port 0 in tests). The server does not watch signals itself:
+/// `ServerHandle::stop(true)` (on SIGTERM/SIGINT in `llmflow-api`) stops accepting connections
+/// and lets the requests in flight finish within `SHUTDOWN_GRACE_SECS`.
 pub fn run(state: AppState, listener: TcpListener) -> std::io::Result<Server> {
     llmflow_core::metrics::install();
     let origins = state.config.cors_allowed_origins.clone();
+    let grace = state.config.shutdown_grace_secs;
     let state = web::Data::new(Arc::new(state));
     let server = HttpServer::new(move || {
         App::new()
@@ -153,6 +156,8 @@ pub fn run(state: AppState, listener: TcpListener) -> std::io::Result<Server> {
             .configure(dashboard::configure)
             .default_service(web::to(not_found))
     })
+    .disable_signals()
+    .shutdown_timeout(grace)
     .listen(listener)?
     .run();
     Ok(server)

@@ -31,7 +31,17 @@ async fn main() -> ExitCode {
         let listener = TcpListener::bind(&address)
             .map_err(|e| anyhow::anyhow!("cannot listen on {address}: {e}"))?;
         tracing::info!(%address, "llmflow-api listening");
-        llmflow_api::run(state, listener)?.await?;
+        let server = llmflow_api::run(state, listener)?;
+        let handle = server.handle();
+        // SIGTERM or SIGINT: stop accepting, finish the requests in flight (within
+        // SHUTDOWN_GRACE_SECS), then return.
+        tokio::spawn(async move {
+            llmflow_core::signal::shutdown_signal().await;
+            tracing::info!("stopping: no new connections; finishing requests in flight");
+            handle.stop(true).await;
+        });
+        server.await?;
+        tracing::info!("llmflow-api stopped");
         anyhow::Ok(())
     }
     .await;

@@ -138,9 +138,12 @@ pub struct Config {
     pub claim_timeout_secs: u64,
     /// How often a worker or webhook sender refreshes its row in the worker registry, in seconds.
     pub worker_heartbeat_secs: u64,
-    /// A registered process without a heartbeat for this many seconds is shown as lost and no
-    /// longer counted by the health check.
+    /// A registered process without a heartbeat for this many seconds is lost: shown as lost,
+    /// no longer counted by the health check, and the jobs it claimed are released at once.
     pub worker_lost_secs: u64,
+    /// How long a stopping worker or webhook sender lets running jobs and deliveries finish
+    /// after SIGTERM/SIGINT before handing the rest back; also the API's graceful-stop bound.
+    pub shutdown_grace_secs: u64,
     /// Where the worker or webhook sender serves `GET /metrics` (`host:port`). Unset: the
     /// process's default (`127.0.0.1:9101` worker, `127.0.0.1:9102` webhook sender); empty:
     /// no metrics listener. The API serves `/metrics` on its own port.
@@ -229,6 +232,7 @@ struct Defaults {
     claim_timeout_secs: u64,
     worker_heartbeat_secs: u64,
     worker_lost_secs: u64,
+    shutdown_grace_secs: u64,
     stale_job_hours: u64,
     database_pool_size: usize,
     log_format: LogFormat,
@@ -275,8 +279,9 @@ const DEFAULTS: Defaults = Defaults {
     queue_poll_ms: 100,
     reconcile_interval_secs: 5,
     claim_timeout_secs: 60,
-    worker_heartbeat_secs: 5,
-    worker_lost_secs: 30,
+    worker_heartbeat_secs: 3,
+    worker_lost_secs: 10,
+    shutdown_grace_secs: 25,
     stale_job_hours: 72,
     database_pool_size: 16,
     log_format: LogFormat::Json,
@@ -339,6 +344,7 @@ const ENV_KEYS: &[&str] = &[
     "CLAIM_TIMEOUT_SECS",
     "WORKER_HEARTBEAT_SECS",
     "WORKER_LOST_SECS",
+    "SHUTDOWN_GRACE_SECS",
     "METRICS_ADDR",
     "STALE_JOB_HOURS",
     "DATABASE_POOL_SIZE",
@@ -588,6 +594,13 @@ impl Config {
                 ));
             }
         }
+        if self.worker_lost_secs <= self.worker_heartbeat_secs.max(1) {
+            // A live process would count as lost between two heartbeats, and its jobs released.
+            return Err(ConfigError::invalid(
+                "worker_lost_secs",
+                "must be longer than WORKER_HEARTBEAT_SECS",
+            ));
+        }
         if self.llm_limit_lease_secs == 0 {
             return Err(ConfigError::invalid(
                 "llm_limit_lease_secs",
@@ -643,6 +656,11 @@ impl Config {
     /// How long a registered process may go without a heartbeat before it counts as lost.
     pub fn worker_lost_after(&self) -> Duration {
         Duration::from_secs(self.worker_lost_secs.max(1))
+    }
+
+    /// How long a graceful stop waits for work in flight (`SHUTDOWN_GRACE_SECS`).
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_secs)
     }
 
     /// The metrics listener's address: `METRICS_ADDR`, else `default`; `None` when set empty.

@@ -28,6 +28,8 @@ pub mod names {
     pub const WORKERS_LIVE: &str = "llmflow_workers_live";
     pub const RECONCILER_REPUSHES: &str = "llmflow_reconciler_repushes_total";
     pub const CLAIM_LOSSES: &str = "llmflow_job_claim_losses_total";
+    pub const JOBS_HANDED_BACK: &str = "llmflow_jobs_handed_back_total";
+    pub const LOST_CLAIMS_RELEASED: &str = "llmflow_lost_claims_released_total";
     pub const JOB_RESUMES: &str = "llmflow_job_resumes_total";
     pub const STEP_DURATION: &str = "llmflow_step_duration_seconds";
     pub const STEP_RETRIES: &str = "llmflow_step_retries_total";
@@ -129,6 +131,14 @@ fn describe() {
         "Jobs and deliveries the reconciler pushed to Redis again, by kind."
     );
     describe_counter!(CLAIM_LOSSES, "Job runs that found their claim taken over.");
+    describe_counter!(
+        JOBS_HANDED_BACK,
+        "Running jobs a stopping worker released after its grace period, for another to resume."
+    );
+    describe_counter!(
+        LOST_CLAIMS_RELEASED,
+        "Claims of lost (killed) workers the reconciler released and pushed again."
+    );
     describe_counter!(JOB_RESUMES, "Job runs that resumed after committed steps.");
     describe_histogram!(
         STEP_DURATION,

@@ -478,7 +478,8 @@ impl Queues {
 /// Runs a queue consumer forever, rebuilding it whenever it stops: apalis ends a worker's `run`
 /// on any Redis error (a restart, a failover, a FLUSHALL), and a fresh worker under a new name
 /// reconnects. Waits between rebuilds grow from 250 ms to 10 s while failures repeat. Returns
-/// when `shutdown` resolves.
+/// when `shutdown` resolves and the running consumer (which must stop on `shutdown` too, as
+/// apalis's `run_until` does) has finished the tasks it started.
 pub async fn supervise<F, Fut>(
     what: &str,
     shutdown: tokio_util::sync::CancellationToken,
@@ -491,9 +492,16 @@ pub async fn supervise<F, Fut>(
     let mut failures = 0u32;
     loop {
         let started = std::time::Instant::now();
+        let consumer = run(generation);
+        tokio::pin!(consumer);
         let outcome = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            outcome = run(generation) => outcome,
+            // The consumer watches `shutdown` itself: it stops fetching and returns once the
+            // tasks it started are done. Dropping it here would drop them mid-run.
+            _ = shutdown.cancelled() => {
+                let _ = consumer.await;
+                return;
+            }
+            outcome = &mut consumer => outcome,
         };
         if shutdown.is_cancelled() {
             return;

@@ -338,7 +338,8 @@ pub(crate) async fn messages(
     };
     shared.record_model(&parsed.model);
     meta.input_tokens = parsed.conversation.prompt_tokens();
-    let plan = shared.plan(&req, CallKind::Llm);
+    let mut plan = shared.plan(&req, CallKind::Llm);
+    plan.apply_latency_directive(parsed.conversation.latency_directive());
     tracing::debug!(model = %parsed.model, stream = parsed.stream, action = ?plan.action, "anthropic message");
     plan.wait(&shared).await;
 

@@ -1,5 +1,5 @@
 //! Deterministic reply content shared by every provider format: token counting, the stable
-//! prompt hash, the `EMULATOR_REPLY:` / `EMULATOR_SCORE:` directives and the text / JSON reply
+//! prompt hash, the `EMULATOR_REPLY:` / `EMULATOR_SCORE:` / `EMULATOR_LATENCY_MS:` directives and the text / JSON reply
 //! shapes.
 
 use serde_json::{json, Value};
@@ -12,6 +12,8 @@ use crate::values::Catalog;
 pub const REPLY_DIRECTIVE: &str = "EMULATOR_REPLY:";
 /// Directive line that sets the `score` of generated JSON replies.
 pub const SCORE_DIRECTIVE: &str = "EMULATOR_SCORE:";
+/// Directive line that sets this call's latency in milliseconds, instead of the configured one.
+pub const LATENCY_DIRECTIVE: &str = "EMULATOR_LATENCY_MS:";
 
 /// The emulator's deterministic token estimate: `ceil(chars / 4)` (Unicode scalar values).
 pub fn count_tokens(text: &str) -> u64 {
@@ -121,6 +123,14 @@ impl Conversation {
         self.directive(SCORE_DIRECTIVE)?.parse().ok()
     }
 
+    /// The `EMULATOR_LATENCY_MS:` value, if any and numeric.
+    pub fn latency_directive(&self) -> Option<std::time::Duration> {
+        self.directive(LATENCY_DIRECTIVE)?
+            .parse()
+            .ok()
+            .map(std::time::Duration::from_millis)
+    }
+
     /// Stable hash of the last user message.
     pub fn seed(&self) -> u64 {
         fnv1a(self.last_user().as_bytes())
@@ -133,7 +143,9 @@ impl Conversation {
             .lines()
             .filter(|l| {
                 let l = l.trim_start();
-                !l.starts_with(REPLY_DIRECTIVE) && !l.starts_with(SCORE_DIRECTIVE)
+                !l.starts_with(REPLY_DIRECTIVE)
+                    && !l.starts_with(SCORE_DIRECTIVE)
+                    && !l.starts_with(LATENCY_DIRECTIVE)
             })
             .flat_map(str::split_whitespace)
             .take(n)

@@ -22,6 +22,8 @@
 //! * `json_object` (or, for Anthropic, a system/user text that mentions `JSON`) gets
 //!   `{"summary": <first 12 words>, "score": <0..=100>, "tags": ["tag-a", "tag-b"]}`, where a
 //!   line `EMULATOR_SCORE: <n>` forces the score;
+//! * a line `EMULATOR_LATENCY_MS: <n>` makes that call wait `n` ms instead of the configured
+//!   latency (the `x-emulator-latency-ms` header still wins; scripted delays add to it);
 //! * a prompt that lists Markdown sections (headings, after "these sections" when it says so)
 //!   gets a Markdown document with those sections, each with the table (its quoted columns),
 //!   list or paragraphs its description asks for (see `markdown.rs`);
@@ -68,7 +70,7 @@ use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use serde_json::json;
 
-pub use content::{count_tokens, REPLY_DIRECTIVE, SCORE_DIRECTIVE};
+pub use content::{count_tokens, LATENCY_DIRECTIVE, REPLY_DIRECTIVE, SCORE_DIRECTIVE};
 pub use openai::openrouter_cost;
 pub use places::RESULTS_PER_QUERY;
 pub use script::ScriptStep;

@@ -503,7 +503,8 @@ pub(crate) async fn chat_completions(
     };
     shared.record_model(&parsed.model);
     meta.prompt_tokens = parsed.conversation.prompt_tokens();
-    let plan = shared.plan(&req, CallKind::Llm);
+    let mut plan = shared.plan(&req, CallKind::Llm);
+    plan.apply_latency_directive(parsed.conversation.latency_directive());
     tracing::debug!(model = %parsed.model, stream = parsed.stream, action = ?plan.action, "chat completion");
     plan.wait(&shared).await;
 

@@ -124,9 +124,20 @@ pub(crate) struct Plan {
     pub chunk_delay: Duration,
     /// What to answer.
     pub action: Action,
+    /// The configured latency included in `wait` (`None` when the request's header set it).
+    pub configured: Option<Duration>,
 }
 
 impl Plan {
+    /// A prompt's `EMULATOR_LATENCY_MS:` replaces the configured latency (the request's
+    /// header, when given, still wins; scripted delays stay on top).
+    pub fn apply_latency_directive(&mut self, latency: Option<Duration>) {
+        if let (Some(latency), Some(configured)) = (latency, self.configured) {
+            self.wait = self.wait.saturating_sub(configured).saturating_add(latency);
+            self.configured = Some(latency);
+        }
+    }
+
     /// Waits for the rendezvous, then the planned time before the response; never returns for
     /// [`Action::Hang`].
     ///
@@ -286,11 +297,12 @@ impl Shared {
     /// latency, then (for LLM calls) the next script step, else an `error_rate` roll.
     pub fn plan(&self, req: &HttpRequest, kind: CallKind) -> Plan {
         let config = self.runtime_config();
-        let wait = latency_override(req).unwrap_or(config.latency);
+        let header = latency_override(req);
         let mut plan = Plan {
-            wait,
+            wait: header.unwrap_or(config.latency),
             chunk_delay: config.stream_chunk_delay,
             action: Action::Normal,
+            configured: header.is_none().then_some(config.latency),
         };
         let step = match kind {
             CallKind::Llm => lock(&self.script).pop_front(),

@@ -120,7 +120,17 @@ async fn attempt(
     let attempted_at = Utc::now();
     let started = Instant::now();
     let response = match keys {
-        Ok(keys) => send(state, delivery, &keys).await,
+        Ok(keys) => {
+            tokio::select! {
+                response = send(state, delivery, &keys) => response,
+                // The sender is stopping and its grace period is over: the request is dropped
+                // and the attempt given back for another sender (the receiver may see it twice,
+                // with the same `webhook-id`).
+                _ = state.hand_back.cancelled() => {
+                    return hand_back(state, message, &claim).await;
+                }
+            }
+        }
         Err(message) => Response {
             status: None,
             class: None,
@@ -204,6 +214,38 @@ async fn attempt(
         if let Err(e) = push_attempt_at(&mut storage, next, at).await {
             // The row says when it is due; the reconciler pushes it.
             tracing::warn!(delivery_id = %delivery.id, error = %e, "push of the next attempt failed");
+        }
+    }
+    Ok(())
+}
+
+/// Releases an attempt this stopping sender will not finish and pushes it again.
+async fn hand_back(
+    state: &WebhookState,
+    message: &DeliveryMessage,
+    claim: &deliveries::Claim,
+) -> Result<(), DeliveryError> {
+    let released = {
+        let mut conn = state
+            .pool
+            .get()
+            .await
+            .map_err(|e| DeliveryError::Record(e.into()))?;
+        deliveries::release_attempt(&mut conn, claim.delivery.id, claim.token)
+            .await
+            .map_err(DeliveryError::Record)?
+    };
+    if released {
+        let mut storage = state.deliveries.clone();
+        let task_id = llmflow_core::queue::repush_task_id(llmflow_core::JobId(claim.delivery.id));
+        match llmflow_core::queue::push_delivery_as(&mut storage, message.clone(), &task_id).await {
+            Ok(()) => {
+                tracing::info!(delivery_id = %message.delivery_id, attempt = message.attempt, "stopping: attempt handed back")
+            }
+            // Released but not pushed: the reconciler pushes a due delivery missing from Redis.
+            Err(e) => {
+                tracing::warn!(delivery_id = %message.delivery_id, error = %e, "stopping: attempt released, but its push failed")
+            }
         }
     }
     Ok(())

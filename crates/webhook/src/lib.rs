@@ -64,6 +64,10 @@ pub struct WebhookState {
     /// Deliveries being sent by this process now (reported to the worker registry).
     pub in_flight: Arc<AtomicUsize>,
     deliveries: DeliveryStorage,
+    /// Cancelled when the sender starts to stop: nothing more is fetched.
+    draining: CancellationToken,
+    /// Cancelled when a stop's grace period is over: attempts in flight are given back.
+    hand_back: CancellationToken,
 }
 
 impl WebhookState {
@@ -124,30 +128,59 @@ impl WebhookState {
             worker_name,
             in_flight: Arc::new(AtomicUsize::new(0)),
             deliveries,
+            draining: CancellationToken::new(),
+            hand_back: CancellationToken::new(),
         })
     }
 }
 
+/// How long the attempts still running after the grace period get to be handed back.
+const HAND_BACK_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// A running delivery consumer.
 pub struct WebhookHandle {
     shutdown: CancellationToken,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    state: Arc<WebhookState>,
+    consumer: tokio::task::JoinHandle<()>,
+    registry: tokio::task::JoinHandle<()>,
 }
 
 impl WebhookHandle {
-    pub async fn shutdown(self) {
-        self.shutdown.cancel();
-        for task in self.tasks {
-            let _ = task.await;
+    /// Stops gracefully: nothing more is fetched, attempts in flight get `SHUTDOWN_GRACE_SECS`
+    /// to finish, and the ones still running then are dropped, their claims released and their
+    /// messages pushed again for another sender. Answers how many were handed back.
+    pub async fn shutdown(self) -> usize {
+        let grace = self.state.config.shutdown_grace();
+        self.state.draining.cancel();
+        let mut consumer = self.consumer;
+        let mut handed_back = 0;
+        if tokio::time::timeout(grace, &mut consumer).await.is_err() {
+            handed_back = self.state.in_flight.load(Ordering::Relaxed);
+            tracing::info!(
+                deliveries = handed_back,
+                "grace period over: handing unfinished deliveries back"
+            );
+            self.state.hand_back.cancel();
+            if tokio::time::timeout(HAND_BACK_TIMEOUT, &mut consumer)
+                .await
+                .is_err()
+            {
+                // What did not stop is taken over once its claim times out.
+                tracing::warn!("some deliveries did not stop in time");
+                consumer.abort();
+            }
         }
+        // The registry row goes last: this sender is live until nothing of it is left running.
+        self.shutdown.cancel();
+        let _ = self.registry.await;
+        handed_back
     }
 
     /// Stops at once, as a crash would.
     pub fn abort(self) {
         self.shutdown.cancel();
-        for task in self.tasks {
-            task.abort();
-        }
+        self.consumer.abort();
+        self.registry.abort();
     }
 }
 
@@ -167,10 +200,12 @@ pub fn start(state: WebhookState) -> WebhookHandle {
         state.config.worker_heartbeat(),
         shutdown.clone(),
     ));
-    let consumer = tokio::spawn(consume(state, shutdown.clone()));
+    let consumer = tokio::spawn(consume(state.clone(), state.draining.clone()));
     WebhookHandle {
         shutdown,
-        tasks: vec![consumer, registry],
+        state,
+        consumer,
+        registry,
     }
 }
 

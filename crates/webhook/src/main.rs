@@ -24,7 +24,6 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let drain = std::time::Duration::from_secs(config.webhook_request_timeout_secs) * 2;
     let state = match llmflow_webhook::WebhookState::connect(config).await {
         Ok(state) => state,
         Err(e) => {
@@ -48,13 +47,10 @@ async fn main() -> ExitCode {
     tracing::info!("llmflow-webhook started");
     let handle = llmflow_webhook::start(state);
     llmflow_core::signal::shutdown_signal().await;
-    tracing::info!("stopping: letting running deliveries finish");
-    if tokio::time::timeout(drain, handle.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("deliveries did not finish in time; the reconciler will re-push them");
-    }
+    tracing::info!("stopping: nothing more fetched; letting running deliveries finish");
+    // Within SHUTDOWN_GRACE_SECS; what is still running then is handed back to the queue.
+    let handed_back = handle.shutdown().await;
+    tracing::info!(handed_back, "stopped");
     metrics_stop.cancel();
     // The spans still buffered go out before the process ends.
     telemetry.shutdown().await;

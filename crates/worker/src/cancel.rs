@@ -16,10 +16,13 @@ use llmflow_core::{db, events, queue, JobId};
 
 use crate::{RunError, WorkerState};
 
-/// The cancellation tokens of the jobs this process is running.
+/// The cancellation tokens of the jobs this process is running. Each is a child of one
+/// hand-back token: a stopping worker cancels that once its grace period is over, which stops
+/// every job at its next step boundary (dropping calls in flight) to be handed back.
 #[derive(Default)]
 pub struct Registry {
     tokens: Mutex<HashMap<Uuid, CancellationToken>>,
+    hand_back: CancellationToken,
 }
 
 /// A job's registration; dropping it unregisters the job.
@@ -46,7 +49,7 @@ impl Drop for Registration<'_> {
 impl Registry {
     /// Registers a job before it is claimed, so that no announcement after the claim is missed.
     pub fn register(&self, job_id: Uuid) -> Registration<'_> {
-        let token = CancellationToken::new();
+        let token = self.hand_back.child_token();
         if let Ok(mut tokens) = self.tokens.lock() {
             tokens.insert(job_id, token.clone());
         }
@@ -55,6 +58,17 @@ impl Registry {
             job_id,
             token,
         }
+    }
+
+    /// Stops every job running here, and any registered later, to hand them back.
+    pub fn hand_back_all(&self) {
+        self.hand_back.cancel();
+    }
+
+    /// Whether the jobs are being handed back (a stop past its grace period): a job stopped
+    /// now is released, not cancelled.
+    pub fn handing_back(&self) -> bool {
+        self.hand_back.is_cancelled()
     }
 
     /// Cancels the job if it runs here; whether it did.

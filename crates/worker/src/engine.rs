@@ -105,6 +105,11 @@ pub async fn run_job(state: &WorkerState, job_id: JobId) -> Result<(), RunError>
         };
         let outcome = match outcome {
             Ok(()) => runner.output(&scope, &workflow).map_err(Stop::Failed),
+            Err(Stop::Cancelled) if state.cancels.handing_back() => {
+                // Stopped by the worker shutting down, not by a cancel request: its claim is
+                // released with the others' (`handback::release_all`) and another resumes it.
+                return Ok(());
+            }
             Err(stop) => Err(stop),
         };
         runner.finish(outcome).await

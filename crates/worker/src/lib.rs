@@ -10,6 +10,7 @@ mod engine;
 pub mod error;
 pub mod events;
 pub mod external;
+mod handback;
 pub mod local;
 pub mod maintenance;
 pub mod reconciler;
@@ -20,7 +21,6 @@ mod steps;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use apalis::prelude::*;
 use apalis_redis::ConnectionManager;
@@ -75,6 +75,10 @@ pub struct WorkerState {
     pub gate: Arc<bands::PriorityGate>,
     /// Jobs running in this process now (reported to the worker registry and `/metrics`).
     pub in_flight: Arc<AtomicUsize>,
+    /// Cancelled when the worker starts to stop: no new job starts (see `handback`).
+    draining: CancellationToken,
+    /// Queue messages being handled now (waiting for a slot or running).
+    handlers: tokio::sync::watch::Sender<usize>,
     /// Claims of the jobs taken from Redis, written in batches.
     claimer: claims::Claimer,
     /// Workflow definitions by hash, as pinned by jobs.
@@ -145,6 +149,8 @@ impl WorkerState {
             engine,
             gate,
             in_flight: Arc::new(AtomicUsize::new(0)),
+            draining: CancellationToken::new(),
+            handlers: tokio::sync::watch::Sender::new(0),
             claimer,
             pool,
             redis,
@@ -194,45 +200,122 @@ impl WorkerState {
     }
 }
 
-/// A running worker: its consumer and its reconciler. Dropping the handle does not stop it; call
-/// `shutdown` (running jobs are given `grace` to finish; unfinished ones are re-run elsewhere).
+/// A running worker: its consumers and its background tasks (reconciler, cancellation
+/// listener, maintenance, registry heartbeat). Dropping the handle does not stop it; call
+/// `shutdown`.
 pub struct WorkerHandle {
     shutdown: CancellationToken,
+    consumers: Vec<tokio::task::JoinHandle<()>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     pub state: Arc<WorkerState>,
 }
 
+/// How a graceful stop ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stopped {
+    /// Jobs still running when the grace period ended, handed back for another worker.
+    pub handed_back: usize,
+}
+
 impl WorkerHandle {
-    pub async fn shutdown(self) {
+    /// Stops gracefully: no more jobs are fetched or started (fetched ones waiting for a run slot
+    /// are pushed back at once), running jobs get `SHUTDOWN_GRACE_SECS` to finish, and the ones
+    /// still running then are handed back — stopped at a step boundary, their claims released
+    /// and their ids pushed again — so that another worker resumes them at once.
+    pub async fn shutdown(mut self) -> Stopped {
+        let grace = self.state.engine.config.shutdown_grace();
+        self.state.draining.cancel();
+        let mut handlers = self.state.handlers.subscribe();
+        let mut handed_back = 0;
+        let finished = tokio::time::timeout(grace, handlers.wait_for(|n| *n == 0))
+            .await
+            .is_ok();
+        if !finished {
+            handed_back = self.state.in_flight.load(Ordering::Relaxed);
+            tracing::info!(
+                jobs = handed_back,
+                "grace period over: handing unfinished jobs back"
+            );
+            self.state.cancels.hand_back_all();
+            // Each job stops at once: its step is dropped, its claim released, its id pushed.
+            // Bounded: a job stuck on an unreachable database keeps its claim, which the
+            // reconcilers release once this worker's registry row is gone.
+            let released = tokio::time::timeout(HAND_BACK_TIMEOUT, handlers.wait_for(|n| *n == 0));
+            if released.await.is_err() {
+                tracing::warn!("some jobs did not stop in time; their claims are released anyway");
+            }
+            match handback::release_all(&self.state).await {
+                Ok(n) => tracing::info!(jobs = n, "handed back"),
+                // The claims stay until other workers' reconcilers find this worker gone.
+                Err(e) => {
+                    tracing::warn!(error = %llmflow_core::telemetry::Chain(&e), "hand-back failed")
+                }
+            }
+        }
+        // Every message is handled. apalis's consumers now flush their acks and return, unless
+        // its bounded ack channel filled while they drained (more than about four batches of
+        // jobs ending during the stop): then they are dropped, and the few acks lost only mean
+        // that apalis re-delivers those finished jobs to some worker later, whose claim ignores
+        // them.
+        let consumers = futures::future::join_all(self.consumers.iter_mut());
+        if tokio::time::timeout(CONSUMER_EXIT, consumers)
+            .await
+            .is_err()
+        {
+            tracing::debug!("queue consumers did not return in time; dropping them");
+            for consumer in &self.consumers {
+                consumer.abort();
+            }
+        }
+        // Only now: the registry row (this worker's liveness) stays until no claim is left.
         self.shutdown.cancel();
         for task in self.tasks {
             let _ = task.await;
         }
+        Stopped { handed_back }
     }
 
     /// Stops at once, as a crash would: in-flight jobs are dropped mid-step.
     pub fn abort(self) {
         self.shutdown.cancel();
-        for task in self.tasks {
+        for task in self.consumers.into_iter().chain(self.tasks) {
             task.abort();
         }
     }
 }
 
-/// Starts the job consumer (supervised) and the reconciler in the background.
+/// Runs a worker until `signal` resolves (SIGTERM or SIGINT in `llmflow-worker`), then stops
+/// it gracefully (see [`WorkerHandle::shutdown`]).
+pub async fn run_until(
+    state: WorkerState,
+    signal: impl std::future::Future<Output = ()>,
+) -> Stopped {
+    let handle = start(state);
+    signal.await;
+    tracing::info!(
+        grace_secs = handle.state.engine.config.shutdown_grace_secs,
+        running = handle.state.in_flight.load(Ordering::Relaxed),
+        "stopping: no new jobs; letting running jobs finish"
+    );
+    let stopped = handle.shutdown().await;
+    tracing::info!(handed_back = stopped.handed_back, "stopped");
+    stopped
+}
+
+/// Starts the job consumers (supervised) and the reconciler in the background.
 pub fn start(state: WorkerState) -> WorkerHandle {
     llmflow_core::metrics::install();
     metrics::gauge!(llmflow_core::metrics::names::JOBS_IN_FLIGHT).set(0.0);
     let state = Arc::new(state);
     let shutdown = CancellationToken::new();
-    let mut tasks: Vec<tokio::task::JoinHandle<()>> = Band::ALL
+    let consumers = Band::ALL
         .into_iter()
-        .map(|band| tokio::spawn(consume(state.clone(), shutdown.clone(), band)))
+        .map(|band| tokio::spawn(consume(state.clone(), state.draining.clone(), band)))
         .collect();
-    tasks.push(tokio::spawn(reconciler::run(
+    let mut tasks = vec![tokio::spawn(reconciler::run(
         state.clone(),
         shutdown.clone(),
-    )));
+    ))];
     tasks.push(tokio::spawn(cancel::listen(
         state.clone(),
         shutdown.clone(),
@@ -254,8 +337,31 @@ pub fn start(state: WorkerState) -> WorkerHandle {
     )));
     WorkerHandle {
         shutdown,
+        consumers,
         tasks,
         state,
+    }
+}
+
+/// How long the jobs still running after the grace period get to stop and be handed back.
+const HAND_BACK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How long stopped queue consumers get to flush their acks once every message is handled.
+const CONSUMER_EXIT: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// One queue message counted as being handled while this lives.
+struct Handling(tokio::sync::watch::Sender<usize>);
+
+impl Handling {
+    fn enter(handlers: &tokio::sync::watch::Sender<usize>) -> Handling {
+        handlers.send_modify(|n| *n += 1);
+        Handling(handlers.clone())
+    }
+}
+
+impl Drop for Handling {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n = n.saturating_sub(1));
     }
 }
 
@@ -287,7 +393,17 @@ async fn handle(
     band: Data<ServedBand>,
 ) -> Result<(), BoxDynError> {
     let ServedBand(band) = *band;
-    let _slot = state.gate.acquire(band).await;
+    let _handling = Handling::enter(&state.handlers);
+    // A stopping worker starts nothing more: what it fetched goes back to the queue at once.
+    let slot = tokio::select! {
+        biased;
+        _ = state.draining.cancelled() => None,
+        slot = state.gate.acquire(band) => Some(slot),
+    };
+    let Some(_slot) = slot.filter(|_| !state.draining.is_cancelled()) else {
+        handback::unstarted(&state, message.job_id, band).await;
+        return Ok(());
+    };
     let _running = InFlight::enter(&state.in_flight);
     // Errors are ours to handle: a job that could not finish stays `processing` and the
     // reconciler re-pushes it once its claim lapses. apalis's own retries are not used.
@@ -330,6 +446,3 @@ async fn consume(state: Arc<WorkerState>, shutdown: CancellationToken, band: Ban
     })
     .await;
 }
-
-/// How long a stopping worker waits for running jobs.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);

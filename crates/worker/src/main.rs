@@ -1,4 +1,5 @@
-//! `llmflow-worker`: loads configuration, starts telemetry, and runs until SIGINT/SIGTERM.
+//! `llmflow-worker`: loads configuration, starts telemetry, and runs until SIGINT/SIGTERM, then
+//! stops gracefully and exits 0.
 
 use std::process::ExitCode;
 
@@ -44,15 +45,9 @@ async fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     tracing::info!(worker = %state.worker_name, "llmflow-worker started");
-    let handle = llmflow_worker::start(state);
-    llmflow_core::signal::shutdown_signal().await;
-    tracing::info!("stopping: letting running jobs finish");
-    if tokio::time::timeout(llmflow_worker::SHUTDOWN_GRACE, handle.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("running jobs did not finish in time; the reconciler will re-run them");
-    }
+    // SIGTERM/SIGINT: stop fetching, let running jobs finish within SHUTDOWN_GRACE_SECS, then
+    // hand the rest back to the queue for another worker (see `WorkerHandle::shutdown`).
+    llmflow_worker::run_until(state, llmflow_core::signal::shutdown_signal()).await;
     metrics_stop.cancel();
     // The spans still buffered go out before the process ends.
     telemetry.shutdown().await;

@@ -1,14 +1,15 @@
 //! The reconciler: PostgreSQL is the record and Redis may lose anything, so every few seconds
 //! each worker looks for unfinished jobs and due webhook deliveries that Redis no longer holds
 //! (or whose claim lapsed) and pushes their ids again. Pushing twice is harmless: claims are
-//! conditional updates.
+//! conditional updates. First it releases the claims of lost workers (the worker registry is
+//! their liveness), so a killed worker's jobs run again within seconds.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use llmflow_core::db::{self, deliveries};
+use llmflow_core::db::{self, deliveries, workers};
 use llmflow_core::metrics::names;
 use llmflow_core::queue::{self, Band, DeliveryMessage};
 use llmflow_core::telemetry::Chain;
@@ -59,12 +60,28 @@ pub async fn reconcile_once(state: &WorkerState) -> Result<Counts, RunError> {
     Ok(Counts { jobs, deliveries })
 }
 
+/// Releases the claims of lost workers (no registry heartbeat within `WORKER_LOST_SECS`: killed,
+/// or cut off) and pushes those jobs again, so they resume within seconds instead of waiting out
+/// `CLAIM_TIMEOUT_SECS`. A worker that comes back finds its claim gone and writes nothing more.
+async fn release_lost_claims(state: &WorkerState) -> Result<usize, RunError> {
+    let released = {
+        let mut conn = state.pool.get().await?;
+        workers::release_lost_claims(&mut conn, state.engine.config.worker_lost_after()).await?
+    };
+    for job in &released {
+        tracing::info!(job_id = %job.id, "released the claim of a lost worker");
+    }
+    crate::handback::push_released(state, &released).await;
+    metrics::counter!(names::LOST_CLAIMS_RELEASED).increment(released.len() as u64);
+    Ok(released.len())
+}
+
 async fn reconcile_jobs(state: &WorkerState) -> Result<usize, RunError> {
+    let mut pushed = release_lost_claims(state).await?;
     let min_age = state.engine.config.reconcile_interval();
     let claim_timeout = state.engine.config.claim_timeout();
     let mut redis = state.redis.clone();
     let mut after = None;
-    let mut pushed = 0;
     loop {
         let page = {
             let mut conn = state.pool.get().await?;

@@ -9,6 +9,7 @@ mod limits;
 mod operator;
 mod retry;
 mod schema;
+mod shutdown;
 mod submit;
 mod support;
 mod validate;

@@ -380,3 +380,19 @@ fn otlp_endpoint_is_off_unless_set_and_must_be_an_http_url() {
         "not a URL",
     );
 }
+
+#[test]
+fn liveness_and_shutdown_grace_have_defaults_and_a_lost_worker_outlasts_a_heartbeat() {
+    let config = valid_with(json!({})).expect("valid config");
+    assert_eq!(config.worker_heartbeat(), secs(3));
+    assert_eq!(config.worker_lost_after(), secs(10));
+    assert_eq!(config.shutdown_grace(), secs(25));
+    let config = valid_with(json!({"shutdown_grace_secs": "3"})).expect("valid config");
+    assert_eq!(config.shutdown_grace(), secs(3));
+    refuses(
+        "worker_lost_secs",
+        json!(3),
+        "longer than WORKER_HEARTBEAT_SECS",
+    );
+    refuses("shutdown_grace_secs", json!("soon"), "SHUTDOWN_GRACE_SECS");
+}

@@ -195,6 +195,28 @@ pub async fn claim_attempt(
     )
 }
 
+/// Gives back an attempt a stopping sender claimed and did not finish: the delivery waits for
+/// that same attempt again (`pending`, the attempt count as before the claim), for any sender to
+/// claim at once. Only while `token` still holds the claim; whether it did.
+pub async fn release_attempt(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    token: Uuid,
+) -> Result<bool, DbError> {
+    let updated = diesel::update(deliveries::table.find(id))
+        .filter(deliveries::status.eq(state::DELIVERING))
+        .filter(deliveries::claim_token.eq(token))
+        .set((
+            deliveries::status.eq(state::PENDING),
+            deliveries::attempts.eq(deliveries::attempts - 1),
+            deliveries::claim_token.eq(None::<Uuid>),
+            deliveries::updated_at.eq(now),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(updated == 1)
+}
+
 /// What an attempt leads to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AttemptOutcome {

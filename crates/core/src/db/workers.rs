@@ -6,6 +6,12 @@
 //!
 //! Readers: the health check counts live workers ([`count_live`]); the dashboard lists every
 //! registered process with its state ([`list`]).
+//!
+//! The registry is also the workers' liveness: the reconciler releases at once every claim held
+//! by a worker that is lost or gone ([`release_lost_claims`]), so a killed worker's jobs run again
+//! within seconds rather than after `CLAIM_TIMEOUT_SECS` (which stays the backstop for a live
+//! worker that is stuck). A stopping worker hands its unfinished jobs back itself
+//! ([`release_claims_of`]).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -14,10 +20,12 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use diesel::dsl::now;
 use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Int2, Text, Uuid as SqlUuid};
 use diesel::upsert::excluded;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 use super::schema::llm_workers as workers;
 use super::{DbError, PgPool};
@@ -262,4 +270,63 @@ pub async fn keep_registered(
             tracing::warn!(worker = %me.name, error = %e, "worker registry: deregister failed");
         }
     }
+}
+
+/// A job whose claim was released: `queued` again under a fresh task id, to be pushed to the
+/// queue of its band under that id.
+#[derive(Clone, Debug, PartialEq, Eq, QueryableByName)]
+pub struct Released {
+    #[diesel(sql_type = SqlUuid)]
+    pub id: Uuid,
+    #[diesel(sql_type = Int2)]
+    pub priority: i16,
+    #[diesel(sql_type = Text)]
+    pub task_id: String,
+}
+
+/// What a release sets: the job waits in the queue again, without an owner, under a fresh task
+/// id (`{job_id}:{32 hex digits}`, as `queue::repush_task_id` makes them; apalis ignores an id
+/// it still holds).
+const RELEASE_SET: &str = "UPDATE llm_workflow_jobs j \
+    SET status = 'queued', claimed_by = NULL, \
+        queue_task_id = j.id::text || ':' || replace(gen_random_uuid()::text, '-', ''), \
+        queued_at = now(), updated_at = now() \
+  WHERE j.status = 'processing' ";
+
+/// Hands back every job `worker` still holds (it is stopping and its grace period is over, and
+/// its jobs have stopped): one conditional update on this worker's ownership. The next claim
+/// takes each at once and resumes after its committed steps.
+pub async fn release_claims_of(
+    conn: &mut AsyncPgConnection,
+    worker: &str,
+) -> Result<Vec<Released>, DbError> {
+    Ok(diesel::sql_query(format!(
+        "{RELEASE_SET} AND j.claimed_by = $1 \
+         RETURNING j.id, j.priority, j.queue_task_id AS task_id"
+    ))
+    .bind::<Text, _>(worker)
+    .load(conn)
+    .await?)
+}
+
+/// Releases every claim held by a worker without a heartbeat within `lost_after` (killed, cut
+/// off, or stopped without handing its jobs back). A claim younger than `lost_after` is left
+/// alone: its worker may have claimed before its first heartbeat was written.
+pub async fn release_lost_claims(
+    conn: &mut AsyncPgConnection,
+    lost_after: Duration,
+) -> Result<Vec<Released>, DbError> {
+    let millis = i64::try_from(lost_after.as_millis()).unwrap_or(i64::MAX);
+    Ok(diesel::sql_query(format!(
+        "{RELEASE_SET} AND j.claimed_by IS NOT NULL \
+            AND j.claimed_at < now() - make_interval(secs => $1::float8 / 1000) \
+            AND NOT EXISTS ( \
+                SELECT 1 FROM llm_workers w \
+                 WHERE w.name = j.claimed_by \
+                   AND w.last_heartbeat >= now() - make_interval(secs => $1::float8 / 1000)) \
+         RETURNING j.id, j.priority, j.queue_task_id AS task_id"
+    ))
+    .bind::<BigInt, _>(millis)
+    .load(conn)
+    .await?)
 }

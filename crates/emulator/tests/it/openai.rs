@@ -715,3 +715,21 @@ async fn latency_header_and_set_latency_delay_replies() {
     assert_eq!(r.expect("send").status(), 200);
     assert!(elapsed >= Duration::from_millis(250), "{elapsed:?}");
 }
+
+#[tokio::test]
+async fn a_latency_directive_sets_one_calls_latency() {
+    let emu = emulator().await;
+    emu.set_latency(Duration::from_secs(30));
+    let prompt = "slow one.\nEMULATOR_LATENCY_MS: 300";
+    let (r, elapsed) = crate::timed(chat(&emu, &request("gpt-4o-mini", prompt)).send()).await;
+    let body: Value = r.expect("send").json().await.expect("json");
+    assert!(elapsed >= Duration::from_millis(300), "{elapsed:?}");
+    assert!(
+        elapsed < Duration::from_secs(30),
+        "the directive replaces the configured latency: {elapsed:?}"
+    );
+    let text = body["choices"][0]["message"]["content"]
+        .as_str()
+        .expect("content");
+    assert!(!text.contains("EMULATOR_LATENCY_MS"), "{text}");
+}

@@ -15,6 +15,7 @@ mod providers;
 mod recovery;
 mod redis_tls;
 mod retry;
+mod shutdown;
 mod stream_token;
 mod streaming;
 mod support;

@@ -4,4 +4,5 @@
 mod cancel;
 mod claims;
 mod run;
+mod shutdown;
 mod support;
