@@ -3,5 +3,6 @@
 
 mod cancel;
 mod claims;
+mod config;
 mod run;
 mod support;
