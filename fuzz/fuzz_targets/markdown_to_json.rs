@@ -16,12 +16,12 @@ fuzz_target!(|data: &[u8]| {
     let style = if style % 2 == 0 {
         SectionKeyStyle::SnakeCase
     } else {
-        SectionKeyStyle::Original
+        SectionKeyStyle::Text
     };
     if let Ok(transform) = MarkdownToJson::compile(None, style) {
         let _ = transform.apply(&json!(text));
     }
-    if let Ok(transform) = MarkdownToJson::compile(Some("body"), style) {
+    if let Ok(transform) = MarkdownToJson::compile(Some("$.body"), style) {
         let _ = transform.apply(&json!({"body": text}));
     }
 });

@@ -476,4 +476,49 @@ mod tests {
         assert_eq!(kind(500), "server");
         assert_eq!(kind(529), "overloaded");
     }
+
+    #[test]
+    fn unknown_types_and_statuses_are_classified() {
+        let error = |kind: &str| map_error_type(&json!({"type": kind, "message": "m"}), None);
+        assert_eq!(error("api_error").kind(), "server");
+        assert_eq!(error("brand_new_error").kind(), "server");
+        assert_eq!(error("not_found_error").kind(), "bad_request");
+        let status =
+            |code: u16| map_status(StatusCode::from_u16(code).expect("status"), None, "").kind();
+        assert_eq!(status(302), "invalid_response");
+        assert_eq!(status(504), "timeout");
+        assert_eq!(status(418), "bad_request");
+        assert_eq!(status(599), "server");
+        assert_eq!(status(999), "invalid_response");
+    }
+
+    #[test]
+    fn decoded_usage_saturates_and_streams_need_their_stop() {
+        let body = br#"{"content": [{"type": "text", "text": "hi"}], "usage": {"input_tokens": 18446744073709551615, "cache_read_input_tokens": 1}}"#;
+        let decoded = decode_response(body).expect("decodes");
+        let (usage, _) = decoded.usage.expect("usage");
+        assert_eq!(usage.input_tokens, u64::MAX);
+        let error = decode_response(b"{").expect_err("not JSON");
+        assert!(std::error::Error::source(&error).is_some());
+
+        let mut stream = StreamDecoder::new();
+        let mut text = String::new();
+        let delta = r#"{"delta": {"type": "text_delta", "text": "Hi"}}"#;
+        assert!(!stream
+            .feed("content_block_delta", delta, |t| text.push_str(t))
+            .expect("a delta"));
+        assert!(!stream
+            .feed("ping", "not JSON", |_| {})
+            .expect("pings are skipped"));
+        assert!(!stream
+            .feed("later_event", "{}", |_| {})
+            .expect("unknown events are skipped"));
+        assert_eq!(text, "Hi");
+        assert_eq!(
+            StreamDecoder::new().finish().expect_err("no stop").kind(),
+            "network"
+        );
+        assert!(stream.feed("message_stop", "{}", |_| {}).expect("the stop"));
+        assert_eq!(stream.finish().expect("finished").content, "Hi");
+    }
 }

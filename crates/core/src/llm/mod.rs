@@ -438,4 +438,34 @@ mod tests {
             assert_eq!(error.is_retryable(), retryable, "{}", error.kind());
         }
     }
+
+    #[test]
+    fn decoding_failures_keep_their_cause() {
+        let error = wire::openai_response(b"{\"choices\": 5}", Flavor::OpenAi)
+            .expect_err("not a completion");
+        assert_eq!(error.kind(), "invalid_response");
+        let cause = std::error::Error::source(&error).expect("the JSON error");
+        assert!(cause.to_string().contains("invalid type"), "{cause}");
+        let text = crate::telemetry::Chain(&error).to_string();
+        assert!(
+            text.starts_with("invalid response: not a chat completion: invalid type"),
+            "{text}"
+        );
+        let status = |code: u16| {
+            wire::openai_status(
+                reqwest::StatusCode::from_u16(code).expect("status"),
+                None,
+                "",
+            )
+            .kind()
+        };
+        assert_eq!(status(402), "bad_request");
+        assert_eq!(status(408), "timeout");
+        assert_eq!(status(529), "overloaded");
+        assert_eq!(status(301), "invalid_response");
+        let in_stream = |kind: &str| wire::openai_stream_error(&serde_json::json!({"type": kind}));
+        assert_eq!(in_stream("server_error").kind(), "server");
+        assert_eq!(in_stream("something_new").kind(), "server");
+        assert_eq!(in_stream("tokens").kind(), "rate_limited");
+    }
 }
