@@ -78,6 +78,9 @@ start_bench_postgres() {
     run_pg "$bin/initdb" -D "$BENCH_PGDATA" -U postgres --auth=trust >"$OUT/initdb.log" 2>&1 ||
       die "initdb failed; see $OUT/initdb.log"
   fi
+  # A cluster left running by an interrupted run is stopped first, so this run's settings hold.
+  run_pg "$bin/pg_ctl" -D "$BENCH_PGDATA" status >/dev/null 2>&1 &&
+    run_pg "$bin/pg_ctl" -D "$BENCH_PGDATA" -m fast -w stop >/dev/null
   run_pg "$bin/pg_ctl" -D "$BENCH_PGDATA" -l "$BENCH_PGDATA/server.log" -w -t 60 \
     -o "-p $BENCH_PG_PORT -c listen_addresses=127.0.0.1 -c unix_socket_directories=/tmp" \
     -o "-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all" \
@@ -92,6 +95,7 @@ stop_bench_postgres() { :; }
 if [ "${BENCH_PG:-own}" != system ]; then
   log "starting the benchmark's own PostgreSQL on port $BENCH_PG_PORT (pg_stat_statements on)"
   start_bench_postgres
+  trap stop_bench_postgres EXIT # until the services' cleanup below takes over
 fi
 # Debian's /usr/bin/pgbench is a wrapper that fails without the server package's binary.
 pgbench --version >/dev/null 2>&1 || { command -v apt-get >/dev/null && apt_install postgresql-contrib; } || true

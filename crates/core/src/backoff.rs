@@ -16,8 +16,19 @@ pub fn exponential(base: Duration, cap: Duration, attempt: u32, jitter: f64) -> 
     } else {
         0.0
     };
-    backoff.mul_f64(0.5 + jitter / 2.0)
+    // In whole millionths, so the arithmetic stays in integers: no float rounding can push a
+    // delay past `cap` or overflow, however long the durations.
+    let millionths = (jitter * f64::from(JITTER_STEPS)).round() as u32;
+    let half = backoff / 2;
+    let upper = backoff - half;
+    let extra = upper
+        .checked_mul(millionths)
+        .map_or_else(|| (upper / JITTER_STEPS) * millionths, |d| d / JITTER_STEPS);
+    half + extra
 }
+
+/// The resolution of the jitter draw.
+const JITTER_STEPS: u32 = 1_000_000;
 
 #[cfg(test)]
 mod tests {
@@ -36,5 +47,69 @@ mod tests {
         assert_eq!(exponential(MS(100), MS(1000), u32::MAX, 1.0), MS(1000));
         assert_eq!(exponential(MS(u64::MAX), MS(1000), 2, 1.0), MS(1000));
         assert_eq!(exponential(MS(100), MS(1000), 1, f64::INFINITY), MS(50));
+        assert_eq!(exponential(MS(100), MS(1000), 1, 0.5), MS(75));
+        // The longest durations neither overflow nor pass the cap.
+        let longest = Duration::new(u64::MAX, 999_999_999);
+        assert_eq!(exponential(longest, longest, 3, 1.0), longest);
+        assert!(exponential(longest, longest, 3, 0.7) < longest);
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn durations() -> impl Strategy<Value = Duration> {
+            prop_oneof![
+                (0u64..=60_000).prop_map(Duration::from_millis),
+                any::<u64>().prop_map(Duration::from_millis),
+                (any::<u64>(), 0u32..1_000_000_000).prop_map(|(s, n)| Duration::new(s, n)),
+            ]
+        }
+
+        proptest! {
+            /// Later retries never wait less, for the same jitter draw.
+            #[test]
+            fn monotone_in_the_attempt(
+                base in durations(),
+                cap in durations(),
+                attempt in any::<u32>(),
+                jitter in 0.0f64..=1.0,
+            ) {
+                let now = exponential(base, cap, attempt, jitter);
+                let next = exponential(base, cap, attempt.saturating_add(1), jitter);
+                prop_assert!(now <= next, "{now:?} then {next:?}");
+            }
+
+            /// No delay exceeds the cap, and jitter only ever shortens it to half at most.
+            #[test]
+            fn capped_and_never_below_half(
+                base in durations(),
+                cap in durations(),
+                attempt in any::<u32>(),
+                jitter in any::<f64>(),
+            ) {
+                let delay = exponential(base, cap, attempt, jitter);
+                let full = exponential(base, cap, attempt, 1.0);
+                prop_assert!(delay <= cap, "{delay:?} over the cap {cap:?}");
+                prop_assert!(full <= cap);
+                prop_assert!(delay <= full);
+                prop_assert!(delay >= full / 2);
+            }
+
+            /// A larger jitter draw never gives a shorter delay.
+            #[test]
+            fn monotone_in_the_jitter(
+                base in durations(),
+                cap in durations(),
+                attempt in any::<u32>(),
+                a in 0.0f64..=1.0,
+                b in 0.0f64..=1.0,
+            ) {
+                let (low, high) = if a <= b { (a, b) } else { (b, a) };
+                prop_assert!(
+                    exponential(base, cap, attempt, low) <= exponential(base, cap, attempt, high)
+                );
+            }
+        }
     }
 }

@@ -210,4 +210,85 @@ mod tests {
             PriceTable::parse("[models.x]\ninput = \"1\"\noutput = \"1\"\nfoo = 1", "t").is_err()
         );
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// USD per million tokens with up to six decimal places, up to 1,000.
+        fn prices() -> impl Strategy<Value = ModelPrice> {
+            let usd = || (0i64..=1_000_000_000).prop_map(|micros| Decimal::new(micros, 6));
+            (usd(), usd(), proptest::option::of(usd())).prop_map(|(input, output, cached_input)| {
+                ModelPrice {
+                    input,
+                    output,
+                    cached_input,
+                }
+            })
+        }
+
+        /// Up to a trillion tokens a call, the cached part within the input.
+        fn usages() -> impl Strategy<Value = TokenUsage> {
+            (
+                0u64..=1_000_000_000_000,
+                0u64..=1_000_000_000_000,
+                0.0f64..=1.0,
+            )
+                .prop_map(|(input_tokens, output_tokens, share)| TokenUsage {
+                    input_tokens,
+                    output_tokens,
+                    cached_input_tokens: (input_tokens as f64 * share) as u64,
+                })
+        }
+
+        fn sum(a: TokenUsage, b: TokenUsage) -> TokenUsage {
+            TokenUsage {
+                input_tokens: a.input_tokens + b.input_tokens,
+                output_tokens: a.output_tokens + b.output_tokens,
+                cached_input_tokens: a.cached_input_tokens + b.cached_input_tokens,
+            }
+        }
+
+        proptest! {
+            /// No call costs less than nothing, before or after rounding.
+            #[test]
+            fn never_negative(price in prices(), usage in usages()) {
+                let cost = price.cost(usage);
+                prop_assert!(!cost.is_sign_negative() || cost.is_zero(), "{cost}");
+                prop_assert!(!round_usd(cost).is_sign_negative() || round_usd(cost).is_zero());
+            }
+
+            /// Exact decimals: two calls cost exactly what one call with their summed tokens
+            /// costs, and a million times the cost is the integer sum of tokens times prices.
+            #[test]
+            fn exact_in_decimals(price in prices(), a in usages(), b in usages()) {
+                prop_assert_eq!(price.cost(a) + price.cost(b), price.cost(sum(a, b)));
+                let cached = Decimal::from(a.cached_input_tokens);
+                let fresh = Decimal::from(a.input_tokens - a.cached_input_tokens);
+                let expected = fresh * price.input
+                    + cached * price.cached_input.unwrap_or(price.input)
+                    + Decimal::from(a.output_tokens) * price.output;
+                prop_assert_eq!(price.cost(a) * PER_MILLION, expected);
+            }
+
+            /// More tokens never cost less, and rounding moves a cost by at most half a
+            /// millionth of a dollar.
+            #[test]
+            fn monotone_and_rounded_closely(price in prices(), a in usages(), b in usages()) {
+                prop_assert!(price.cost(a) <= price.cost(sum(a, b)));
+                let cost = price.cost(a);
+                prop_assert!((round_usd(cost) - cost).abs() <= Decimal::new(5, 7));
+            }
+
+            /// Every model of the built-in table prices every usage at zero or more.
+            #[test]
+            fn built_in_prices_are_never_negative(index in any::<prop::sample::Index>(), usage in usages()) {
+                let table = PriceTable::built_in().expect("built-in table parses");
+                let models: Vec<&str> = table.models().collect();
+                let model = models[index.index(models.len())];
+                let cost = table.cost(model, usage).expect("listed model");
+                prop_assert!(cost >= Decimal::ZERO, "{model}: {cost}");
+            }
+        }
+    }
 }

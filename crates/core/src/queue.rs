@@ -37,8 +37,10 @@ pub enum QueueError {
     Connect(#[source] redis::RedisError),
     #[error("Redis command failed")]
     Redis(#[from] redis::RedisError),
-    #[error("cannot push to the queue: {0}")]
-    Push(String),
+    #[error("cannot encode the queue message")]
+    Encode(#[source] serde_json::Error),
+    #[error("cannot push to the queue")]
+    Push(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
     #[error("cannot connect to Redis over TLS: {cause}")]
     Tls {
         cause: &'static str,
@@ -277,7 +279,7 @@ async fn push_now<T: Serialize>(
 ) -> Result<(), QueueError> {
     static SCRIPT: std::sync::LazyLock<redis::Script> =
         std::sync::LazyLock::new(|| redis::Script::new(PUSH_NOW_SCRIPT));
-    let data = serde_json::to_vec(message).map_err(|e| QueueError::Push(e.to_string()))?;
+    let data = serde_json::to_vec(message).map_err(QueueError::Encode)?;
     let config = storage.get_config().clone();
     let _: i64 = SCRIPT
         .key(config.job_data_hash())
@@ -308,7 +310,7 @@ pub async fn push_delivery(
     storage
         .push_task(task)
         .await
-        .map_err(|e| QueueError::Push(e.to_string()))
+        .map_err(|e| QueueError::Push(Box::new(e)))
 }
 
 /// Pushes the first attempt of deliveries just recorded (due now). A failed push is logged and

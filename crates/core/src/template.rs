@@ -28,14 +28,16 @@ impl std::fmt::Debug for Template {
     }
 }
 
-/// A template that does not compile or render; the message says where.
+/// A template that does not compile or render; the message says where. It is minijinja's
+/// error, causes included: print it with [`crate::telemetry::Chain`] for all of them.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct TemplateError(String);
+#[error(transparent)]
+pub struct TemplateError(#[from] minijinja::Error);
 
-impl From<minijinja::Error> for TemplateError {
-    fn from(e: minijinja::Error) -> Self {
-        TemplateError(crate::telemetry::Chain(&e).to_string())
+impl TemplateError {
+    /// What went wrong, in minijinja's terms (syntax error, undefined value, …).
+    pub fn kind(&self) -> minijinja::ErrorKind {
+        self.0.kind()
     }
 }
 

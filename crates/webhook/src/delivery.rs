@@ -306,7 +306,7 @@ pub async fn push_attempt_at(
     storage
         .push_task(task)
         .await
-        .map_err(|e| QueueError::Push(e.to_string()))
+        .map_err(|e| QueueError::Push(Box::new(e)))
 }
 
 /// The keys a delivery is signed with: the job's own secret, else the service's current (and

@@ -241,6 +241,10 @@ fn ksuid_base62(raw: &[u8; 20]) -> String {
 }
 
 #[cfg(test)]
+#[path = "signing_properties.rs"]
+mod properties;
+
+#[cfg(test)]
 #[allow(clippy::unwrap_used)] // unwrap is the assertion in tests
 mod tests {
     use super::*;

@@ -305,7 +305,7 @@ impl<'a> Runner<'a> {
             } => {
                 let started = Utc::now();
                 self.log_started(step);
-                let taken = condition.evaluate(scope);
+                let taken = condition.evaluate(scope).map_err(|e| Chain(&e).to_string());
                 let (output, status, error) = match taken {
                     Ok(result) => (
                         json!({"branch": if result { "then" } else { "else" }, "result": result}),

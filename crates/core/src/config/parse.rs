@@ -205,8 +205,13 @@ pub(super) fn cron_schedule<'de, D: Deserializer<'de>>(
         if expression.is_empty() {
             return Ok(None);
         }
-        cron::Schedule::from_str(expression)
-            .map(Some)
-            .map_err(|e| format!("`{expression}` is not a cron expression with seconds: {e}"))
+        let schedule = cron::Schedule::from_str(expression)
+            .map_err(|e| format!("`{expression}` is not a cron expression with seconds: {e}"))?;
+        // A valid expression for a date that never comes (`0 0 0 30 2 *`) would disable
+        // maintenance without a word.
+        if schedule.upcoming(chrono::Utc).next().is_none() {
+            return Err(format!("`{expression}` never fires"));
+        }
+        Ok(Some(schedule))
     })
 }

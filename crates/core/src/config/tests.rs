@@ -213,9 +213,10 @@ fn maintenance_cron_is_a_schedule_or_none() {
         .and_then(|c| c.upcoming(chrono::Utc).next())
         .expect("a next tick");
     assert_eq!(next.format("%H:%M:%S").to_string(), "04:30:00");
-    for bad in ["every day", "0 0 25 * * *"] {
+    for bad in ["every day", "0 0 25 * * *", "0 0 0 30 2 *"] {
         refuses("maintenance_cron", json!(bad), &format!("`{bad}`"));
     }
+    refuses("maintenance_cron", json!("0 0 0 30 2 *"), "never fires");
 }
 
 #[test]

@@ -13,8 +13,7 @@ use serde_json::{json, Value};
 use super::http::{Lease, LlmHttp};
 use super::stream::{anthropic_hint, events, header, map_transport, send_json, Bound};
 use super::{
-    estimate_usage, CallCtx, Completion, CompletionRequest, LlmProvider, OutputFormat,
-    ProviderError, Role,
+    CallCtx, Completion, CompletionRequest, Decoded, LlmProvider, OutputFormat, ProviderError, Role,
 };
 use crate::pricing::TokenUsage;
 
@@ -134,14 +133,149 @@ struct Usage {
 
 impl Usage {
     /// All input (cache reads and writes included) with the cache reads as `cached_input`.
+    /// Counts that would overflow saturate: they are the provider's figures, not llmflow's.
     fn tokens(self) -> TokenUsage {
         let read = self.cache_read_input_tokens.unwrap_or(0);
         let written = self.cache_creation_input_tokens.unwrap_or(0);
         TokenUsage {
-            input_tokens: self.input_tokens + read + written,
+            input_tokens: self
+                .input_tokens
+                .saturating_add(read)
+                .saturating_add(written),
             output_tokens: self.output_tokens,
             cached_input_tokens: read,
         }
+    }
+}
+
+/// A whole (non-streamed) Messages API body, decoded: the text blocks joined.
+pub fn decode_response(body: &[u8]) -> Result<Decoded, ProviderError> {
+    let parsed: MessageResponse = serde_json::from_slice(body)
+        .map_err(|e| ProviderError::invalid_because("not a message", e))?;
+    let content: String = parsed
+        .content
+        .iter()
+        .filter(|block| block.kind == "text")
+        .filter_map(|block| block.text.as_deref())
+        .collect();
+    Ok(Decoded {
+        content,
+        model: parsed.model,
+        id: parsed.id,
+        usage: parsed.usage.map(|u| (u.tokens(), None)),
+        finish_reason: parsed.stop_reason,
+    })
+}
+
+/// The named events of a Messages API stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum EventType {
+    Ping,
+    MessageStart,
+    ContentBlockStart,
+    ContentBlockDelta,
+    ContentBlockStop,
+    MessageDelta,
+    MessageStop,
+    Error,
+    /// An event type added to the API after this was written: read, then ignored.
+    Unknown,
+}
+
+impl EventType {
+    fn of(name: &str) -> EventType {
+        match name {
+            "ping" => EventType::Ping,
+            "message_start" => EventType::MessageStart,
+            "content_block_start" => EventType::ContentBlockStart,
+            "content_block_delta" => EventType::ContentBlockDelta,
+            "content_block_stop" => EventType::ContentBlockStop,
+            "message_delta" => EventType::MessageDelta,
+            "message_stop" => EventType::MessageStop,
+            "error" => EventType::Error,
+            _unknown => EventType::Unknown,
+        }
+    }
+}
+
+/// A Messages API stream, decoded one named event at a time.
+#[derive(Default)]
+pub struct StreamDecoder {
+    decoded: Decoded,
+    usage: Option<Usage>,
+    stopped: bool,
+}
+
+impl StreamDecoder {
+    pub fn new() -> StreamDecoder {
+        StreamDecoder::default()
+    }
+
+    /// Reads one event (`event` is its name), passing each text delta to `on_text`;
+    /// `Ok(true)` at `message_stop`.
+    pub fn feed(
+        &mut self,
+        event: &str,
+        data: &str,
+        mut on_text: impl FnMut(&str),
+    ) -> Result<bool, ProviderError> {
+        let kind = EventType::of(event);
+        if kind == EventType::Ping {
+            return Ok(false);
+        }
+        let data: Value = serde_json::from_str(data)
+            .map_err(|e| ProviderError::invalid_because(format!("malformed `{event}` event"), e))?;
+        match kind {
+            EventType::MessageStart => {
+                let message = &data["message"];
+                if self.decoded.id.is_none() {
+                    self.decoded.id = message["id"].as_str().map(str::to_owned);
+                }
+                self.decoded.model = message["model"].as_str().map(str::to_owned);
+                self.usage = serde_json::from_value(message["usage"].clone()).ok();
+            }
+            EventType::ContentBlockDelta => {
+                let delta = &data["delta"];
+                let text = delta["text"]
+                    .as_str()
+                    .filter(|_| delta["type"] == "text_delta");
+                if let Some(text) = text {
+                    on_text(text);
+                    self.decoded.content.push_str(text);
+                }
+            }
+            EventType::MessageDelta => {
+                if let Some(reason) = data["delta"]["stop_reason"].as_str() {
+                    self.decoded.finish_reason = Some(reason.to_owned());
+                }
+                if let Some(output) = data["usage"]["output_tokens"].as_u64() {
+                    let mut usage = self.usage.unwrap_or_default();
+                    usage.output_tokens = output;
+                    self.usage = Some(usage);
+                }
+            }
+            EventType::MessageStop => {
+                self.stopped = true;
+                return Ok(true);
+            }
+            EventType::Error => return Err(map_error_type(&data["error"], None)),
+            EventType::Ping
+            | EventType::ContentBlockStart
+            | EventType::ContentBlockStop
+            | EventType::Unknown => {}
+        }
+        Ok(false)
+    }
+
+    /// The whole answer, once the stream has said `message_stop`.
+    pub fn finish(self) -> Result<Decoded, ProviderError> {
+        if !self.stopped {
+            return Err(ProviderError::network("stream ended before message_stop"));
+        }
+        Ok(Decoded {
+            usage: self.usage.map(|u| (u.tokens(), None)),
+            ..self.decoded
+        })
     }
 }
 
@@ -162,29 +296,8 @@ impl LlmProvider for Anthropic {
         let request_id = header(response.headers(), "request-id");
         let rate_limit = anthropic_hint(response.headers());
         let bytes = response.bytes().await.map_err(map_transport)?;
-        let parsed: MessageResponse = serde_json::from_slice(&bytes)
-            .map_err(|e| ProviderError::InvalidResponse(format!("not a message: {e}")))?;
-        let content: String = parsed
-            .content
-            .iter()
-            .filter(|block| block.kind == "text")
-            .filter_map(|block| block.text.as_deref())
-            .collect();
-        let (usage, usage_estimated) = match parsed.usage {
-            Some(usage) => (usage.tokens(), false),
-            None => (estimate_usage(request, &content), true),
-        };
-        Ok(Completion {
-            content,
-            finish_reason: parsed.stop_reason,
-            model: parsed.model.unwrap_or_else(|| request.model.clone()),
-            usage,
-            usage_estimated,
-            provider_cost: None,
-            duration: started.elapsed(),
-            request_id: request_id.or(parsed.id),
-            rate_limit,
-        })
+        let decoded = decode_response(&bytes)?;
+        Ok(decoded.into_completion(request, started, request_id, rate_limit))
     }
 
     async fn stream(
@@ -197,111 +310,85 @@ impl LlmProvider for Anthropic {
         let (response, _lease) = self
             .send(Self::body(request, true), Bound::Idle(idle))
             .await?;
-        let mut request_id = header(response.headers(), "request-id");
+        let request_id = header(response.headers(), "request-id");
         let rate_limit = anthropic_hint(response.headers());
         let mut events = events(response, idle);
-        let mut content = String::new();
-        let mut model = None;
-        let mut usage: Option<Usage> = None;
-        let mut finish_reason = None;
-        let mut stopped = false;
+        let mut decoder = StreamDecoder::new();
         while let Some(event) = events.next().await {
             let event = event?;
-            let data: Value = match event.event.as_str() {
-                "ping" => continue,
-                _ => serde_json::from_str(&event.data).map_err(|e| {
-                    ProviderError::InvalidResponse(format!(
-                        "malformed `{}` event: {e}",
-                        event.event
-                    ))
-                })?,
-            };
-            match event.event.as_str() {
-                "message_start" => {
-                    let message = &data["message"];
-                    if request_id.is_none() {
-                        request_id = message["id"].as_str().map(str::to_owned);
-                    }
-                    model = message["model"].as_str().map(str::to_owned);
-                    usage = serde_json::from_value(message["usage"].clone()).ok();
-                }
-                "content_block_delta" => {
-                    let delta = &data["delta"];
-                    let text = delta["text"]
-                        .as_str()
-                        .filter(|_| delta["type"] == "text_delta");
-                    if let Some(text) = text {
-                        cx.send_chunk(text);
-                        content.push_str(text);
-                    }
-                }
-                "message_delta" => {
-                    if let Some(reason) = data["delta"]["stop_reason"].as_str() {
-                        finish_reason = Some(reason.to_owned());
-                    }
-                    if let Some(output) = data["usage"]["output_tokens"].as_u64() {
-                        let mut u = usage.unwrap_or_default();
-                        u.output_tokens = output;
-                        usage = Some(u);
-                    }
-                }
-                "message_stop" => {
-                    stopped = true;
-                    break;
-                }
-                "error" => return Err(map_error_type(&data["error"], None)),
-                // content_block_start / content_block_stop and event types added later.
-                _ => {}
+            if decoder.feed(&event.event, &event.data, |text| cx.send_chunk(text))? {
+                break;
             }
         }
-        if !stopped {
-            return Err(ProviderError::Network(
-                "stream ended before message_stop".to_owned(),
-            ));
+        let decoded = decoder.finish()?;
+        Ok(decoded.into_completion(request, started, request_id, rate_limit))
+    }
+}
+
+/// The `type` of an Anthropic error object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ErrorType {
+    Authentication,
+    Permission,
+    RateLimit,
+    Overloaded,
+    Timeout,
+    InvalidRequest,
+    NotFound,
+    RequestTooLarge,
+    Billing,
+    Api,
+    Unknown,
+}
+
+impl ErrorType {
+    fn of(kind: &str) -> ErrorType {
+        match kind {
+            "authentication_error" => ErrorType::Authentication,
+            "permission_error" => ErrorType::Permission,
+            "rate_limit_error" => ErrorType::RateLimit,
+            "overloaded_error" => ErrorType::Overloaded,
+            "timeout_error" => ErrorType::Timeout,
+            "invalid_request_error" => ErrorType::InvalidRequest,
+            "not_found_error" => ErrorType::NotFound,
+            "request_too_large" => ErrorType::RequestTooLarge,
+            "billing_error" => ErrorType::Billing,
+            "api_error" => ErrorType::Api,
+            _unknown => ErrorType::Unknown,
         }
-        let (usage, usage_estimated) = match usage {
-            Some(usage) => (usage.tokens(), false),
-            None => (estimate_usage(request, &content), true),
-        };
-        Ok(Completion {
-            content,
-            finish_reason,
-            model: model.unwrap_or_else(|| request.model.clone()),
-            usage,
-            usage_estimated,
-            provider_cost: None,
-            duration: started.elapsed(),
-            request_id,
-            rate_limit,
-        })
     }
 }
 
 /// An Anthropic error object (`{"type": "overloaded_error", "message": …}`) by its type.
-fn map_error_type(error: &Value, retry_after: Option<Duration>) -> ProviderError {
+pub fn map_error_type(error: &Value, retry_after: Option<Duration>) -> ProviderError {
     let kind = error["type"].as_str().unwrap_or_default();
     let message = format!(
         "{kind}: {}",
         error["message"].as_str().unwrap_or("no message")
     );
-    match kind {
-        "authentication_error" | "permission_error" => ProviderError::Auth(message),
-        "rate_limit_error" => ProviderError::RateLimited {
+    match ErrorType::of(kind) {
+        ErrorType::Authentication | ErrorType::Permission => ProviderError::Auth(message),
+        ErrorType::RateLimit => ProviderError::RateLimited {
             retry_after,
             message,
         },
-        "overloaded_error" => ProviderError::Overloaded(message),
-        "timeout_error" => ProviderError::Timeout(message),
-        "invalid_request_error" | "not_found_error" | "request_too_large" | "billing_error" => {
-            ProviderError::BadRequest(message)
-        }
-        _ => ProviderError::Server(message),
+        ErrorType::Overloaded => ProviderError::Overloaded(message),
+        ErrorType::Timeout => ProviderError::timeout(message),
+        ErrorType::InvalidRequest
+        | ErrorType::NotFound
+        | ErrorType::RequestTooLarge
+        | ErrorType::Billing => ProviderError::BadRequest(message),
+        ErrorType::Api => ProviderError::Server(message),
+        // A type llmflow does not know yet: the provider failed on its side, so it counts as a
+        // (retryable) server error.
+        ErrorType::Unknown => ProviderError::Server(message),
     }
 }
 
 /// Anthropic's statuses: 401/403 auth, 429 rate limited (with `retry-after`), 529 overloaded,
-/// 504 timeout, other 5xx server, other 4xx bad request.
-fn map_status(status: StatusCode, retry_after: Option<Duration>, body: &str) -> ProviderError {
+/// 504 timeout, other 5xx server, other 4xx bad request. A status that is not an error at all
+/// (1xx, 3xx) is an answer llmflow cannot read.
+pub fn map_status(status: StatusCode, retry_after: Option<Duration>, body: &str) -> ProviderError {
     let error = serde_json::from_str::<Value>(body)
         .ok()
         .map(|v| v["error"].clone())
@@ -319,10 +406,11 @@ fn map_status(status: StatusCode, retry_after: Option<Duration>, body: &str) -> 
             retry_after,
             message,
         },
+        400 | 402 | 404..=428 | 430..=499 => ProviderError::BadRequest(message),
         503 | 529 => ProviderError::Overloaded(message),
-        504 => ProviderError::Timeout(message),
-        500..=599 => ProviderError::Server(message),
-        _ => ProviderError::BadRequest(message),
+        504 => ProviderError::timeout(message),
+        500..=502 | 505..=528 | 530..=599 => ProviderError::Server(message),
+        0..=399 | 600..=u16::MAX => ProviderError::invalid(format!("unexpected status {message}")),
     }
 }
 
@@ -392,5 +480,50 @@ mod tests {
         assert_eq!(kind(429), "rate_limited");
         assert_eq!(kind(500), "server");
         assert_eq!(kind(529), "overloaded");
+    }
+
+    #[test]
+    fn unknown_types_and_statuses_are_classified() {
+        let error = |kind: &str| map_error_type(&json!({"type": kind, "message": "m"}), None);
+        assert_eq!(error("api_error").kind(), "server");
+        assert_eq!(error("brand_new_error").kind(), "server");
+        assert_eq!(error("not_found_error").kind(), "bad_request");
+        let status =
+            |code: u16| map_status(StatusCode::from_u16(code).expect("status"), None, "").kind();
+        assert_eq!(status(302), "invalid_response");
+        assert_eq!(status(504), "timeout");
+        assert_eq!(status(418), "bad_request");
+        assert_eq!(status(599), "server");
+        assert_eq!(status(999), "invalid_response");
+    }
+
+    #[test]
+    fn decoded_usage_saturates_and_streams_need_their_stop() {
+        let body = br#"{"content": [{"type": "text", "text": "hi"}], "usage": {"input_tokens": 18446744073709551615, "cache_read_input_tokens": 1}}"#;
+        let decoded = decode_response(body).expect("decodes");
+        let (usage, _) = decoded.usage.expect("usage");
+        assert_eq!(usage.input_tokens, u64::MAX);
+        let error = decode_response(b"{").expect_err("not JSON");
+        assert!(std::error::Error::source(&error).is_some());
+
+        let mut stream = StreamDecoder::new();
+        let mut text = String::new();
+        let delta = r#"{"delta": {"type": "text_delta", "text": "Hi"}}"#;
+        assert!(!stream
+            .feed("content_block_delta", delta, |t| text.push_str(t))
+            .expect("a delta"));
+        assert!(!stream
+            .feed("ping", "not JSON", |_| {})
+            .expect("pings are skipped"));
+        assert!(!stream
+            .feed("later_event", "{}", |_| {})
+            .expect("unknown events are skipped"));
+        assert_eq!(text, "Hi");
+        assert_eq!(
+            StreamDecoder::new().finish().expect_err("no stop").kind(),
+            "network"
+        );
+        assert!(stream.feed("message_stop", "{}", |_| {}).expect("the stop"));
+        assert_eq!(stream.finish().expect("finished").content, "Hi");
     }
 }

@@ -397,7 +397,7 @@ impl Limiter {
             };
             let left = self.settings.max_wait.saturating_sub(started.elapsed());
             if left.is_zero() {
-                return Err(ProviderError::Timeout(format!(
+                return Err(ProviderError::timeout(format!(
                     "waited {} s for {provider} limits",
                     self.settings.max_wait.as_secs()
                 )));

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use anthropic::Anthropic;
-pub use openai::OpenAiCompatible;
+pub use openai::{Flavor, OpenAiCompatible};
 
 use crate::config::Config;
 use crate::pricing::TokenUsage;
@@ -114,7 +114,72 @@ pub struct Completion {
     pub rate_limit: Option<RateLimitHint>,
 }
 
-/// Why a call failed, mapped from each provider's statuses and bodies.
+/// What a provider's answer said, decoded from its wire format (a whole body or a finished
+/// stream), before the call's own facts (duration, headers) are added.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Decoded {
+    pub content: String,
+    pub model: Option<String>,
+    /// The provider's id of the answer.
+    pub id: Option<String>,
+    /// The reported token counts and (OpenRouter) cost; `None` when the answer had none.
+    pub usage: Option<(TokenUsage, Option<Decimal>)>,
+    /// Why the model stopped (`stop`, `length`, `end_turn`, …), as the provider says it.
+    pub finish_reason: Option<String>,
+}
+
+impl Decoded {
+    /// The completion of `request`: usage estimated (and flagged) when none was reported, the
+    /// request's model when the answer named none, the header's request id before the body's.
+    fn into_completion(
+        self,
+        request: &CompletionRequest,
+        started: std::time::Instant,
+        request_id: Option<String>,
+        rate_limit: Option<RateLimitHint>,
+    ) -> Completion {
+        let (usage, usage_estimated, provider_cost) = match self.usage {
+            Some((usage, cost)) => (usage, false, cost),
+            None => (estimate_usage(request, &self.content), true, None),
+        };
+        Completion {
+            content: self.content,
+            finish_reason: self.finish_reason,
+            model: self.model.unwrap_or_else(|| request.model.clone()),
+            usage,
+            usage_estimated,
+            provider_cost,
+            duration: started.elapsed(),
+            request_id: request_id.or(self.id),
+            rate_limit,
+        }
+    }
+}
+
+/// The providers' wire formats and headers, decoded without a network: the same functions
+/// the providers call, open to the fuzz targets and property tests.
+pub mod wire {
+    pub use super::anthropic::{
+        decode_response as anthropic_response, map_error_type as anthropic_error_type,
+        map_status as anthropic_status, StreamDecoder as AnthropicStream,
+    };
+    pub use super::openai::{
+        decode_response as openai_response, map_status as openai_status,
+        map_stream_error as openai_stream_error, StreamDecoder as OpenAiStream,
+    };
+    pub use super::stream::{
+        anthropic_hint, events_of_pieces, go_duration, openai_hint, parse_retry_after,
+        LONGEST_HEADER_WAIT,
+    };
+}
+
+/// The underlying error of a transport or decoding failure, shared so that [`ProviderError`]
+/// stays `Clone` (one failure is reported to the step and to the fallback chain).
+pub type Cause = Arc<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Why a call failed, mapped from each provider's statuses and bodies. A failure with an
+/// underlying error (the HTTP client's, the JSON decoder's) keeps it as its `source()`; print
+/// the whole chain with [`crate::telemetry::Chain`].
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ProviderError {
     #[error("authentication failed: {0}")]
@@ -130,26 +195,73 @@ pub enum ProviderError {
     Overloaded(String),
     #[error("provider error: {0}")]
     Server(String),
-    #[error("timed out: {0}")]
-    Timeout(String),
-    #[error("network error: {0}")]
-    Network(String),
-    #[error("invalid response: {0}")]
-    InvalidResponse(String),
+    #[error("timed out: {message}")]
+    Timeout {
+        message: String,
+        #[source]
+        source: Option<Cause>,
+    },
+    #[error("network error: {message}")]
+    Network {
+        message: String,
+        #[source]
+        source: Option<Cause>,
+    },
+    #[error("invalid response: {message}")]
+    InvalidResponse {
+        message: String,
+        #[source]
+        source: Option<Cause>,
+    },
 }
 
 impl ProviderError {
+    /// A timeout that llmflow itself measured (no underlying error).
+    pub fn timeout(message: impl Into<String>) -> ProviderError {
+        ProviderError::Timeout {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// A lost or refused connection, described by `message` alone.
+    pub fn network(message: impl Into<String>) -> ProviderError {
+        ProviderError::Network {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// An answer llmflow cannot read, described by `message` alone.
+    pub fn invalid(message: impl Into<String>) -> ProviderError {
+        ProviderError::InvalidResponse {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// An answer llmflow cannot read, `message` saying what was expected, `source` why not.
+    pub fn invalid_because(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> ProviderError {
+        ProviderError::InvalidResponse {
+            message: message.into(),
+            source: Some(Arc::new(source)),
+        }
+    }
+
     /// Whether the same request may succeed if tried again later.
     pub fn is_retryable(&self) -> bool {
         match self {
             ProviderError::RateLimited { .. }
             | ProviderError::Overloaded(_)
             | ProviderError::Server(_)
-            | ProviderError::Timeout(_)
-            | ProviderError::Network(_) => true,
+            | ProviderError::Timeout { .. }
+            | ProviderError::Network { .. } => true,
             ProviderError::Auth(_)
             | ProviderError::BadRequest(_)
-            | ProviderError::InvalidResponse(_) => false,
+            | ProviderError::InvalidResponse { .. } => false,
         }
     }
 
@@ -161,9 +273,9 @@ impl ProviderError {
             ProviderError::RateLimited { .. } => "rate_limited",
             ProviderError::Overloaded(_) => "overloaded",
             ProviderError::Server(_) => "server",
-            ProviderError::Timeout(_) => "timeout",
-            ProviderError::Network(_) => "network",
-            ProviderError::InvalidResponse(_) => "invalid_response",
+            ProviderError::Timeout { .. } => "timeout",
+            ProviderError::Network { .. } => "network",
+            ProviderError::InvalidResponse { .. } => "invalid_response",
         }
     }
 }
@@ -323,12 +435,42 @@ mod tests {
             ),
             (ProviderError::Overloaded(String::new()), true),
             (ProviderError::Server(String::new()), true),
-            (ProviderError::Timeout(String::new()), true),
-            (ProviderError::Network(String::new()), true),
-            (ProviderError::InvalidResponse(String::new()), false),
+            (ProviderError::timeout(""), true),
+            (ProviderError::network(""), true),
+            (ProviderError::invalid(""), false),
         ];
         for (error, retryable) in cases {
             assert_eq!(error.is_retryable(), retryable, "{}", error.kind());
         }
+    }
+
+    #[test]
+    fn decoding_failures_keep_their_cause() {
+        let error = wire::openai_response(b"{\"choices\": 5}", Flavor::OpenAi)
+            .expect_err("not a completion");
+        assert_eq!(error.kind(), "invalid_response");
+        let cause = std::error::Error::source(&error).expect("the JSON error");
+        assert!(cause.to_string().contains("invalid type"), "{cause}");
+        let text = crate::telemetry::Chain(&error).to_string();
+        assert!(
+            text.starts_with("invalid response: not a chat completion: invalid type"),
+            "{text}"
+        );
+        let status = |code: u16| {
+            wire::openai_status(
+                reqwest::StatusCode::from_u16(code).expect("status"),
+                None,
+                "",
+            )
+            .kind()
+        };
+        assert_eq!(status(402), "bad_request");
+        assert_eq!(status(408), "timeout");
+        assert_eq!(status(529), "overloaded");
+        assert_eq!(status(301), "invalid_response");
+        let in_stream = |kind: &str| wire::openai_stream_error(&serde_json::json!({"type": kind}));
+        assert_eq!(in_stream("server_error").kind(), "server");
+        assert_eq!(in_stream("something_new").kind(), "server");
+        assert_eq!(in_stream("tokens").kind(), "rate_limited");
     }
 }

@@ -14,8 +14,7 @@ use serde_json::{json, Value};
 use super::http::{Lease, LlmHttp};
 use super::stream::{events, header, map_transport, openai_hint, send_json, Bound};
 use super::{
-    estimate_usage, CallCtx, Completion, CompletionRequest, LlmProvider, OutputFormat,
-    ProviderError,
+    CallCtx, Completion, CompletionRequest, Decoded, LlmProvider, OutputFormat, ProviderError,
 };
 use crate::pricing::TokenUsage;
 
@@ -143,6 +142,111 @@ struct PromptDetails {
     cached_tokens: Option<u64>,
 }
 
+/// Token counts and (OpenRouter only) the provider's cost, as the answer reported them.
+fn reported_usage(usage: Usage, flavor: Flavor) -> (TokenUsage, Option<Decimal>) {
+    let cost = usage
+        .cost
+        .filter(|cost| flavor == Flavor::OpenRouter && cost.is_finite() && *cost >= 0.0)
+        .and_then(|cost| Decimal::from_str(&cost.to_string()).ok());
+    (
+        TokenUsage {
+            input_tokens: usage.prompt_tokens,
+            output_tokens: usage.completion_tokens,
+            cached_input_tokens: usage
+                .prompt_tokens_details
+                .and_then(|d| d.cached_tokens)
+                .unwrap_or(0),
+        },
+        cost,
+    )
+}
+
+/// A whole (non-streamed) chat completion's body, decoded.
+pub fn decode_response(body: &[u8], flavor: Flavor) -> Result<Decoded, ProviderError> {
+    let parsed: ChatResponse = serde_json::from_slice(body)
+        .map_err(|e| ProviderError::invalid_because("not a chat completion", e))?;
+    let (content, finish_reason) = parsed
+        .choices
+        .into_iter()
+        .next()
+        .and_then(|choice| Some((choice.message.content?, choice.finish_reason)))
+        .ok_or_else(|| ProviderError::invalid("no message content"))?;
+    Ok(Decoded {
+        content,
+        model: parsed.model,
+        id: parsed.id,
+        usage: parsed.usage.map(|u| reported_usage(u, flavor)),
+        finish_reason,
+    })
+}
+
+/// A chat completion stream, decoded one event's data at a time.
+pub struct StreamDecoder {
+    flavor: Flavor,
+    decoded: Decoded,
+    done: bool,
+}
+
+impl StreamDecoder {
+    pub fn new(flavor: Flavor) -> StreamDecoder {
+        StreamDecoder {
+            flavor,
+            decoded: Decoded::default(),
+            done: false,
+        }
+    }
+
+    /// Reads one event's data, passing each text delta to `on_text`; `Ok(true)` once the
+    /// stream says `[DONE]`.
+    pub fn feed(
+        &mut self,
+        data: &str,
+        mut on_text: impl FnMut(&str),
+    ) -> Result<bool, ProviderError> {
+        let data = data.trim();
+        if data == "[DONE]" {
+            self.done = true;
+            return Ok(true);
+        }
+        if data.is_empty() || data.starts_with(':') {
+            return Ok(false);
+        }
+        let chunk: StreamChunk = serde_json::from_str(data)
+            .map_err(|e| ProviderError::invalid_because("not a chat completion chunk", e))?;
+        if let Some(error) = chunk.error {
+            return Err(map_stream_error(&error));
+        }
+        let decoded = &mut self.decoded;
+        if decoded.id.is_none() {
+            decoded.id = chunk.id;
+        }
+        if decoded.model.is_none() {
+            decoded.model = chunk.model;
+        }
+        for choice in chunk.choices {
+            if choice.finish_reason.is_some() {
+                decoded.finish_reason = choice.finish_reason;
+            }
+            if let Some(text) = choice.delta.and_then(|d| d.content) {
+                on_text(&text);
+                decoded.content.push_str(&text);
+            }
+        }
+        if let Some(usage) = chunk.usage {
+            decoded.usage = Some(reported_usage(usage, self.flavor));
+        }
+        Ok(false)
+    }
+
+    /// The whole answer, once the stream has said `[DONE]`.
+    pub fn finish(self) -> Result<Decoded, ProviderError> {
+        if !self.done {
+            return Err(ProviderError::network("stream ended before [DONE]"));
+        }
+        Ok(self.decoded)
+    }
+}
+
 impl OpenAiCompatible {
     /// Sends the request; a non-2xx answer becomes the mapped error.
     async fn send(
@@ -160,36 +264,6 @@ impl OpenAiCompatible {
             map_status,
         )
         .await
-    }
-
-    /// Token counts and (OpenRouter only) the provider's cost; estimated when absent.
-    fn usage(
-        &self,
-        usage: Option<Usage>,
-        request: &CompletionRequest,
-        content: &str,
-    ) -> (TokenUsage, bool, Option<Decimal>) {
-        match usage {
-            Some(usage) => {
-                let cost = usage
-                    .cost
-                    .filter(|_| self.flavor == Flavor::OpenRouter)
-                    .and_then(|cost| Decimal::from_str(&cost.to_string()).ok());
-                (
-                    TokenUsage {
-                        input_tokens: usage.prompt_tokens,
-                        output_tokens: usage.completion_tokens,
-                        cached_input_tokens: usage
-                            .prompt_tokens_details
-                            .and_then(|d| d.cached_tokens)
-                            .unwrap_or(0),
-                    },
-                    false,
-                    cost,
-                )
-            }
-            None => (estimate_usage(request, content), true, None),
-        }
     }
 }
 
@@ -213,26 +287,8 @@ impl LlmProvider for OpenAiCompatible {
         let request_id = header(response.headers(), "x-request-id");
         let rate_limit = openai_hint(response.headers());
         let bytes = response.bytes().await.map_err(map_transport)?;
-        let parsed: ChatResponse = serde_json::from_slice(&bytes)
-            .map_err(|e| ProviderError::InvalidResponse(format!("not a chat completion: {e}")))?;
-        let (content, finish_reason) = parsed
-            .choices
-            .into_iter()
-            .next()
-            .and_then(|choice| Some((choice.message.content?, choice.finish_reason)))
-            .ok_or_else(|| ProviderError::InvalidResponse("no message content".into()))?;
-        let (usage, usage_estimated, provider_cost) = self.usage(parsed.usage, request, &content);
-        Ok(Completion {
-            content,
-            finish_reason,
-            model: parsed.model.unwrap_or_else(|| request.model.clone()),
-            usage,
-            usage_estimated,
-            provider_cost,
-            duration: started.elapsed(),
-            request_id: request_id.or(parsed.id),
-            rate_limit,
-        })
+        let decoded = decode_response(&bytes, self.flavor)?;
+        Ok(decoded.into_completion(request, started, request_id, rate_limit))
     }
 
     async fn stream(
@@ -245,72 +301,23 @@ impl LlmProvider for OpenAiCompatible {
         let (response, _lease) = self
             .send(self.body(request, true), Bound::Idle(idle))
             .await?;
-        let mut request_id = header(response.headers(), "x-request-id");
+        let request_id = header(response.headers(), "x-request-id");
         let rate_limit = openai_hint(response.headers());
         let mut events = events(response, idle);
-        let mut content = String::new();
-        let mut model = None;
-        let mut usage = None;
-        let mut finish_reason = None;
-        let mut done = false;
+        let mut decoder = StreamDecoder::new(self.flavor);
         while let Some(event) = events.next().await {
-            let event = event?;
-            let data = event.data.trim();
-            if data == "[DONE]" {
-                done = true;
+            if decoder.feed(&event?.data, |text| cx.send_chunk(text))? {
                 break;
             }
-            if data.is_empty() || data.starts_with(':') {
-                continue;
-            }
-            let chunk: StreamChunk = serde_json::from_str(data).map_err(|e| {
-                ProviderError::InvalidResponse(format!("not a chat completion chunk: {e}"))
-            })?;
-            if let Some(error) = chunk.error {
-                return Err(map_stream_error(&error));
-            }
-            if request_id.is_none() {
-                request_id = chunk.id;
-            }
-            if model.is_none() {
-                model = chunk.model;
-            }
-            for choice in chunk.choices {
-                if choice.finish_reason.is_some() {
-                    finish_reason = choice.finish_reason;
-                }
-                if let Some(text) = choice.delta.and_then(|d| d.content) {
-                    cx.send_chunk(&text);
-                    content.push_str(&text);
-                }
-            }
-            if chunk.usage.is_some() {
-                usage = chunk.usage;
-            }
         }
-        if !done {
-            return Err(ProviderError::Network(
-                "stream ended before [DONE]".to_owned(),
-            ));
-        }
-        let (usage, usage_estimated, provider_cost) = self.usage(usage, request, &content);
-        Ok(Completion {
-            content,
-            finish_reason,
-            model: model.unwrap_or_else(|| request.model.clone()),
-            usage,
-            usage_estimated,
-            provider_cost,
-            duration: started.elapsed(),
-            request_id,
-            rate_limit,
-        })
+        let decoded = decoder.finish()?;
+        Ok(decoded.into_completion(request, started, request_id, rate_limit))
     }
 }
 
 /// An error object sent inside a stream (`data: {"error": {...}}`), by its numeric `code`
 /// (OpenRouter) or its `type` (OpenAI).
-fn map_stream_error(error: &Value) -> ProviderError {
+pub fn map_stream_error(error: &Value) -> ProviderError {
     let message = error["message"]
         .as_str()
         .unwrap_or("error event in stream")
@@ -326,14 +333,39 @@ fn map_stream_error(error: &Value) -> ProviderError {
             &json!({"error": {"message": message}}).to_string(),
         );
     }
-    match error["type"].as_str().unwrap_or_default() {
-        "overloaded_error" => ProviderError::Overloaded(message),
-        "rate_limit_error" | "requests" | "tokens" => ProviderError::RateLimited {
+    match StreamErrorType::of(error["type"].as_str().unwrap_or_default()) {
+        StreamErrorType::Overloaded => ProviderError::Overloaded(message),
+        StreamErrorType::RateLimit => ProviderError::RateLimited {
             retry_after: None,
             message,
         },
-        "invalid_request_error" => ProviderError::BadRequest(message),
-        _ => ProviderError::Server(message),
+        StreamErrorType::InvalidRequest => ProviderError::BadRequest(message),
+        StreamErrorType::Server => ProviderError::Server(message),
+        // An error llmflow does not know, in the middle of an answer: the provider's side
+        // failed, so it counts as a (retryable) server error.
+        StreamErrorType::Unknown => ProviderError::Server(message),
+    }
+}
+
+/// The `type` of an error object in an OpenAI-style stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum StreamErrorType {
+    Overloaded,
+    RateLimit,
+    InvalidRequest,
+    Server,
+    Unknown,
+}
+
+impl StreamErrorType {
+    fn of(kind: &str) -> StreamErrorType {
+        match kind {
+            "overloaded_error" => StreamErrorType::Overloaded,
+            "rate_limit_error" | "requests" | "tokens" => StreamErrorType::RateLimit,
+            "invalid_request_error" => StreamErrorType::InvalidRequest,
+            "server_error" | "api_error" => StreamErrorType::Server,
+            _unknown => StreamErrorType::Unknown,
+        }
     }
 }
 
@@ -346,22 +378,21 @@ fn error_message(body: &str) -> String {
 }
 
 /// OpenAI's and OpenRouter's statuses: 401/403 auth (OpenRouter 402 is out of credits, a bad
-/// request for us), 408 timeout, 429 rate limited, 502/503/529 overloaded, other 5xx server.
-pub(crate) fn map_status(
-    status: StatusCode,
-    retry_after: Option<Duration>,
-    body: &str,
-) -> ProviderError {
+/// request for us), 408 timeout, 429 rate limited, 502/503/529 overloaded, other 5xx server,
+/// other 4xx bad request. A status that is not an error at all (1xx, 3xx: a redirect past the
+/// client's limit) is an answer llmflow cannot read.
+pub fn map_status(status: StatusCode, retry_after: Option<Duration>, body: &str) -> ProviderError {
     let message = format!("{status}: {}", error_message(body));
     match status.as_u16() {
         401 | 403 => ProviderError::Auth(message),
-        408 => ProviderError::Timeout(message),
+        408 => ProviderError::timeout(message),
         429 => ProviderError::RateLimited {
             retry_after,
             message,
         },
+        400 | 402 | 404..=407 | 409..=428 | 430..=499 => ProviderError::BadRequest(message),
         502 | 503 | 529 => ProviderError::Overloaded(message),
-        500..=599 => ProviderError::Server(message),
-        _ => ProviderError::BadRequest(message),
+        500 | 501 | 504..=528 | 530..=599 => ProviderError::Server(message),
+        0..=399 | 600..=u16::MAX => ProviderError::invalid(format!("unexpected status {message}")),
     }
 }

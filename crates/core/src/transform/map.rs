@@ -28,6 +28,7 @@ use serde_json::{json, Map, Value};
 
 use super::common::{expect_array, Path};
 use super::{SpecProblem, TransformError};
+use crate::telemetry::Chain;
 use crate::template::Template;
 
 const OPERATION: &str = "map";
@@ -91,7 +92,7 @@ impl MapOp {
                     parse_json,
                 }),
                 Err(e) => {
-                    problems.push(SpecProblem::new("template", e.to_string()));
+                    problems.push(SpecProblem::new("template", Chain(&e).to_string()));
                     None
                 }
             }
@@ -138,7 +139,7 @@ impl MapOp {
                 };
                 let text = template
                     .render(&json!({"item": item, "index": index}))
-                    .map_err(|e| fail(e.to_string()))?;
+                    .map_err(|e| fail(Chain(&e).to_string()))?;
                 if *parse_json {
                     serde_json::from_str(&text)
                         .map_err(|e| fail(format!("rendered text is not JSON: {e}")))

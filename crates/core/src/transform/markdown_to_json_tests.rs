@@ -207,3 +207,109 @@ fn very_deep_lists_are_flattened() {
     assert_eq!(depth, MAX_LIST_DEPTH);
     assert!(serde_json::to_string(&out).is_ok());
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    /// A Markdown block: a heading (level, title), a paragraph, or a list.
+    #[derive(Clone, Debug)]
+    enum Block {
+        Heading(usize, String),
+        Paragraph(String),
+        List(Vec<String>),
+    }
+
+    fn blocks() -> impl Strategy<Value = Vec<Block>> {
+        let words = "[a-z]{1,8}( [a-z]{1,8}){0,3}";
+        let block = prop_oneof![
+            (1usize..=6, "[A-Z][a-z]{1,8}( [A-Z][a-z]{1,8}){0,2}")
+                .prop_map(|(level, title)| Block::Heading(level, title)),
+            words.prop_map(Block::Paragraph),
+            proptest::collection::vec(words, 1..4).prop_map(Block::List),
+        ];
+        proptest::collection::vec(block, 0..24)
+    }
+
+    fn markdown(blocks: &[Block]) -> String {
+        let mut text = String::new();
+        for block in blocks {
+            match block {
+                Block::Heading(level, title) => {
+                    text.push_str(&format!("{} {title}\n\n", "#".repeat(*level)));
+                }
+                Block::Paragraph(words) => text.push_str(&format!("{words}\n\n")),
+                Block::List(items) => {
+                    for item in items {
+                        text.push_str(&format!("- {item}\n"));
+                    }
+                    text.push('\n');
+                }
+            }
+        }
+        text
+    }
+
+    /// How many keys in `value`, at any depth, name each heading (a repeated heading's key
+    /// carries a ` (n)` suffix).
+    fn heading_keys(value: &Value, counts: &mut BTreeMap<String, usize>) {
+        match value {
+            Value::Object(map) => {
+                for (key, child) in map {
+                    let base = match key.rsplit_once(" (") {
+                        Some((base, n)) if n.ends_with(')') => base,
+                        _ => key.as_str(),
+                    };
+                    if base.starts_with(|c: char| c.is_ascii_uppercase()) {
+                        *counts.entry(base.to_owned()).or_default() += 1;
+                    }
+                    heading_keys(child, counts);
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|item| heading_keys(item, counts)),
+            _ => {}
+        }
+    }
+
+    proptest! {
+        /// Any text at all: an object or a clear error, never a panic.
+        #[test]
+        fn never_panics(text in any::<String>()) {
+            let out = MarkdownToJson::compile(None, SectionKeyStyle::Text)
+                .expect("compiles")
+                .apply(&Value::String(text));
+            prop_assert!(out.is_ok_and(|v| v.is_object()));
+        }
+
+        /// Markdown-shaped text (headings, emphasis, lists, tables, fences) never panics
+        /// either, in either key style.
+        #[test]
+        fn never_panics_on_markdown_shapes(
+            text in "([#>*_`|\\-+ 0-9.\\[\\]()!a-zA-Z]{0,12}\n{0,2}){0,30}",
+            snake in any::<bool>(),
+        ) {
+            let style = if snake { SectionKeyStyle::SnakeCase } else { SectionKeyStyle::Text };
+            let out = MarkdownToJson::compile(None, style)
+                .expect("compiles")
+                .apply(&Value::String(text));
+            prop_assert!(out.is_ok());
+        }
+
+        /// Every heading becomes exactly one key of the output, whatever its level and place.
+        #[test]
+        fn keeps_every_heading(blocks in blocks()) {
+            let text = markdown(&blocks);
+            let out = run(&text);
+            let mut expected = BTreeMap::new();
+            for block in &blocks {
+                if let Block::Heading(_, title) = block {
+                    *expected.entry(title.clone()).or_insert(0usize) += 1;
+                }
+            }
+            let mut found = BTreeMap::new();
+            heading_keys(&out, &mut found);
+            prop_assert_eq!(found, expected, "{}\n{}", text, out);
+        }
+    }
+}

@@ -4,6 +4,7 @@
 use serde_json::Value;
 
 use super::{type_name, SpecProblem, TransformError};
+use crate::telemetry::Chain;
 use crate::template::Template;
 
 #[derive(Clone, Debug)]
@@ -19,7 +20,7 @@ impl TemplateOp {
                 template,
                 parse_json,
             })
-            .map_err(|e| vec![SpecProblem::new("template", e.to_string())])
+            .map_err(|e| vec![SpecProblem::new("template", Chain(&e).to_string())])
     }
 
     pub fn apply(&self, input: &Value) -> Result<Value, TransformError> {
@@ -35,7 +36,7 @@ impl TemplateOp {
             .render(input)
             .map_err(|e| TransformError::Eval {
                 operation: "template",
-                message: e.to_string(),
+                message: Chain(&e).to_string(),
             })?;
         if self.parse_json {
             serde_json::from_str(&text).map_err(|e| TransformError::Eval {

@@ -5,6 +5,25 @@ use std::sync::Arc;
 use cel::{Context, Program};
 use serde_json::Value;
 
+/// Why a condition does not compile or evaluate; the CEL interpreter's error is the source.
+#[derive(Debug, thiserror::Error)]
+pub enum ConditionError {
+    #[error("condition is empty")]
+    Empty,
+    #[error("invalid CEL")]
+    Parse(#[source] cel::ParseErrors),
+    #[error("cannot bind `{name}`")]
+    Bind {
+        name: String,
+        #[source]
+        source: cel::SerializationError,
+    },
+    #[error("condition gave {0}, not a boolean")]
+    NotBoolean(String),
+    #[error("condition failed")]
+    Execution(#[source] cel::ExecutionError),
+}
+
 /// A compiled CEL boolean expression.
 #[derive(Clone)]
 pub struct Condition {
@@ -19,11 +38,11 @@ impl std::fmt::Debug for Condition {
 }
 
 impl Condition {
-    pub fn compile(source: &str) -> Result<Condition, String> {
+    pub fn compile(source: &str) -> Result<Condition, ConditionError> {
         if source.trim().is_empty() {
-            return Err("condition is empty".into());
+            return Err(ConditionError::Empty);
         }
-        let program = Program::compile(source).map_err(|e| format!("invalid CEL: {e}"))?;
+        let program = Program::compile(source).map_err(ConditionError::Parse)?;
         Ok(Condition {
             program: Arc::new(program),
             source: source.into(),
@@ -35,19 +54,21 @@ impl Condition {
     }
 
     /// Evaluates with each top-level key of `scope` (an object) bound as a variable.
-    pub fn evaluate(&self, scope: &Value) -> Result<bool, String> {
+    pub fn evaluate(&self, scope: &Value) -> Result<bool, ConditionError> {
         let mut context = Context::default();
         if let Value::Object(map) = scope {
             for (name, value) in map {
-                let value =
-                    cel::to_value(value).map_err(|e| format!("cannot bind `{name}`: {e}"))?;
+                let value = cel::to_value(value).map_err(|source| ConditionError::Bind {
+                    name: name.clone(),
+                    source,
+                })?;
                 context.add_variable_from_value(name.clone(), value);
             }
         }
         match self.program.execute(&context) {
             Ok(cel::Value::Bool(b)) => Ok(b),
-            Ok(other) => Err(format!("condition gave {other:?}, not a boolean")),
-            Err(e) => Err(format!("condition failed: {e}")),
+            Ok(other) => Err(ConditionError::NotBoolean(format!("{other:?}"))),
+            Err(e) => Err(ConditionError::Execution(e)),
         }
     }
 }
@@ -77,5 +98,22 @@ mod tests {
         assert!(c.evaluate(&json!({"input": {"x": 1}})).is_err());
         let c = Condition::compile("input.missing > 1").expect("compiles");
         assert!(c.evaluate(&json!({"input": {}})).is_err());
+    }
+
+    #[test]
+    fn errors_keep_the_interpreters_cause() {
+        let error = Condition::compile("score >").expect_err("invalid");
+        assert!(matches!(error, ConditionError::Parse(_)));
+        assert!(std::error::Error::source(&error).is_some());
+        let text = crate::telemetry::Chain(&error).to_string();
+        assert!(text.starts_with("invalid CEL: "), "{text}");
+        let c = Condition::compile("1 + 1").expect("compiles");
+        let error = c.evaluate(&json!({})).expect_err("not a boolean");
+        assert_eq!(error.to_string(), "condition gave Int(2), not a boolean");
+        let c = Condition::compile("input.missing > 1").expect("compiles");
+        let error = c.evaluate(&json!({"input": {}})).expect_err("no such key");
+        assert!(matches!(error, ConditionError::Execution(_)));
+        let text = crate::telemetry::Chain(&error).to_string();
+        assert!(text.starts_with("condition failed: "), "{text}");
     }
 }

@@ -203,7 +203,7 @@ impl Checker<'_> {
 
     fn template(&mut self, source: &str, field: &str) -> Option<Template> {
         Template::compile(source)
-            .map_err(|e| self.problem(field, e.to_string()))
+            .map_err(|e| self.problem(field, crate::telemetry::Chain(&e).to_string()))
             .ok()
     }
 

@@ -18,7 +18,7 @@ use serde_json::Value;
 pub use catalog::{
     definition_hash, resolve_prompts, used_prompt_files, Catalog, CatalogError, LoadedWorkflow,
 };
-pub use condition::Condition;
+pub use condition::{Condition, ConditionError};
 pub use external::{
     ExternalApiStep, ExternalCall, HttpCall, LocationBias, PlacesCall, UrlBase,
     DEFAULT_BIAS_RADIUS_M, DEFAULT_PLACES_FIELD_MASK, GOOGLE_PLACES_SERVICE,
@@ -30,6 +30,7 @@ pub use value::ValueTemplate;
 
 use crate::llm::{OutputFormat, PROVIDER_NAMES};
 use crate::pricing::PriceTable;
+use crate::telemetry::Chain;
 use crate::template::Template;
 use crate::transform::Transform;
 
@@ -449,7 +450,7 @@ impl Checker<'_> {
             }
             RawStep::Conditional(s) => {
                 let condition = Condition::compile(&s.condition)
-                    .map_err(|e| self.problem(format!("{path}.condition"), e))
+                    .map_err(|e| self.problem(format!("{path}.condition"), Chain(&e).to_string()))
                     .ok();
                 self.references(
                     vec![s.condition.clone()],
@@ -593,13 +594,13 @@ impl Checker<'_> {
         let prompt = prompt_source.and_then(|source| {
             self.references(vec![source.clone()], &format!("{path}.prompt"), visible);
             Template::compile(source)
-                .map_err(|e| self.problem(format!("{path}.prompt"), e.to_string()))
+                .map_err(|e| self.problem(format!("{path}.prompt"), Chain(&e).to_string()))
                 .ok()
         });
         let system = s.system.as_ref().and_then(|source| {
             self.references(vec![source.clone()], &format!("{path}.system"), visible);
             Template::compile(source)
-                .map_err(|e| self.problem(format!("{path}.system"), e.to_string()))
+                .map_err(|e| self.problem(format!("{path}.system"), Chain(&e).to_string()))
                 .ok()
         });
         Some(LlmStep {

@@ -4,6 +4,7 @@
 
 use serde_json::{Map, Value};
 
+use crate::telemetry::Chain;
 use crate::template::{is_template, lookup, whole_reference, Template, TemplateError};
 
 #[derive(Clone, Debug)]
@@ -40,7 +41,7 @@ impl ValueTemplate {
                     match Template::compile(text) {
                         Ok(t) => ValueTemplate::Text(t),
                         Err(e) => {
-                            problems.push((path.to_owned(), e.to_string()));
+                            problems.push((path.to_owned(), Chain(&e).to_string()));
                             ValueTemplate::Literal(Value::Null)
                         }
                     }

@@ -11,6 +11,7 @@ use llmflow_core::workflow::{ExternalApiStep, ExternalCall, HttpCall, UrlBase};
 use super::{StepFailure, StepOutput};
 use crate::external::{self, google_places, PreparedRequest};
 use crate::Engine;
+use llmflow_core::telemetry::Chain;
 
 pub async fn execute(
     state: &Engine,
@@ -20,7 +21,7 @@ pub async fn execute(
     let view = with_env(state, step, scope)?;
     let render = |t: &Template, what: &str| {
         t.render(&view)
-            .map_err(|e| StepFailure::new("template", format!("{what}: {e}"), false))
+            .map_err(|e| StepFailure::new("template", format!("{what}: {}", Chain(&e)), false))
     };
     let (request, places) = match &step.call {
         ExternalCall::GooglePlaces(call) => {
@@ -74,7 +75,7 @@ fn with_env(state: &Engine, step: &ExternalApiStep, scope: &Value) -> Result<Val
 fn http_request(call: &HttpCall, view: &Value) -> Result<PreparedRequest, StepFailure> {
     let render = |t: &Template, what: &str| {
         t.render(view)
-            .map_err(|e| StepFailure::new("template", format!("{what}: {e}"), false))
+            .map_err(|e| StepFailure::new("template", format!("{what}: {}", Chain(&e)), false))
     };
     let (text, host) = match &call.base {
         UrlBase::Written { host } => (render(&call.url, "url")?, host.clone()),

@@ -11,6 +11,7 @@ use llmflow_core::workflow::LlmStep;
 
 use super::{StepFailure, StepOutput};
 use crate::Engine;
+use llmflow_core::telemetry::Chain;
 
 /// Who the call is for, recorded on the usage row, and where streamed text goes.
 pub struct LlmCallCtx<'a> {
@@ -85,7 +86,12 @@ pub async fn execute(
                 let error = failure.error;
                 return Err(StepFailure {
                     kind: error.kind(),
-                    message: format!("{} ({}): {error}", failure.provider, failure.model),
+                    message: format!(
+                        "{} ({}): {}",
+                        failure.provider,
+                        failure.model,
+                        Chain(&error)
+                    ),
                     // Text already streamed would be streamed again by a step retry.
                     retryable: error.is_retryable() && !failure.streamed,
                     usage,

@@ -6,6 +6,7 @@ use llmflow_core::transform::Transform;
 use llmflow_core::workflow::ValueTemplate;
 
 use super::{StepFailure, StepOutput};
+use llmflow_core::telemetry::Chain;
 
 pub fn execute(
     input: Option<&ValueTemplate>,
@@ -15,7 +16,13 @@ pub fn execute(
     let value = match input {
         Some(template) => template
             .render(scope)
-            .map_err(|e| StepFailure::new("input", format!("cannot build the input: {e}"), false))?
+            .map_err(|e| {
+                StepFailure::new(
+                    "input",
+                    format!("cannot build the input: {}", Chain(&e)),
+                    false,
+                )
+            })?
             .unwrap_or(Value::Null),
         None => scope.clone(),
     };

@@ -3,6 +3,7 @@
 
 mod cancel;
 mod claims;
+mod config;
 mod run;
 mod shutdown;
 mod support;
