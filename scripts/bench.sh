@@ -67,9 +67,11 @@ ensure_redis
 BENCH_PG_PORT="${BENCH_PG_PORT:-55432}"
 BENCH_PGDATA="${BENCH_PGDATA:-/tmp/llmflow-bench-pg}"
 STATEMENTS=0
+BENCH_PG_BIN=""
 start_bench_postgres() {
   local bin
   bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"
+  BENCH_PG_BIN=$bin
   [ -x "$bin/initdb" ] || die "PostgreSQL server binaries not found under /usr/lib/postgresql"
   run_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
   if [ ! -f "$BENCH_PGDATA/PG_VERSION" ]; then
@@ -89,7 +91,7 @@ start_bench_postgres() {
   PG_ADMIN_URL="postgres://postgres:postgres@${PG_HOST}:${PG_PORT}/postgres"
   psql "$PG_ADMIN_URL" -q -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null
   STATEMENTS=1
-  stop_bench_postgres() { run_pg "$bin/pg_ctl" -D "$BENCH_PGDATA" -m fast -w stop >/dev/null 2>&1 || true; }
+  stop_bench_postgres() { run_pg "$BENCH_PG_BIN/pg_ctl" -D "$BENCH_PGDATA" -m fast -w stop >/dev/null 2>&1 || true; }
 }
 stop_bench_postgres() { :; }
 if [ "${BENCH_PG:-own}" != system ]; then
@@ -231,7 +233,8 @@ rows_read() {
 # by total time go to $OUT/statements-<scenario>.txt. Only with the benchmark's own cluster.
 statement_figures() { # statement_figures JOBS LABEL
   [ "$STATEMENTS" = 1 ] || return 0
-  local jobs=$1 file="$OUT/statements-${2// /_}.txt" after_returned after_fetched
+  local jobs=$1 file after_returned after_fetched
+  file="$OUT/statements-$(printf '%s' "$2" | tr -c 'A-Za-z0-9' '_').txt"
   local where="dbid = (SELECT oid FROM pg_database WHERE datname = '$DB')"
   read -r after_returned after_fetched < <(rows_read)
   psql "$PG_ADMIN_URL" -tA -F' ' -c "SELECT round(sum(calls)::numeric / $jobs, 2),
