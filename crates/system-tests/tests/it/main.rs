@@ -11,6 +11,7 @@ mod pipeline;
 mod pooler;
 mod postgres_tls;
 mod priority;
+mod processes;
 mod providers;
 mod recovery;
 mod redis_tls;

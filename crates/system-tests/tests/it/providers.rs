@@ -3,18 +3,17 @@
 //! and the shared concurrency limit holds across two worker processes.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::str::FromStr;
 use std::time::Duration;
 
 use diesel_async::RunQueryDsl;
 use rust_decimal::Decimal;
-use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 
 use llmflow_core::pricing::{round_usd, PriceTable};
 use llmflow_emulator::{openrouter_cost, ScriptStep};
 
+use crate::processes::WorkerProcess;
 use crate::support::{TestApp, API_KEY};
 
 /// (provider, model) for each provider, as the emulator serves them.
@@ -186,37 +185,6 @@ async fn cost_comes_from_the_table_or_from_openrouter_with_the_table_beside_it()
 }
 
 /// A worker process with the test's settings; killed when dropped.
-struct WorkerProcess(Child);
-
-impl Drop for WorkerProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Set in the environment of a worker process this test binary starts of itself.
-const WORKER_PROCESS_ENV: &str = "LLMFLOW_IT_WORKER_PROCESS";
-
-/// What `llmflow-worker`'s `main` does (configuration from the environment, worker started,
-/// run until killed), in a separate OS process: this test binary started again with only this
-/// entry selected. Not the `llmflow-worker` file itself because the build directory is shared
-/// and that file may come from another checkout's build; this process is always built from
-/// the same source as the test.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "a worker process started by concurrency_limit_holds_across_two_worker_processes"]
-async fn worker_process() {
-    if std::env::var_os(WORKER_PROCESS_ENV).is_none() {
-        return;
-    }
-    let config = llmflow_core::config::Config::load().expect("worker configuration");
-    let state = llmflow_worker::WorkerState::connect(config)
-        .await
-        .expect("worker state");
-    let _worker = llmflow_worker::start(state);
-    std::future::pending::<()>().await;
-}
-
 /// Waits until every one of these worker processes is in the worker registry.
 async fn wait_registered(app: &TestApp, pids: &[u32]) {
     #[derive(diesel::QueryableByName)]
@@ -252,37 +220,16 @@ async fn wait_registered(app: &TestApp, pids: &[u32]) {
     }
 }
 
+/// A worker process with the provider limits `limits`, six jobs at a time.
 fn spawn_worker(app: &TestApp, limits: &str) -> WorkerProcess {
-    let config = &app.config;
-    let exe = std::env::current_exe().expect("test binary path");
-    let child = Command::new(exe)
-        .args([
-            "--ignored",
-            "--exact",
-            "providers::worker_process",
-            "--nocapture",
-        ])
-        .env_clear()
-        .env(WORKER_PROCESS_ENV, "1")
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("DATABASE_URL", config.database_url.expose_secret())
-        .env("REDIS_URL", config.redis_url.expose_secret())
-        .env("REDIS_NAMESPACE", &config.redis_namespace)
-        .env("OPENROUTER_API_KEY", "emulator-key")
-        .env("OPENROUTER_BASE_URL", app.emulator.openrouter_base_url())
-        .env("WORKFLOWS_DIR", &config.workflows_dir)
-        .env("PROMPTS_DIR", &config.prompts_dir)
-        .env("LLM_LIMITS", limits)
-        .env("WORKER_CONCURRENCY", "6")
-        .env("QUEUE_POLL_MS", "50")
-        .env("DATABASE_POOL_SIZE", "4")
-        .env("LOG_FORMAT", "pretty")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start a worker process");
-    WorkerProcess(child)
+    WorkerProcess::spawn(
+        app,
+        &[
+            ("LLM_LIMITS", limits),
+            ("WORKER_CONCURRENCY", "6"),
+            ("DATABASE_POOL_SIZE", "4"),
+        ],
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -303,7 +250,7 @@ async fn concurrency_limit_holds_across_two_worker_processes() {
     let b = spawn_worker(&app, limits);
     // Both processes are consuming before the first job goes in, however long each takes to
     // start: each registers in the worker registry when its consumers start.
-    wait_registered(&app, &[a.0.id(), b.0.id()]).await;
+    wait_registered(&app, &[a.pid(), b.pid()]).await;
     let mut jobs = Vec::new();
     for n in 0..12 {
         let response = app

@@ -5,101 +5,14 @@
 //! finished step runs or is paid for twice.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use diesel_async::RunQueryDsl;
 use futures::StreamExt;
-use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 
+use crate::processes::WorkerProcess;
 use crate::support::{wait_until, TestApp};
-
-/// Set in the environment of a worker process this test binary starts of itself.
-const WORKER_PROCESS_ENV: &str = "LLMFLOW_IT_SHUTDOWN_WORKER";
-
-/// What `llmflow-worker`'s `main` does — configuration from the environment, the worker run
-/// until SIGTERM/SIGINT, then a graceful stop — in a separate OS process: this test binary
-/// started again with only this entry selected (always built from the same source as the test).
-/// The process exits 0 when the stop returns.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "a worker process started by the shutdown tests"]
-async fn worker_process() {
-    if std::env::var_os(WORKER_PROCESS_ENV).is_none() {
-        return;
-    }
-    let config = llmflow_core::config::Config::load().expect("worker configuration");
-    llmflow_core::telemetry::init(config.log_format);
-    let state = llmflow_worker::WorkerState::connect(config)
-        .await
-        .expect("worker state");
-    llmflow_worker::run_until(state, llmflow_core::signal::shutdown_signal()).await;
-}
-
-/// A worker process; killed when dropped if it still runs.
-struct WorkerProcess {
-    child: Child,
-}
-
-impl WorkerProcess {
-    fn spawn(app: &TestApp, settings: &[(&str, &str)]) -> WorkerProcess {
-        let config = &app.config;
-        let exe = std::env::current_exe().expect("test binary path");
-        let mut command = Command::new(exe);
-        command
-            .args(["--ignored", "--exact", "shutdown::worker_process"])
-            .env_clear()
-            .env(WORKER_PROCESS_ENV, "1")
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("DATABASE_URL", config.database_url.expose_secret())
-            .env("REDIS_URL", config.redis_url.expose_secret())
-            .env("REDIS_NAMESPACE", &config.redis_namespace)
-            .env("OPENROUTER_API_KEY", "emulator-key")
-            .env("OPENROUTER_BASE_URL", app.emulator.openrouter_base_url())
-            .env("WORKFLOWS_DIR", &config.workflows_dir)
-            .env("PROMPTS_DIR", &config.prompts_dir)
-            .env("WORKER_CONCURRENCY", "500")
-            .env("QUEUE_POLL_MS", "50")
-            .env("DATABASE_POOL_SIZE", "8")
-            .env("METRICS_ADDR", "")
-            .env("MAINTENANCE_CRON", "")
-            .env("CLAIM_TIMEOUT_SECS", "600")
-            .env("RECONCILE_INTERVAL_SECS", "2")
-            .env("LOG_FORMAT", "pretty")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
-        for (name, value) in settings {
-            command.env(name, value);
-        }
-        WorkerProcess {
-            child: command.spawn().expect("start a worker process"),
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn terminate(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
-            .status()
-            .expect("kill -TERM");
-        assert!(status.success(), "kill -TERM failed");
-    }
-
-    fn exited(&mut self) -> Option<ExitStatus> {
-        self.child.try_wait().expect("worker process status")
-    }
-}
-
-impl Drop for WorkerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Two LLM steps; the second waits `input.latency_ms` at the emulator.
 fn two_step_workflow() -> (String, PathBuf) {
@@ -292,9 +205,8 @@ async fn a_killed_workers_jobs_resume_within_seconds() {
         || async { (live_workers(&app).await == 2).then_some(()) },
     )
     .await;
-    first.child.kill().expect("kill -9");
+    first.kill();
     let killed = Instant::now();
-    let _ = first.child.wait();
 
     // Resumed means: claimed again (attempt 2) by the second worker, second call in flight.
     wait_until(
