@@ -110,29 +110,31 @@ pub fn json(message: &str, initial: &str, optional: bool) -> Asked<Option<Node>>
 
 /// A whole number in `min..=max`.
 pub fn whole(message: &str, current: Option<u64>, min: u64, max: u64, help: &str) -> Asked<u64> {
-    let mut prompt = CustomType::<u64>::new(message)
-        .with_help_message(help)
-        .with_error_message("type a whole number")
-        .with_validator(move |n: &u64| {
-            Ok(if (min..=max).contains(n) {
-                Validation::Valid
-            } else {
-                Validation::Invalid(format!("must be between {min} and {max}").into())
-            })
-        });
-    if let Some(current) = current {
-        prompt = prompt.with_default(current);
-    }
-    answer(prompt.prompt())
+    number(message, current, (min, max), help, "type a whole number")
 }
 
 /// A decimal number in `min..=max`.
 pub fn decimal(message: &str, current: Option<f64>, min: f64, max: f64) -> Asked<f64> {
-    let mut prompt = CustomType::<f64>::new(message)
-        .with_help_message("a number, Esc to go back")
-        .with_error_message("type a number, like 0.7")
-        .with_validator(move |n: &f64| {
-            Ok(if (min..=max).contains(n) {
+    number(
+        message,
+        current,
+        (min, max),
+        "a number, Esc to go back",
+        "type a number, like 0.7",
+    )
+}
+
+/// A number in `range` (both ends included), typed and checked as it is typed.
+fn number<T>(message: &str, current: Option<T>, range: (T, T), help: &str, error: &str) -> Asked<T>
+where
+    T: Copy + PartialOrd + std::fmt::Display + std::str::FromStr + 'static,
+{
+    let (min, max) = range;
+    let mut prompt = CustomType::<T>::new(message)
+        .with_help_message(help)
+        .with_error_message(error)
+        .with_validator(move |n: &T| {
+            Ok(if min <= *n && *n <= max {
                 Validation::Valid
             } else {
                 Validation::Invalid(format!("must be between {min} and {max}").into())
