@@ -74,6 +74,20 @@ async fn live_workers(app: &TestApp) -> i64 {
     .await
 }
 
+/// Waits (a minute at most) until all `jobs` are completed, then checks none paid twice.
+async fn all_complete_once(app: &TestApp, jobs: usize) {
+    wait_until("every job to complete", Duration::from_secs(60), || async {
+        let done = count(
+            app,
+            "SELECT count(*) AS n FROM llm_workflow_jobs WHERE status = 'completed'",
+        )
+        .await;
+        (done == jobs as i64).then_some(())
+    })
+    .await;
+    assert_all_completed_once(app, jobs).await;
+}
+
 /// Every job completed, each step recorded once and paid once.
 async fn assert_all_completed_once(app: &TestApp, jobs: usize) {
     let completed = count(
@@ -144,16 +158,7 @@ async fn sigterm_finishes_what_it_can_and_hands_the_rest_back_at_once() {
     );
 
     // Far sooner than the 600 s claim timeout: the slow jobs run again at once, for SLOW_MS.
-    wait_until("every job to complete", Duration::from_secs(60), || async {
-        let done = count(
-            &app,
-            "SELECT count(*) AS n FROM llm_workflow_jobs WHERE status = 'completed'",
-        )
-        .await;
-        (done == JOBS as i64).then_some(())
-    })
-    .await;
-    assert_all_completed_once(&app, JOBS).await;
+    all_complete_once(&app, JOBS).await;
 
     // The fast half finished in the first worker within the grace period; the slow half was
     // handed back once and finished by the second worker.
@@ -223,16 +228,7 @@ async fn a_killed_workers_jobs_resume_within_seconds() {
     )
     .await;
     let resumed_after = killed.elapsed();
-    wait_until("every job to complete", Duration::from_secs(60), || async {
-        let done = count(
-            &app,
-            "SELECT count(*) AS n FROM llm_workflow_jobs WHERE status = 'completed'",
-        )
-        .await;
-        (done == JOBS as i64).then_some(())
-    })
-    .await;
-    assert_all_completed_once(&app, JOBS).await;
+    all_complete_once(&app, JOBS).await;
     let stats = app.emulator.stats();
     assert_eq!(
         stats.calls,
