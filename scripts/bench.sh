@@ -245,6 +245,10 @@ statement_figures() { # statement_figures JOBS LABEL
       rows, round(total_exec_time::numeric, 1) AS total_ms, round(mean_exec_time::numeric, 3) AS mean_ms,
       shared_blks_hit + shared_blks_read AS blocks, left(regexp_replace(query, '\s+', ' ', 'g'), 160) AS query
       FROM pg_stat_statements WHERE $where ORDER BY total_exec_time DESC LIMIT 20" >"$file"
+  # Where the rows read come from: sequential scans and the rows they read, per table.
+  psql "postgres://postgres:postgres@${PG_HOST}:${PG_PORT}/${DB}" -q -P pager=off -c "SELECT relname,
+      seq_scan, seq_tup_read, idx_scan, idx_tup_fetch, n_tup_upd, n_tup_hot_upd, n_live_tup
+      FROM pg_stat_user_tables ORDER BY seq_tup_read DESC" >>"$file"
   echo "--set statements_per_job=$per_job --set statement_rows_per_job=$rows_per_job"
   echo "--set statement_exec_ms_per_job=$exec_ms"
   echo "--set tup_returned_per_job=$(awk -v a="$after_returned" -v b="$RETURNED_BEFORE" -v j="$jobs" 'BEGIN {printf "%.1f", (a - b) / j}')"
