@@ -1,7 +1,7 @@
 //! Where a run's records go. A worker writes them to PostgreSQL, each write conditional on its
 //! claim of the job, and pushes the webhook deliveries they owe to Redis; a local run
 //! (`llmflow run`) keeps them in memory, claims nothing and owes no webhooks. The engine
-//! decides what to write and when (`engine.rs`); this is only the place it goes.
+//! decides what to write and when (`engine/`); this is only the place it goes.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
