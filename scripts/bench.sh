@@ -68,12 +68,12 @@ BENCH_PG_PORT="${BENCH_PG_PORT:-55432}"
 BENCH_PGDATA="${BENCH_PGDATA:-/tmp/llmflow-bench-pg}"
 STATEMENTS=0
 BENCH_PG_BIN=""
+run_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 start_bench_postgres() {
   local bin
   bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"
   BENCH_PG_BIN=$bin
   [ -x "$bin/initdb" ] || die "PostgreSQL server binaries not found under /usr/lib/postgresql"
-  run_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
   if [ ! -f "$BENCH_PGDATA/PG_VERSION" ]; then
     as_root mkdir -p "$BENCH_PGDATA"
     [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$BENCH_PGDATA"
@@ -91,9 +91,12 @@ start_bench_postgres() {
   PG_ADMIN_URL="postgres://postgres:postgres@${PG_HOST}:${PG_PORT}/postgres"
   psql "$PG_ADMIN_URL" -q -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null
   STATEMENTS=1
-  stop_bench_postgres() { run_pg "$BENCH_PG_BIN/pg_ctl" -D "$BENCH_PGDATA" -m fast -w stop >/dev/null 2>&1 || true; }
 }
-stop_bench_postgres() { :; }
+# Stops the benchmark's own cluster, if this run started one.
+stop_bench_postgres() {
+  [ -n "$BENCH_PG_BIN" ] || return 0
+  run_pg "$BENCH_PG_BIN/pg_ctl" -D "$BENCH_PGDATA" -m fast -w stop >/dev/null 2>&1 || true
+}
 if [ "${BENCH_PG:-own}" != system ]; then
   log "starting the benchmark's own PostgreSQL on port $BENCH_PG_PORT (pg_stat_statements on)"
   start_bench_postgres
