@@ -327,6 +327,8 @@ pub async fn status_counts(conn: &mut AsyncPgConnection) -> Result<Vec<StatusCou
 pub async fn dead_letter_count(conn: &mut AsyncPgConnection) -> Result<i64, DbError> {
     use super::schema::llm_webhook_deliveries as d;
     Ok(d::table
+        // The predicate of `idx_llm_webhook_deliveries_dead`: only dead deliveries are read.
+        .filter(d::dead_lettered_at.is_not_null())
         .filter(d::status.eq(super::deliveries::state::DEAD))
         .count()
         .get_result(conn)

@@ -358,12 +358,16 @@ pub async fn dead_letters(
     limit: i64,
     offset: i64,
 ) -> Result<(Vec<DeadLetter>, i64), DbError> {
+    // Dead deliveries are the ones with `dead_lettered_at` set: the predicate of
+    // `idx_llm_webhook_deliveries_dead`, so neither query reads the delivered ones.
     let total: i64 = deliveries::table
+        .filter(deliveries::dead_lettered_at.is_not_null())
         .filter(deliveries::status.eq(state::DEAD))
         .count()
         .get_result(conn)
         .await?;
     let page = deliveries::table
+        .filter(deliveries::dead_lettered_at.is_not_null())
         .filter(deliveries::status.eq(state::DEAD))
         .order((deliveries::dead_lettered_at.desc(), deliveries::id.desc()))
         .limit(limit)
@@ -444,6 +448,10 @@ pub async fn due(
     let due_before: DateTime<Utc> = Utc::now() - grace;
     let abandoned_before: DateTime<Utc> = Utc::now() - claim_timeout;
     Ok(deliveries::table
+        // Every delivery still owed an attempt has a next attempt time (delivered and dead ones
+        // have none): the predicate of `idx_llm_webhook_deliveries_owed`, so a pass walks only
+        // those, however many were delivered.
+        .filter(deliveries::next_attempt_at.is_not_null())
         .filter(deliveries::id.gt(after.unwrap_or(Uuid::nil())))
         .filter(
             deliveries::status

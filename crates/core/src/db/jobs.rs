@@ -273,7 +273,7 @@ pub async fn heartbeat(
 ) -> Result<Option<bool>, DbError> {
     Ok(Prepared(
         diesel::update(jobs::table.find(id))
-            .filter(jobs::status.eq(JobStatus::Processing.as_str()))
+            .filter(owned_status())
             .filter(jobs::claimed_by.eq(worker))
             .set(jobs::heartbeat_at.eq(now))
             .returning(jobs::cancel_requested),
@@ -337,7 +337,7 @@ pub async fn commit_steps(
         let completed = i32::try_from(batch.steps.len()).unwrap_or(i32::MAX);
         let update = Prepared(
             diesel::update(jobs::table.find(id))
-                .filter(jobs::status.eq(JobStatus::Processing.as_str()))
+                .filter(owned_status())
                 .filter(jobs::claimed_by.eq(&worker))
                 .set((
                     jobs::current_step.eq(&current_step),
@@ -395,7 +395,7 @@ pub async fn finish(
         let completed = i32::try_from(finish.batch.steps.len()).unwrap_or(i32::MAX);
         let update = Prepared(
             diesel::update(jobs::table.find(id))
-                .filter(jobs::status.eq(JobStatus::Processing.as_str()))
+                .filter(owned_status())
                 .filter(jobs::claimed_by.eq(&worker))
                 .set((
                     jobs::status.eq(finish.status.as_str()),
@@ -512,6 +512,7 @@ pub async fn dispatch_candidates(
     let waiting_since: DateTime<Utc> = Utc::now() - min_age;
     let abandoned_before: DateTime<Utc> = Utc::now() - claim_timeout;
     Ok(jobs::table
+        .filter(unfinished())
         .filter(jobs::id.gt(after.unwrap_or(Uuid::nil())))
         .filter(
             jobs::status
@@ -526,6 +527,26 @@ pub async fn dispatch_candidates(
         .select((jobs::id, jobs::status, jobs::queue_task_id, jobs::priority))
         .load(conn)
         .await?)
+}
+
+/// The status test of the statements that address a running job by id (heartbeat, commits,
+/// finish): `status IS NOT DISTINCT FROM 'processing'`, which no index can serve, so the primary
+/// key is the only index such a statement can use. With `status = $n` a generic plan made
+/// before the table's first `ANALYZE` may pick `(status, created_at, id)` instead, and then walk
+/// every running job's entries, dead ones included, for each update; that plan stays on the
+/// connection as long as the statement does. (`status` is never NULL, so the two tests agree.)
+fn owned_status() -> diesel::dsl::IsNotDistinctFrom<jobs::status, &'static str> {
+    jobs::status.is_not_distinct_from(JobStatus::Processing.as_str())
+}
+
+/// The predicate of the partial index `idx_llm_workflow_jobs_unfinished`, written out as SQL
+/// text: a status list given as a bound array (`status = ANY($1)`) cannot prove it in a generic
+/// plan (one prepared statement keeps for every call), so the index would not be used. With it,
+/// a scan walks the unfinished jobs in id order, however many finished ones the table holds.
+pub fn unfinished() -> diesel::expression::SqlLiteral<diesel::sql_types::Bool> {
+    diesel::dsl::sql::<diesel::sql_types::Bool>(
+        "llm_workflow_jobs.status IN ('pending', 'queued', 'processing')",
+    )
 }
 
 /// The job recorded under an idempotency key whose window is still open.

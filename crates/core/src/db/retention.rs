@@ -25,7 +25,9 @@ struct Id {
 /// Deletes one batch of finished jobs whose `completed_at` is before `before`, with their rows;
 /// returns how many jobs went. A job with a webhook delivery still owed (pending, in flight, or
 /// waiting for a retry) is kept until the delivery ends. Rows locked by another transaction
-/// are skipped, not waited for.
+/// are skipped, not waited for. (A delivery still owed has a `next_attempt_at`: that is the
+/// predicate of the partial index `idx_llm_webhook_deliveries_owed`, so the check reads the
+/// few owed deliveries, never the delivered ones.)
 pub async fn delete_finished_jobs(
     conn: &mut AsyncPgConnection,
     before: DateTime<Utc>,
@@ -36,7 +38,8 @@ pub async fn delete_finished_jobs(
             "SELECT j.id FROM llm_workflow_jobs j \
              WHERE j.completed_at < $1 AND j.status IN ('completed', 'failed', 'cancelled') \
                AND NOT EXISTS (SELECT 1 FROM llm_webhook_deliveries d \
-                 WHERE d.job_id = j.id AND d.status IN ('pending', 'delivering', 'failed')) \
+                 WHERE d.job_id = j.id AND d.next_attempt_at IS NOT NULL \
+                   AND d.status IN ('pending', 'delivering', 'failed')) \
              ORDER BY j.completed_at LIMIT $2 FOR UPDATE OF j SKIP LOCKED",
         )
         .bind::<Timestamptz, _>(before)
