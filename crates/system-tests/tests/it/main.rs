@@ -8,6 +8,7 @@ mod events;
 mod health;
 mod limits;
 mod pipeline;
+mod plans;
 mod pooler;
 mod postgres_tls;
 mod priority;
