@@ -72,7 +72,5 @@ pub async fn finished_jobs(url: &str, n: i64) {
            FROM generate_series(1, {n} / 10) g; \
          ANALYZE;"
     );
-    conn.batch_execute(&sql)
-        .await
-        .expect("load finished jobs");
+    conn.batch_execute(&sql).await.expect("load finished jobs");
 }

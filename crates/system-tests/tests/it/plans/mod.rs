@@ -159,7 +159,10 @@ async fn finished_jobs_leave_the_reconcilers_scan() {
                 )
                 .await
                 .expect("candidates");
-                assert!(candidates.is_empty(), "no job is unfinished: {candidates:?}");
+                assert!(
+                    candidates.is_empty(),
+                    "no job is unfinished: {candidates:?}"
+                );
                 let labelled = analysed.take("reconciler pass");
                 let pages = labelled.buffers();
                 let mut plans = Plans::default();
@@ -210,7 +213,10 @@ async fn hot_path(audited: &mut Audited) -> Plans {
     plans.add(audited.take("worker: finish"));
 
     let conn = &mut audited.conn;
-    jobs::find_job(conn, id).await.expect("status").expect("job");
+    jobs::find_job(conn, id)
+        .await
+        .expect("status")
+        .expect("job");
     jobs::job_steps(conn, id).await.expect("steps");
     deliveries::terminal_of_job(conn, id)
         .await
