@@ -67,26 +67,12 @@ ensure_redis
 BENCH_PG_PORT="${BENCH_PG_PORT:-55432}"
 BENCH_PGDATA="${BENCH_PGDATA:-/tmp/llmflow-bench-pg}"
 STATEMENTS=0
-BENCH_PG_BIN=""
-run_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+BENCH_PG_STARTED=0
 start_bench_postgres() {
-  local bin
-  bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"
-  BENCH_PG_BIN=$bin
-  [ -x "$bin/initdb" ] || die "PostgreSQL server binaries not found under /usr/lib/postgresql"
-  if [ ! -f "$BENCH_PGDATA/PG_VERSION" ]; then
-    as_root mkdir -p "$BENCH_PGDATA"
-    [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$BENCH_PGDATA"
-    run_pg "$bin/initdb" -D "$BENCH_PGDATA" -U postgres --auth=trust >"$OUT/initdb.log" 2>&1 ||
-      die "initdb failed; see $OUT/initdb.log"
-  fi
-  # A cluster left running by an interrupted run is stopped first, so this run's settings hold.
-  run_pg "$bin/pg_ctl" -D "$BENCH_PGDATA" status >/dev/null 2>&1 &&
-    run_pg "$bin/pg_ctl" -D "$BENCH_PGDATA" -m fast -w stop >/dev/null
-  run_pg "$bin/pg_ctl" -D "$BENCH_PGDATA" -l "$BENCH_PGDATA/server.log" -w -t 60 \
-    -o "-p $BENCH_PG_PORT -c listen_addresses=127.0.0.1 -c unix_socket_directories=/tmp" \
-    -o "-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all" \
-    -o "-c max_connections=200" start >/dev/null || die "the benchmark's PostgreSQL did not start; see $BENCH_PGDATA/server.log"
+  start_own_postgres "$BENCH_PGDATA" "$BENCH_PG_PORT" "$OUT/initdb.log" \
+    -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all \
+    -c max_connections=200
+  BENCH_PG_STARTED=1
   PG_PORT=$BENCH_PG_PORT
   PG_ADMIN_URL="postgres://postgres:postgres@${PG_HOST}:${PG_PORT}/postgres"
   psql "$PG_ADMIN_URL" -q -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null
@@ -94,8 +80,8 @@ start_bench_postgres() {
 }
 # Stops the benchmark's own cluster, if this run started one.
 stop_bench_postgres() {
-  [ -n "$BENCH_PG_BIN" ] || return 0
-  run_pg "$BENCH_PG_BIN/pg_ctl" -D "$BENCH_PGDATA" -m fast -w stop >/dev/null 2>&1 || true
+  [ "$BENCH_PG_STARTED" = 1 ] || return 0
+  stop_own_postgres "$BENCH_PGDATA"
 }
 if [ "${BENCH_PG:-own}" != system ]; then
   log "starting the benchmark's own PostgreSQL on port $BENCH_PG_PORT (pg_stat_statements on)"

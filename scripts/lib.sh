@@ -136,3 +136,48 @@ npm_ci() {
     (cd "$dir" && npm ci --no-audit --no-fund --silent)
   fi
 }
+
+# A PostgreSQL cluster of a script's own (scripts/bench.sh, scripts/chaos.sh), separate from the
+# machine's: the Debian server binaries of the newest installed version, initdb'd once into a
+# data directory, listening on 127.0.0.1 and a port of its own with trust auth. The server
+# processes run as `postgres` when the script runs as root.
+run_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+pg_server_bin() {
+  local bin
+  bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"
+  [ -x "$bin/initdb" ] || die "PostgreSQL server binaries not found under /usr/lib/postgresql"
+  echo "$bin"
+}
+
+# start_own_postgres DATA_DIR PORT INITDB_LOG [SERVER_OPTIONS...]: initdb's DATA_DIR when it holds
+# no cluster, stops a server left running there by an interrupted run (so this run's options
+# hold), and starts it on PORT with SERVER_OPTIONS (e.g. `-c max_connections=200`); its log is
+# DATA_DIR/server.log.
+start_own_postgres() {
+  local data=$1 port=$2 initlog=$3 bin
+  shift 3
+  bin=$(pg_server_bin)
+  if [ ! -f "$data/PG_VERSION" ]; then
+    as_root mkdir -p "$data"
+    [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$data"
+    run_pg "$bin/initdb" -D "$data" -U postgres --auth=trust >"$initlog" 2>&1 ||
+      die "initdb failed; see $initlog"
+  fi
+  run_pg "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1 &&
+    run_pg "$bin/pg_ctl" -D "$data" -m fast -w stop >/dev/null
+  run_pg "$bin/pg_ctl" -D "$data" -l "$data/server.log" -w -t 60 \
+    -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=/tmp $*" start >/dev/null ||
+    die "PostgreSQL did not start on port $port; see $data/server.log"
+}
+
+# restart_own_postgres DATA_DIR: a fast restart (connections cut, same options), as a failover
+# or a managed database's maintenance would do.
+restart_own_postgres() {
+  run_pg "$(pg_server_bin)/pg_ctl" -D "$1" -m fast -w -t 60 restart >/dev/null
+}
+
+# stop_own_postgres DATA_DIR: stops the cluster if it runs.
+stop_own_postgres() {
+  run_pg "$(pg_server_bin)/pg_ctl" -D "$1" -m fast -w stop >/dev/null 2>&1 || true
+}

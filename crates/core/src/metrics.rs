@@ -30,6 +30,7 @@ pub mod names {
     pub const CLAIM_LOSSES: &str = "llmflow_job_claim_losses_total";
     pub const JOBS_HANDED_BACK: &str = "llmflow_jobs_handed_back_total";
     pub const LOST_CLAIMS_RELEASED: &str = "llmflow_lost_claims_released_total";
+    pub const LOST_DELIVERY_CLAIMS_RELEASED: &str = "llmflow_lost_delivery_claims_released_total";
     pub const JOB_RESUMES: &str = "llmflow_job_resumes_total";
     pub const STEP_DURATION: &str = "llmflow_step_duration_seconds";
     pub const STEP_RETRIES: &str = "llmflow_step_retries_total";
@@ -138,6 +139,10 @@ fn describe() {
     describe_counter!(
         LOST_CLAIMS_RELEASED,
         "Claims of lost (killed) workers the reconciler released and pushed again."
+    );
+    describe_counter!(
+        LOST_DELIVERY_CLAIMS_RELEASED,
+        "Webhook attempts of lost (killed) senders the reconciler gave back and pushed again."
     );
     describe_counter!(JOB_RESUMES, "Job runs that resumed after committed steps.");
     describe_histogram!(

@@ -83,6 +83,7 @@ pub async fn handle(state: &WebhookState, message: &DeliveryMessage) -> Result<(
             message.delivery_id.0,
             message.attempt,
             state.claim_timeout,
+            &state.worker_name,
         )
         .await
         .map_err(DeliveryError::Claim)?

@@ -2,8 +2,10 @@
 //! each worker looks for unfinished jobs and due webhook deliveries that Redis no longer holds
 //! (or whose claim lapsed) and pushes their ids again. Pushing twice is harmless: claims are
 //! conditional updates. First it releases the claims of lost workers (the worker registry is
-//! their liveness), so a killed worker's jobs run again within seconds.
+//! their liveness), so a killed worker's jobs run again within seconds; likewise the attempts of
+//! a killed webhook sender are given back and pushed again.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,11 +24,24 @@ const PAGE: i64 = 500;
 
 pub async fn run(state: Arc<WorkerState>, shutdown: CancellationToken) {
     let every = state.engine.config.reconcile_interval();
+    // Lost processes' claims are looked for at every heartbeat interval (when that is shorter
+    // than the reconcile interval), so they are released soon after their heartbeat lapses.
+    let release_every = state.engine.config.worker_heartbeat().min(every);
+    let mut next_pass = tokio::time::Instant::now() + every;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(every) => {}
+            _ = tokio::time::sleep(release_every) => {}
         }
+        if tokio::time::Instant::now() < next_pass {
+            match tokio::time::timeout(PASS_TIMEOUT, release_lost(&state)).await {
+                Err(_) => tracing::warn!("releasing lost claims timed out"),
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::warn!(error = %Chain(&e), "releasing lost claims failed"),
+            }
+            continue;
+        }
+        next_pass = tokio::time::Instant::now() + every;
         match tokio::time::timeout(PASS_TIMEOUT, reconcile_once(&state)).await {
             Err(_) => tracing::warn!("reconcile pass timed out"),
             Ok(Ok(Counts {
@@ -74,6 +89,15 @@ async fn release_lost_claims(state: &WorkerState) -> Result<usize, RunError> {
     crate::handback::push_released(state, &released).await;
     metrics::counter!(names::LOST_CLAIMS_RELEASED).increment(released.len() as u64);
     Ok(released.len())
+}
+
+/// Between full passes: releases the claims of lost workers and webhook senders and pushes them
+/// again. Answers how many.
+async fn release_lost(state: &WorkerState) -> Result<usize, RunError> {
+    let jobs = release_lost_claims(state).await?;
+    let mut storage = state.deliveries.clone();
+    let deliveries = release_lost_deliveries(state, &mut storage).await?;
+    Ok(jobs + deliveries.len())
 }
 
 async fn reconcile_jobs(state: &WorkerState) -> Result<usize, RunError> {
@@ -135,14 +159,42 @@ async fn reconcile_jobs(state: &WorkerState) -> Result<usize, RunError> {
     Ok(pushed)
 }
 
+/// Gives back the attempts of lost webhook senders (no registry heartbeat within
+/// `WORKER_LOST_SECS`) and pushes them again, so a killed sender's deliveries go out within
+/// seconds instead of after `CLAIM_TIMEOUT_SECS`. Answers the ids pushed.
+async fn release_lost_deliveries(
+    state: &WorkerState,
+    storage: &mut queue::DeliveryStorage,
+) -> Result<HashSet<uuid::Uuid>, RunError> {
+    let released = {
+        let mut conn = state.pool.get().await?;
+        deliveries::release_lost_claims(&mut conn, state.engine.config.worker_lost_after()).await?
+    };
+    let mut pushed = HashSet::with_capacity(released.len());
+    for attempt in &released {
+        tracing::info!(delivery_id = %attempt.id, attempt = attempt.attempt, "released the attempt of a lost webhook sender");
+        let message = DeliveryMessage {
+            delivery_id: DeliveryId(attempt.id),
+            attempt: attempt.attempt,
+        };
+        // A fresh task id: apalis ignores an id it still holds for the lost sender.
+        queue::push_delivery_as(storage, message, &queue::repush_task_id(JobId(attempt.id)))
+            .await?;
+        pushed.insert(attempt.id);
+    }
+    metrics::counter!(names::LOST_DELIVERY_CLAIMS_RELEASED).increment(released.len() as u64);
+    Ok(pushed)
+}
+
 async fn reconcile_deliveries(state: &WorkerState) -> Result<usize, RunError> {
     let grace = state.engine.config.reconcile_interval();
     let claim_timeout = state.engine.config.claim_timeout();
     let queue_name = state.queues.webhooks();
     let mut redis = state.redis.clone();
     let mut storage = state.deliveries.clone();
+    let released = release_lost_deliveries(state, &mut storage).await?;
     let mut after = None;
-    let mut pushed = 0;
+    let mut pushed = released.len();
     loop {
         let page = {
             let mut conn = state.pool.get().await?;
@@ -157,7 +209,8 @@ async fn reconcile_deliveries(state: &WorkerState) -> Result<usize, RunError> {
             .collect();
         let alive = queue::task_alive(&mut redis, &queue_name, &task_ids).await?;
         for (due, alive) in page.iter().zip(alive) {
-            if alive && due.status != deliveries::state::DELIVERING {
+            if (alive && due.status != deliveries::state::DELIVERING) || released.contains(&due.id)
+            {
                 continue;
             }
             let message = DeliveryMessage {

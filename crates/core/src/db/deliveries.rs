@@ -139,12 +139,15 @@ pub struct Claim {
 /// one recorded and the delivery is waiting (`pending` or `failed`; a replayed delivery is
 /// `pending` with `next_trigger = manual`), or when an earlier claim of this same attempt was
 /// abandoned (its sender died between sending and recording) for longer than `claim_timeout`.
-/// Each claim gets a new token; [`record_attempt`] only accepts the latest one.
+/// Each claim gets a new token; [`record_attempt`] only accepts the latest one. `sender` is the
+/// claiming process's name in the worker registry: when its heartbeat lapses, the reconciler
+/// gives the attempt back at once ([`release_lost_claims`]).
 pub async fn claim_attempt(
     conn: &mut AsyncPgConnection,
     id: Uuid,
     attempt: i32,
     claim_timeout: Duration,
+    sender: &str,
 ) -> Result<Option<Claim>, DbError> {
     let abandoned_before: DateTime<Utc> = Utc::now() - claim_timeout;
     let token = Uuid::now_v7();
@@ -172,6 +175,7 @@ pub async fn claim_attempt(
                 deliveries::status.eq(state::DELIVERING),
                 deliveries::attempts.eq(attempt),
                 deliveries::claim_token.eq(Some(token)),
+                deliveries::claimed_by.eq(Some(sender)),
                 deliveries::updated_at.eq(now),
             ))
             .returning((
@@ -210,11 +214,55 @@ pub async fn release_attempt(
             deliveries::status.eq(state::PENDING),
             deliveries::attempts.eq(deliveries::attempts - 1),
             deliveries::claim_token.eq(None::<Uuid>),
+            deliveries::claimed_by.eq(None::<String>),
             deliveries::updated_at.eq(now),
         ))
         .execute(conn)
         .await?;
     Ok(updated == 1)
+}
+
+/// An attempt given back because its sender was lost: the delivery is `pending` again, and the
+/// message to push is `DeliveryMessage { delivery_id: id, attempt }` (the same attempt number).
+#[derive(Clone, Debug, PartialEq, Eq, QueryableByName)]
+pub struct ReleasedAttempt {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    pub id: Uuid,
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    pub attempt: i32,
+}
+
+/// Gives back every attempt claimed by a webhook sender without a registry heartbeat within
+/// `lost_after` (killed, cut off, or gone from `llm_workers`), as [`release_attempt`] does for a
+/// stopping sender: the delivery waits for that same attempt again, for any sender to claim at
+/// once. A claim younger than `lost_after` is left alone (its sender may have claimed before its
+/// first heartbeat was written). Claims without a recorded sender wait for the claim timeout.
+/// Should the lost sender still be running, its `record_attempt` finds the token changed and
+/// writes nothing; the receiver may see the attempt twice, with the same `webhook-id`.
+pub async fn release_lost_claims(
+    conn: &mut AsyncPgConnection,
+    lost_after: Duration,
+) -> Result<Vec<ReleasedAttempt>, DbError> {
+    let millis = i64::try_from(lost_after.as_millis()).unwrap_or(i64::MAX);
+    // `next_attempt_at` stays set while an attempt is claimed, so the condition on it lets the
+    // scan use the small partial index of undelivered rows.
+    Ok(diesel::sql_query(
+        "UPDATE llm_webhook_deliveries d \
+            SET status = 'pending', attempts = d.attempts - 1, claim_token = NULL, \
+                claimed_by = NULL, updated_at = now() \
+          WHERE d.status = 'delivering' \
+            AND d.next_attempt_at <= now() \
+            AND d.claimed_by IS NOT NULL \
+            AND d.updated_at < now() - make_interval(secs => $1::float8 / 1000) \
+            AND NOT EXISTS ( \
+                SELECT 1 FROM llm_workers w \
+                 WHERE w.name = d.claimed_by \
+                   AND w.last_heartbeat >= now() - make_interval(secs => $1::float8 / 1000)) \
+         RETURNING d.id, d.attempts + 1 AS attempt",
+    )
+    .bind::<diesel::sql_types::BigInt, _>(millis)
+    .load(conn)
+    .await?)
 }
 
 /// What an attempt leads to.
@@ -245,6 +293,7 @@ pub async fn record_attempt(
             deliveries::last_status_code.eq(attempt.status_code),
             deliveries::last_error.eq(&attempt.error_message),
             deliveries::claim_token.eq(None::<Uuid>),
+            deliveries::claimed_by.eq(None::<String>),
             deliveries::next_trigger.eq(trigger::SCHEDULED),
             deliveries::updated_at.eq(now),
         );
@@ -321,6 +370,7 @@ pub async fn replay(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Replay, Db
             deliveries::next_attempt_at.eq(now),
             deliveries::dead_lettered_at.eq(None::<DateTime<Utc>>),
             deliveries::claim_token.eq(None::<Uuid>),
+            deliveries::claimed_by.eq(None::<String>),
             deliveries::updated_at.eq(now),
         ))
         .returning(deliveries::attempts)

@@ -119,6 +119,7 @@ diesel::table! {
         claim_token -> Nullable<Uuid>,
         next_trigger -> Varchar,
         job_run -> Int4,
+        claimed_by -> Nullable<Varchar>,
     }
 }
 

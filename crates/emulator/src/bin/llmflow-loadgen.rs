@@ -4,12 +4,15 @@
 //! an offered rate), receives the signed webhooks on a server of its own (signatures checked
 //! with the official `standardwebhooks` verifier), and writes its measurements as one JSON
 //! object. `report` merges figures measured outside (RSS, CPU, PostgreSQL commits) into that
-//! object and prints it as one JSON line; `table` prints the JSON lines as a readable table.
+//! object and prints it as one JSON line; `table` prints the JSON lines as a readable table;
+//! `receive` is a webhook receiver in a process of its own, for `scripts/chaos.sh`.
 
 #[path = "llmflow-loadgen/args.rs"]
 mod args;
 #[path = "llmflow-loadgen/receiver.rs"]
 mod receiver;
+#[path = "llmflow-loadgen/record.rs"]
+mod record;
 #[path = "llmflow-loadgen/report.rs"]
 mod report;
 #[path = "llmflow-loadgen/stats.rs"]
@@ -47,6 +50,7 @@ async fn main() -> anyhow::Result<()> {
                 writeln!(file, "{line}")?;
             }
         }
+        Command::Receive(receive) => record::serve(&receive).await?,
         Command::Table(table) => {
             let text = std::fs::read_to_string(&table.results)
                 .with_context(|| format!("reading {}", table.results.display()))?;

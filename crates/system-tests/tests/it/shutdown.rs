@@ -2,7 +2,8 @@
 //! it can within `SHUTDOWN_GRACE_SECS` and hands the rest back at once; a worker killed with
 //! SIGKILL has its claims released as soon as its registry heartbeat lapses. In both cases a
 //! second worker process resumes the jobs long before `CLAIM_TIMEOUT_SECS` (600 s here), and no
-//! finished step runs or is paid for twice.
+//! finished step runs or is paid for twice. A killed webhook sender's attempt in flight is given
+//! back as soon as its heartbeat lapses, too.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -301,4 +302,65 @@ async fn a_stopping_webhook_sender_hands_its_attempt_in_flight_back() {
     })
     .await;
     assert_eq!(row.attempts, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_webhook_senders_attempt_goes_out_again_within_seconds() {
+    use llmflow_core::db::deliveries;
+    use llmflow_testkit::{Reply, Scripted};
+
+    // The claim timeout is far beyond the test's deadlines: only the lapsed registry heartbeat
+    // of the killed sender can bring its attempt back in time.
+    let mut app = TestApp::spawn_with(json!({
+        "claim_timeout_secs": 600,
+        "webhook_request_timeout_secs": 300,
+        "worker_heartbeat_secs": 1,
+        "worker_lost_secs": 3,
+        "reconcile_interval_secs": 1,
+    }))
+    .await;
+    // The first attempt is held open by the receiver; the next one is answered.
+    let receiver = Scripted::spawn(vec![Reply::Stall, Reply::Status(200)]).await;
+    let job_id: uuid::Uuid = app
+        .submit_accepted(json!({
+            "workflow_name": "bench_pipeline",
+            "input_data": {"text": "Hello.\nEMULATOR_SCORE: 20"},
+            "webhook_url": receiver.url,
+        }))
+        .await
+        .parse()
+        .expect("uuid");
+    receiver.wait_hits(1, Duration::from_secs(30)).await;
+    let mut conn = app.conn().await;
+    let claimed = deliveries::terminal_of_job(&mut conn, job_id)
+        .await
+        .expect("query")
+        .expect("delivery");
+    assert_eq!(
+        (claimed.status.as_str(), claimed.attempts),
+        ("delivering", 1)
+    );
+    drop(conn);
+
+    // Killed, as a crash: no hand-back, its registry row left to lapse.
+    app.webhook.take().expect("webhook sender").abort();
+    let killed = Instant::now();
+    app.start_webhook().await;
+    let hits = receiver.wait_hits(2, Duration::from_secs(20)).await;
+    let took = killed.elapsed();
+    assert_eq!(
+        hits[0].header("webhook-id"),
+        hits[1].header("webhook-id"),
+        "the same webhook-id on the repeated attempt"
+    );
+    let row = wait_until("the delivery recorded", Duration::from_secs(10), || async {
+        let mut conn = app.conn().await;
+        let row = deliveries::terminal_of_job(&mut conn, job_id)
+            .await
+            .ok()??;
+        (row.status == "delivered").then_some(row)
+    })
+    .await;
+    assert_eq!(row.attempts, 1, "the same attempt, made again");
+    tracing::info!(?took, "a killed sender's attempt went out again");
 }

@@ -21,6 +21,23 @@ pub enum Command {
     Report(ReportArgs),
     /// Print a file of JSON lines (from `report`) as a table.
     Table(TableArgs),
+    /// Receive webhooks until stopped, appending one CSV line per delivery to a file (a
+    /// receiver of its own process, which a fault run can kill and start again).
+    Receive(ReceiveArgs),
+}
+
+/// A standalone webhook receiver.
+#[derive(Debug, Args)]
+pub struct ReceiveArgs {
+    /// Address to listen on.
+    #[arg(long)]
+    pub listen: SocketAddr,
+    /// Secret the webhooks are signed with (`whsec_…`).
+    #[arg(long, env = "LLM_WEBHOOK_SECRET", hide_env_values = true)]
+    pub webhook_secret: String,
+    /// File the deliveries are appended to: `job_id,webhook_id,received_unix_ms,verified,status`.
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 /// One scenario's load.
@@ -51,8 +68,18 @@ pub struct RunArgs {
     #[arg(long)]
     pub score: Option<u8>,
     /// Receive webhooks on this address and wait for one per job; without it, only submit.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "webhook_url")]
     pub webhook_listen: Option<SocketAddr>,
+    /// Send the webhooks to this URL (a receiver elsewhere, e.g. `receive`); nothing waits for them.
+    #[arg(long)]
+    pub webhook_url: Option<String>,
+    /// Write `job_id,sent_unix_ms` of every accepted job to this file.
+    #[arg(long)]
+    pub accepted_out: Option<PathBuf>,
+    /// Retry a submission that failed to connect or got a 5xx for up to this many seconds, under
+    /// the same `Idempotency-Key` (0: one try).
+    #[arg(long, default_value_t = 0)]
+    pub retry_secs: u64,
     /// Secret the webhooks are signed with (`whsec_…`).
     #[arg(long, env = "LLM_WEBHOOK_SECRET", hide_env_values = true)]
     pub webhook_secret: Option<String>,

@@ -1,7 +1,8 @@
 //! A run: optional probe of the bare emulator round trip, the submissions, the wait for webhooks.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::io::Write;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use futures::StreamExt;
@@ -31,8 +32,24 @@ pub fn job_body(args: &RunArgs, webhook_url: Option<&str>) -> Value {
 /// One submission's outcome.
 struct Submitted {
     sent: Instant,
+    /// When it was first sent, as wall-clock time (for `--accepted-out`).
+    sent_at: SystemTime,
     latency: Duration,
     job_id: Option<String>,
+}
+
+/// Whether a failed submission is worth sending again: the API was unreachable or failing
+/// (stopped, restarting, its database away), or asked to slow down.
+fn retryable(outcome: &Result<reqwest::Response, reqwest::Error>) -> bool {
+    match outcome {
+        Ok(r) => r.status().is_server_error() || r.status().as_u16() == 429,
+        Err(e) => !e.is_builder() && !e.is_decode(),
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+fn unix_ms(at: SystemTime) -> u128 {
+    at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis())
 }
 
 fn ms(d: Duration) -> f64 {
@@ -72,7 +89,10 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Map<String, Value>> {
     };
     let webhook_url = receiver
         .as_ref()
-        .map(|r| format!("http://{}/hooks/{}", r.addr, args.scenario));
+        .map(|r| format!("http://{}/hooks/{}", r.addr, args.scenario))
+        .or_else(|| args.webhook_url.clone());
+    // Retried submissions carry a key of this run, so a retry of an accepted one is the same job.
+    let run_id = uuid::Uuid::now_v7().simple().to_string();
     let body = job_body(args, webhook_url.as_deref());
     let url = format!("{}/api/v1/workflow", args.api.trim_end_matches('/'));
 
@@ -87,19 +107,26 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Map<String, Value>> {
     };
     let submitting = futures::stream::iter(0..args.jobs)
         .map(|i| {
-            let (client, url, body) = (&client, &url, &body);
+            let (client, url, body, run_id) = (&client, &url, &body, &run_id);
             async move {
                 if args.rate > 0.0 {
                     let due = started + Duration::from_secs_f64(i as f64 / args.rate);
                     tokio::time::sleep_until(due.into()).await;
                 }
                 let sent = Instant::now();
-                let response = client
-                    .post(url)
-                    .header("X-API-Key", &args.api_key)
-                    .json(body)
-                    .send()
-                    .await;
+                let sent_at = SystemTime::now();
+                let retry_until = sent + Duration::from_secs(args.retry_secs);
+                let response = loop {
+                    let mut request = client.post(url).header("X-API-Key", &args.api_key);
+                    if args.retry_secs > 0 {
+                        request = request.header("Idempotency-Key", format!("{run_id}-{i}"));
+                    }
+                    let response = request.json(body).send().await;
+                    if !retryable(&response) || Instant::now() >= retry_until {
+                        break response;
+                    }
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                };
                 let job_id = match response {
                     Ok(r) if r.status().as_u16() == 202 => r
                         .json::<Value>()
@@ -117,6 +144,7 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Map<String, Value>> {
                 };
                 Submitted {
                     sent,
+                    sent_at,
                     latency: sent.elapsed(),
                     job_id,
                 }
@@ -134,6 +162,18 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Map<String, Value>> {
     if let Some(marker) = &args.submitted_marker {
         std::fs::write(marker, b"submitted\n")
             .with_context(|| format!("writing {}", marker.display()))?;
+    }
+    if let Some(path) = &args.accepted_out {
+        let mut file = std::io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+        );
+        for s in &submissions {
+            if let Some(job_id) = &s.job_id {
+                writeln!(file, "{job_id},{}", unix_ms(s.sent_at))?;
+            }
+        }
+        file.flush()
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     let accepted: HashMap<String, Instant> = submissions
         .iter()

@@ -80,6 +80,10 @@ fn rules(analysed: bool) -> Rules {
             "Index Scan using idx_llm_workflow_jobs_",
         )
         .uses(
+            "reconciler: release lost senders' attempts",
+            "idx_llm_webhook_deliveries_owed",
+        )
+        .uses(
             "maintenance: stale cleanup",
             "idx_llm_workflow_jobs_unfinished",
         )
@@ -223,7 +227,7 @@ async fn hot_path(audited: &mut Audited) -> Plans {
         .expect("terminal delivery");
     plans.add(audited.take("api: status read"));
 
-    let claimed = deliveries::claim_attempt(&mut audited.conn, delivery, 1, CLAIM_TIMEOUT)
+    let claimed = deliveries::claim_attempt(&mut audited.conn, delivery, 1, CLAIM_TIMEOUT, WORKER)
         .await
         .expect("claim attempt")
         .expect("the attempt is due");
@@ -271,6 +275,10 @@ async fn hot_path(audited: &mut Audited) -> Plans {
         .await
         .expect("release lost claims");
     plans.add(audited.take("reconciler: release lost claims"));
+    deliveries::release_lost_claims(&mut audited.conn, Duration::from_secs(10))
+        .await
+        .expect("release lost senders' attempts");
+    plans.add(audited.take("reconciler: release lost senders' attempts"));
     jobs::dispatch_candidates(
         &mut audited.conn,
         Duration::from_secs(5),

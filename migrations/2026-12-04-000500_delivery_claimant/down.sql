@@ -1,0 +1,1 @@
+ALTER TABLE llm_webhook_deliveries DROP COLUMN IF EXISTS claimed_by;
