@@ -30,9 +30,108 @@ pub fn job_body(args: &RunArgs, webhook_url: Option<&str>) -> Value {
 
 /// One submission's outcome.
 struct Submitted {
+    /// When it was sent (the start of its job's end-to-end time).
     sent: Instant,
+    /// From its due time (open loop) or its send (closed loop) to the answer.
     latency: Duration,
     job_id: Option<String>,
+}
+
+/// When submission `i` is due at `rate` per second.
+fn due(started: Instant, i: usize, rate: f64) -> Instant {
+    started + Duration::from_secs_f64(i as f64 / rate)
+}
+
+/// What one submission needs.
+struct Submitter<'a> {
+    client: &'a reqwest::Client,
+    url: &'a str,
+    body: &'a Value,
+    api_key: &'a str,
+}
+
+impl Submitter<'_> {
+    /// Sends one submission now; its latency counts from `due`.
+    async fn submit(&self, due: Instant) -> Submitted {
+        let sent = Instant::now();
+        let response = self
+            .client
+            .post(self.url)
+            .header("X-API-Key", self.api_key)
+            .json(self.body)
+            .send()
+            .await;
+        let job_id = match response {
+            Ok(r) if r.status().as_u16() == 202 => r
+                .json::<Value>()
+                .await
+                .ok()
+                .and_then(|v| v["job_id"].as_str().map(str::to_owned)),
+            Ok(r) => {
+                warn(&format!("submit answered {}", r.status()));
+                None
+            }
+            Err(e) => {
+                warn(&format!("submit failed: {e}"));
+                None
+            }
+        };
+        Submitted {
+            sent,
+            latency: due.min(sent).elapsed(),
+            job_id,
+        }
+    }
+}
+
+/// What the open loop saw besides the submissions.
+#[derive(Default)]
+struct OpenLoop {
+    /// Most submissions awaiting their answer at once.
+    max_in_flight: usize,
+    /// Largest delay between a submission's due time and its send (the load generator's own lag).
+    max_lag_ms: f64,
+}
+
+/// Sends `jobs` submissions at `rate` per second, each at its due time whatever the answers
+/// before it are doing: they run side by side, unbounded.
+async fn open_loop(
+    submitter: &Submitter<'_>,
+    jobs: usize,
+    rate: f64,
+    started: Instant,
+) -> (Vec<Submitted>, OpenLoop) {
+    let mut pending = futures::stream::FuturesUnordered::new();
+    let mut done = Vec::with_capacity(jobs);
+    let mut seen = OpenLoop::default();
+    let mut next = 0;
+    while next < jobs || !pending.is_empty() {
+        let wake = (next < jobs).then(|| due(started, next, rate));
+        tokio::select! {
+            biased;
+            _ = sleep_until_some(wake) => {
+                // Every submission already due goes out now, with its own due time.
+                let now = Instant::now();
+                while next < jobs && due(started, next, rate) <= now {
+                    let at = due(started, next, rate);
+                    seen.max_lag_ms = seen.max_lag_ms.max(ms(now.saturating_duration_since(at)));
+                    pending.push(submitter.submit(at));
+                    next += 1;
+                }
+                seen.max_in_flight = seen.max_in_flight.max(pending.len());
+            }
+            Some(submitted) = pending.next(), if !pending.is_empty() => done.push(submitted),
+        }
+    }
+    (done, seen)
+}
+
+/// Sleeps until `at`, or forever without one.
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => futures::future::pending().await,
+    }
 }
 
 fn ms(d: Duration) -> f64 {
@@ -46,6 +145,9 @@ fn round(value: f64, places: i32) -> f64 {
 
 /// Runs the scenario and returns its measurements as a flat JSON object.
 pub async fn run(args: &RunArgs) -> anyhow::Result<Map<String, Value>> {
+    if args.open_loop && !(args.rate > 0.0 && args.rate.is_finite()) {
+        anyhow::bail!("--open-loop needs a --rate above 0");
+    }
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.concurrency as usize)
         .timeout(Duration::from_secs(60))
@@ -85,47 +187,37 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Map<String, Value>> {
             _ => None,
         }
     };
-    let submitting = futures::stream::iter(0..args.jobs)
-        .map(|i| {
-            let (client, url, body) = (&client, &url, &body);
-            async move {
-                if args.rate > 0.0 {
-                    let due = started + Duration::from_secs_f64(i as f64 / args.rate);
-                    tokio::time::sleep_until(due.into()).await;
-                }
-                let sent = Instant::now();
-                let response = client
-                    .post(url)
-                    .header("X-API-Key", &args.api_key)
-                    .json(body)
-                    .send()
-                    .await;
-                let job_id = match response {
-                    Ok(r) if r.status().as_u16() == 202 => r
-                        .json::<Value>()
-                        .await
-                        .ok()
-                        .and_then(|v| v["job_id"].as_str().map(str::to_owned)),
-                    Ok(r) => {
-                        warn(&format!("submit answered {}", r.status()));
-                        None
+    let submitter = Submitter {
+        client: &client,
+        url: &url,
+        body: &body,
+        api_key: &args.api_key,
+    };
+    let submitter = &submitter;
+    let submitting = async {
+        if args.open_loop {
+            open_loop(submitter, args.jobs, args.rate, started).await
+        } else {
+            let submissions = futures::stream::iter(0..args.jobs)
+                .map(|i| async move {
+                    if args.rate > 0.0 {
+                        tokio::time::sleep_until(due(started, i, args.rate).into()).await;
                     }
-                    Err(e) => {
-                        warn(&format!("submit failed: {e}"));
-                        None
-                    }
-                };
-                Submitted {
-                    sent,
-                    latency: sent.elapsed(),
-                    job_id,
-                }
-            }
-        })
-        .buffer_unordered(args.concurrency as usize)
-        .collect::<Vec<Submitted>>();
-    let (submissions, probed) = tokio::join!(submitting, probing);
+                    submitter.submit(Instant::now()).await
+                })
+                .buffer_unordered(args.concurrency as usize)
+                .collect::<Vec<Submitted>>()
+                .await;
+            (submissions, OpenLoop::default())
+        }
+    };
+    let ((submissions, open), probed) = tokio::join!(submitting, probing);
     let submit_elapsed = started.elapsed();
+    if args.open_loop {
+        out.insert("open_loop".into(), json!(true));
+        out.insert("submits_max_in_flight".into(), json!(open.max_in_flight));
+        out.insert("send_lag_max_ms".into(), json!(round(open.max_lag_ms, 2)));
+    }
     if let Some(probed) = probed {
         let (p50, p99) = probed?;
         out.insert("probe_p50_us".into(), json!(round(p50, 0)));
