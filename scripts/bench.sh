@@ -51,7 +51,7 @@ while [ $# -gt 0 ]; do
     --latency-ms) shift; LATENCY_MS="${1:?--latency-ms needs a number}" ;;
     --open-rate) shift; OPEN_RATE="${1:?--open-rate needs a number}" ;;
     --preload) shift; PRELOAD="${1:?--preload needs a number}" ;;
-    -h | --help) sed -n '2,41p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,37p' "$0"; exit 0 ;;
     *) die "unknown argument $1 (see --help)" ;;
   esac
   shift
@@ -614,10 +614,11 @@ if wants 6; then
 fi
 
 # 7–11, each in a file of its own.
-for piece in open_loop outside large_table scale_out pooler; do
-  # shellcheck source=/dev/null
-  source "scripts/bench/$piece.sh"
-done
+source scripts/bench/open_loop.sh
+source scripts/bench/outside.sh
+source scripts/bench/large_table.sh
+source scripts/bench/scale_out.sh
+source scripts/bench/pooler.sh
 
 echo
 "$BIN/llmflow-loadgen" table "$RESULTS"
