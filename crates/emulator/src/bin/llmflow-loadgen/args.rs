@@ -162,7 +162,10 @@ mod tests {
         assert!(with(&["--jobs", "10", "--concurrency", "0"]).is_err());
         assert!(with(&["--jobs", "ten"]).is_err());
         assert!(with(&["--jobs", "10", "--score", "300"]).is_err());
-        assert!(with(&["--jobs", "10", "--open-loop"]).is_err(), "needs --rate");
+        assert!(
+            with(&["--jobs", "10", "--open-loop"]).is_err(),
+            "needs --rate"
+        );
         assert!(with(&["--jobs", "10", "--rate", "1000", "--open-loop"]).is_ok());
     }
 
