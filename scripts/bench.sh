@@ -7,6 +7,9 @@
 #   scripts/bench.sh --quick          small counts: a check anyone can run in a few minutes
 #   scripts/bench.sh --scenario 2     only scenario 2 (repeat the flag for several)
 #   scripts/bench.sh --latency-ms 200 LLM latency of the pipeline scenarios (default 200)
+#   scripts/bench.sh --open-rate 1000 offered submissions/s of scenario 7 (default 1000)
+#   scripts/bench.sh --preload 1000000 finished jobs preloaded by scenario 9 (default 1,000,000;
+#                                      100,000 with --quick)
 #   BENCH_PERF=1 scripts/bench.sh     also record a flat `perf` CPU profile during scenario 2
 #   BENCH_HTTP2=false scripts/bench.sh provider calls over HTTP/1.1 instead of HTTP/2
 #   DATABASE_STATEMENT_CACHE=false scripts/bench.sh  statements unnamed, as behind a pooler
@@ -15,33 +18,59 @@
 #                                      pg_stat_statements for statements and rows per job
 #
 # Scenarios: 0 pgbench (this machine's commit rate), 1 submit, 2 pipeline (+ 2b at 100 jobs/s
-# offered), 3 backlog, 4 in-flight, 5 overhead, 6 idle (cost per second with no jobs). Uses its own database (llmflow_bench, dropped
-# and recreated per scenario) and Redis namespace; logs and results go to .bench/.
+# offered, open loop: its submit p99 is "submit p99 at 100 jobs/s offered, workers running"),
+# 3 backlog, 4 in-flight, 5 overhead, 6 idle (cost per second with no jobs), and, in
+# scripts/bench/*.sh:
+#   7 open loop      submissions offered at --open-rate/s (default 1,000) whatever the answers'
+#                    latency, workers running: submit p50/p99 from each one's due time, rate
+#   8 outside        as an outside team measured: a Python aiohttp client (200 in flight, 10,000
+#                    jobs), the provider over HTTP/1.1 with keep-alive (single-threaded
+#                    emulator), a webhook receiver in its own Python process verifying every
+#                    signature, WORKER_CONCURRENCY=1000; CPU per job of every process
+#   9 large table    scenario 2 on top of --preload finished jobs (steps, usage, deliveries,
+#                    attempts), next to scenario 2 on an empty database when both run
+#   10 scale-out     scenario 2 with 1, 2 and 4 worker processes; claim and reconciler cost
+#                    per worker (pg_stat_statements)
+#   11 pooler pair   scenario 2 with DATABASE_STATEMENT_CACHE=true, then =false
+# The default runs 0–6; name the others with --scenario (or --scenario all). Uses its own
+# database (llmflow_bench, dropped and recreated per scenario) and Redis namespace; logs and
+# results go to .bench/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
 QUICK=0
 LATENCY_MS=200
+OPEN_RATE=1000
+PRELOAD=""
 SCENARIOS=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1 ;;
     --scenario) shift; SCENARIOS+=("${1:?--scenario needs a number}") ;;
     --latency-ms) shift; LATENCY_MS="${1:?--latency-ms needs a number}" ;;
-    -h | --help) sed -n '2,19p' "$0"; exit 0 ;;
+    --open-rate) shift; OPEN_RATE="${1:?--open-rate needs a number}" ;;
+    --preload) shift; PRELOAD="${1:?--preload needs a number}" ;;
+    -h | --help) sed -n '2,37p' "$0"; exit 0 ;;
     *) die "unknown argument $1 (see --help)" ;;
   esac
   shift
 done
 [ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(0 1 2 3 4 5 6)
+[ "${SCENARIOS[*]}" != all ] || SCENARIOS=(0 1 2 3 4 5 6 7 8 9 10 11)
+for number in "$LATENCY_MS" "$OPEN_RATE" ${PRELOAD:+"$PRELOAD"}; do
+  [[ "$number" =~ ^[0-9]+$ ]] || die "not a whole number: $number"
+done
 wants() { printf '%s\n' "${SCENARIOS[@]}" | grep -qx "$1"; }
 
 # Sizes: full, then --quick.
+# S7_SECS: seconds of offered load in scenario 7; S8_JOBS: the outside harness's jobs.
 if [ "$QUICK" = 1 ]; then
   S1_JOBS=1000 S2_JOBS=2000 S2B_JOBS=300 S3_JOBS=9000 S4_JOBS=1000 S5_JOBS=200 PGBENCH_SECS=5
+  S7_SECS=3 S8_JOBS=2000 S9_PRELOAD=${PRELOAD:-100000}
 else
   S1_JOBS=1000 S2_JOBS=20000 S2B_JOBS=3000 S3_JOBS=20000 S4_JOBS=10000 S5_JOBS=1000 PGBENCH_SECS=15
+  S7_SECS=10 S8_JOBS=10000 S9_PRELOAD=${PRELOAD:-1000000}
 fi
 
 OUT=.bench
@@ -136,8 +165,12 @@ redis_wipe() {
   redis-cli -p "$REDIS_PORT" --scan --pattern "${NAMESPACE}:*" | xargs -r -n 500 redis-cli -p "$REDIS_PORT" DEL >/dev/null
 }
 
+# Every process this run started and still runs.
+running() { printf '%s\n' "${!PIDS[@]}"; }
+
 cleanup() {
-  stop api worker webhook emulator
+  # shellcheck disable=SC2046
+  stop $(running)
   redis_wipe || true
   stop_bench_postgres
 }
@@ -176,8 +209,8 @@ wait_http() { # wait_http URL NAME
   die "$2 did not answer at $1; see $OUT/$2.log"
 }
 
-start_emulator() { # start_emulator LATENCY_MS
-  start emulator -- "$BIN/llmflow-emulator" --port "$EMULATOR_PORT" --latency-ms "$1" --workers 2
+start_emulator() { # start_emulator LATENCY_MS [THREADS, default 2]
+  start emulator -- "$BIN/llmflow-emulator" --port "$EMULATOR_PORT" --latency-ms "$1" --workers "${2:-2}"
   wait_http "$EMULATOR_URL/_emulator/health" emulator
 }
 
@@ -187,6 +220,13 @@ start_api() {
 }
 
 start_worker() { start worker "$@" -- "$BIN/llmflow-worker"; }
+# start_workers N ENV=VALUE...: N worker processes, named worker, worker2, … workerN.
+start_workers() {
+  local n=$1 i
+  shift
+  start_worker "$@"
+  for i in $(seq 2 "$n"); do start "worker$i" "$@" -- "$BIN/llmflow-worker"; done
+}
 start_webhook() { start webhook "$@" -- "$BIN/llmflow-webhook"; }
 
 commits() {
@@ -220,9 +260,15 @@ rows_read() {
 
 # Per job: statements run, rows they returned, and their execution time; the top statements
 # by total time go to $OUT/statements-<scenario>.txt. Only with the benchmark's own cluster.
-statement_figures() { # statement_figures JOBS LABEL
+# The batched claim, and the reconciler's statements (its job and delivery candidate pages and
+# its release of lost workers' claims), as pg_stat_statements shows them.
+CLAIM_SQL="query ~* '^\s*UPDATE\s+\"?llm_workflow_jobs\"?\s+SET\s+\"?status\"?\s*=\s*\\\$[0-9]+,\s*\"?claimed_by\"?\s*=\s*\\\$'"
+RECONCILER_SQL="(query ~* 'FROM\s+\"?(llm_workflow_jobs|llm_webhook_deliveries)\"?\s+WHERE\s+\(*\"?(llm_workflow_jobs|llm_webhook_deliveries)?\"?\.?\"?id\"?\s*>\s*\\\$'
+  OR query ~* 'NOT EXISTS.*llm_workers')"
+
+statement_figures() { # statement_figures JOBS LABEL WORKER_PROCESSES
   [ "$STATEMENTS" = 1 ] || return 0
-  local jobs=$1 file after_returned after_fetched
+  local jobs=$1 workers=${3:-0} file after_returned after_fetched
   file="$OUT/statements-$(printf '%s' "$2" | tr -c 'A-Za-z0-9' '_').txt"
   local where="dbid = (SELECT oid FROM pg_database WHERE datname = '$DB')"
   read -r after_returned after_fetched < <(rows_read)
@@ -240,6 +286,28 @@ statement_figures() { # statement_figures JOBS LABEL
       FROM pg_stat_user_tables ORDER BY seq_tup_read DESC" >>"$file"
   echo "--set statements_per_job=$per_job --set statement_rows_per_job=$rows_per_job"
   echo "--set statement_exec_ms_per_job=$exec_ms"
+  # The claim's and the reconciler's cost, in all and per worker process.
+  local claim_calls claim_ms rec_calls rec_ms
+  read -r claim_calls claim_ms rec_calls rec_ms < <(psql "$PG_ADMIN_URL" -tA -F' ' -c "SELECT
+      coalesce(sum(calls) FILTER (WHERE $CLAIM_SQL), 0),
+      round(coalesce(sum(total_exec_time) FILTER (WHERE $CLAIM_SQL), 0)::numeric, 1),
+      coalesce(sum(calls) FILTER (WHERE $RECONCILER_SQL), 0),
+      round(coalesce(sum(total_exec_time) FILTER (WHERE $RECONCILER_SQL), 0)::numeric, 1)
+      FROM pg_stat_statements WHERE $where")
+  echo "--set claim_calls=$claim_calls --set claim_total_ms=$claim_ms"
+  echo "--set reconciler_calls=$rec_calls --set reconciler_total_ms=$rec_ms"
+  if [ "$workers" -gt 0 ]; then
+    awk -v w="$workers" -v cc="$claim_calls" -v cm="$claim_ms" -v rc="$rec_calls" -v rm="$rec_ms" 'BEGIN {
+      printf "--set claim_calls_per_worker=%.0f --set claim_ms_per_worker=%.1f ", cc / w, cm / w
+      printf "--set reconciler_calls_per_worker=%.0f --set reconciler_ms_per_worker=%.1f\n", rc / w, rm / w }'
+  fi
+  {
+    echo
+    echo "The claim and the reconciler's statements:"
+    psql "$PG_ADMIN_URL" -q -P pager=off -c "SELECT CASE WHEN $CLAIM_SQL THEN 'claim' ELSE 'reconciler' END AS kind,
+        calls, rows, round(total_exec_time::numeric, 1) AS total_ms, left(regexp_replace(query, '\s+', ' ', 'g'), 160) AS query
+        FROM pg_stat_statements WHERE $where AND ($CLAIM_SQL OR $RECONCILER_SQL) ORDER BY 1, total_exec_time DESC"
+  } >>"$file"
   echo "--set tup_returned_per_job=$(awk -v a="$after_returned" -v b="$RETURNED_BEFORE" -v j="$jobs" 'BEGIN {printf "%.1f", (a - b) / j}')"
   echo "--set tup_fetched_per_job=$(awk -v a="$after_fetched" -v b="$FETCHED_BEFORE" -v j="$jobs" 'BEGIN {printf "%.1f", (a - b) / j}')"
 }
@@ -259,30 +327,59 @@ mark_start() {
 # Peak RSS (MB) and CPU seconds of each running service, and the CPU seconds of the rest of the
 # system under test (the PostgreSQL backends serving llmflow_bench, Redis, the emulator), as
 # --set arguments. The backends live as long as the services' pools, so theirs is the
-# scenario's whole PostgreSQL CPU (the WAL writer and checkpointer are not counted).
+# scenario's whole PostgreSQL CPU (the WAL writer and checkpointer are not counted). With
+# several worker processes (worker, worker2, …) `worker_cpu_s` is their sum and
+# `worker_rss_mb` the largest. Each process's CPU per job is reported too (`*_cpu_ms_per_job`),
+# and that of extra processes a scenario started (an outside receiver) beside them.
 process_figures() {
-  local name pid jobs=$1 total=0 cpu
+  local name pid jobs=$1 total=0 cpu worker_cpu=0 worker_rss=0 rss
   for name in api worker webhook; do
     pid="${PIDS[$name]:-}"
     [ -n "$pid" ] && [ -r "/proc/$pid/status" ] || continue
+    [ "$name" = worker ] && continue # summed over every worker process below
     cpu=$(cpu_s "$pid")
     total=$(awk -v a="$total" -v b="$cpu" 'BEGIN {printf "%.2f", a + b}')
     echo "--set ${name}_rss_mb=$(awk '/^VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$pid/status")"
     echo "--set ${name}_cpu_s=$cpu"
+    per_job "$name" "$cpu" "$jobs"
   done
+  for name in $(running | grep -x 'worker[0-9]*'); do
+    pid="${PIDS[$name]}"
+    [ -r "/proc/$pid/status" ] || continue
+    worker_cpu=$(awk -v a="$worker_cpu" -v b="$(cpu_s "$pid")" 'BEGIN {printf "%.2f", a + b}')
+    rss=$(awk '/^VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$pid/status")
+    worker_rss=$(awk -v a="$worker_rss" -v b="$rss" 'BEGIN {print (b > a ? b : a)}')
+  done
+  if [ "$worker_cpu" != 0 ]; then
+    total=$(awk -v a="$total" -v b="$worker_cpu" 'BEGIN {printf "%.2f", a + b}')
+    echo "--set worker_rss_mb=$worker_rss --set worker_cpu_s=$worker_cpu"
+    echo "--set worker_processes=$(running | grep -cx 'worker[0-9]*')"
+    per_job worker "$worker_cpu" "$jobs"
+  fi
   local pg redis emulator
   # shellcheck disable=SC2046
   pg=$(cpu_s $(pg_backends))
   redis=$(awk -v a="$(redis_cpu)" -v b="$REDIS_CPU_BEFORE" 'BEGIN {printf "%.2f", a - b}')
   emulator=$(cpu_s "${PIDS[emulator]}")
   echo "--set postgres_cpu_s=$pg --set redis_cpu_s=$redis --set emulator_cpu_s=$emulator"
+  per_job postgres "$pg" "$jobs"
+  per_job redis "$redis" "$jobs"
+  per_job emulator "$emulator" "$jobs"
+  for name in $(running | grep -vx 'api\|worker[0-9]*\|webhook\|emulator'); do
+    cpu=$(cpu_s "${PIDS[$name]}")
+    echo "--set ${name}_cpu_s=$cpu"
+    per_job "$name" "$cpu" "$jobs"
+  done
   echo "--set cpu_ms_per_job=$(awk -v a="$total" -v p="$pg" -v r="$redis" -v e="$emulator" -v j="$jobs" 'BEGIN {printf "%.2f", (a + p + r + e) * 1000 / j}')"
+}
+per_job() { # per_job NAME CPU_SECONDS JOBS
+  echo "--set ${1}_cpu_ms_per_job=$(awk -v c="$2" -v j="$3" 'BEGIN {printf "%.3f", c * 1000 / j}')"
 }
 
 # ERROR lines in the services' logs of this scenario.
 log_errors() {
   local n=0 name
-  for name in api worker webhook; do
+  for name in $(running | grep -x 'api\|worker[0-9]*\|webhook'); do
     [ -f "$OUT/$name.log" ] && n=$((n + $(grep -c '"level":"ERROR"' "$OUT/$name.log" || true)))
   done
   echo "$n"
@@ -293,17 +390,19 @@ log_errors() {
 finish() {
   local run=$1 jobs=$2 before=$3
   shift 3
-  local figures errors after loadgen_cpu
+  local figures errors after loadgen_cpu workers
   figures=$(process_figures "$jobs")
+  workers=$(running | grep -cx 'worker[0-9]*' || true)
   # The services still run, so the children waited for since mark_start are the load generator
   # (and a few psql and redis-cli calls).
   children_cpu >"$OUT/children_after"
   loadgen_cpu=$(awk -v a="$(cat "$OUT/children_after")" -v b="$(cat "$OUT/children_before")" 'BEGIN {printf "%.2f", a - b}')
   errors=$(log_errors)
-  stop api worker webhook emulator
+  # shellcheck disable=SC2046
+  stop $(running)
   sleep 1 # backends flush their statistics as they exit
   after=$(commits)
-  figures="$figures $(statement_figures "$jobs" "$(jq -r .scenario "$run")")"
+  figures="$figures $(statement_figures "$jobs" "$(jq -r .scenario "$run")" "$workers")"
   # shellcheck disable=SC2086
   "$BIN/llmflow-loadgen" report --run "$run" --append "$RESULTS" $figures \
     --set "commits_per_job=$(awk -v a="$after" -v b="$before" -v j="$jobs" 'BEGIN {printf "%.2f", (a - b) / j}')" \
@@ -356,39 +455,46 @@ if wants 1; then
   finish "$OUT/run1.json" "$S1_JOBS" "$BEFORE"
 fi
 
-# 2. The pipeline at saturation, then at 100 jobs/s offered (latency when not saturated).
+# run_pipeline LABEL JOBS RATE FRESH WORKERS [ENV=VALUE...]: scenario 2's run: `bench_pipeline`
+# jobs (score 80: both LLM steps), 200 in flight (RATE > 0: offered at RATE/s in an open loop),
+# webhooks on, WORKERS worker processes; the services get the ENV settings. FRESH=1 starts from
+# an empty database, 0 keeps the one in place (scenario 9's preload).
+run_pipeline() {
+  local label=$1 jobs=$2 rate=$3 fresh=$4 workers=$5 run pace=()
+  shift 5
+  run="$OUT/run-$(printf '%s' "$label" | tr -c 'A-Za-z0-9' '_').json"
+  log "scenario $label: $jobs jobs, LLM latency ${LATENCY_MS} ms, 200 in flight, webhooks on"
+  if [ "$fresh" = 1 ]; then fresh_database; else redis_wipe; fi
+  [ "$rate" = 0 ] || pace=(--rate "$rate" --open-loop)
+  start_emulator "$LATENCY_MS"
+  start_api "$@"
+  start_workers "$workers" "$@"
+  start_webhook "$@"
+  mark_start
+  PERF=""
+  if [ -n "${BENCH_PERF:-}" ] && [ "$label" = "2 pipeline" ] && command -v perf >/dev/null; then
+    # A flat CPU profile of the three services (software clock: no hardware counters in VMs).
+    perf record -q -e cpu-clock -F 499 -o "$OUT/perf2.data" \
+      -p "${PIDS[api]},${PIDS[worker]},${PIDS[webhook]}" >"$OUT/perf.log" 2>&1 &
+    PERF=$!
+  fi
+  loadgen --scenario "$label" --jobs "$jobs" --concurrency 200 "${pace[@]}" --score 80 \
+    --webhook-listen "127.0.0.1:${RECEIVER_PORT}" --emulator "$EMULATOR_URL" --out "$run"
+  if [ -n "$PERF" ]; then
+    kill -INT "$PERF" 2>/dev/null || true
+    wait "$PERF" 2>/dev/null || true
+    perf report -i "$OUT/perf2.data" --stdio --no-children --sort comm,symbol 2>/dev/null |
+      grep -v '^#' | grep -v '^$' | head -60 >"$OUT/perf2.txt" || true
+    log "CPU profile of scenario 2 in $OUT/perf2.txt"
+  fi
+  finish "$run" "$jobs" "$BEFORE" --set "llm_latency_ms=$LATENCY_MS"
+}
+
+# 2. The pipeline at saturation, then at 100 jobs/s offered (latency when not saturated; its
+# submit p99 is the figure "submit p99 at 100 jobs/s offered, workers running").
 if wants 2; then
-  for part in a b; do
-    if [ $part = a ]; then
-      jobs=$S2_JOBS label="2 pipeline" rate=0
-    else
-      jobs=$S2B_JOBS label="2b pipeline 100/s" rate=100
-    fi
-    log "scenario $label: $jobs jobs, LLM latency ${LATENCY_MS} ms, 200 in flight, webhooks on"
-    fresh_database
-    start_emulator "$LATENCY_MS"
-    start_api
-    start_worker
-    start_webhook
-    mark_start
-    PERF=""
-    if [ -n "${BENCH_PERF:-}" ] && [ $part = a ] && command -v perf >/dev/null; then
-      # A flat CPU profile of the three services (software clock: no hardware counters in VMs).
-      perf record -q -e cpu-clock -F 499 -o "$OUT/perf2.data" \
-        -p "${PIDS[api]},${PIDS[worker]},${PIDS[webhook]}" >"$OUT/perf.log" 2>&1 &
-      PERF=$!
-    fi
-    loadgen --scenario "$label" --jobs "$jobs" --concurrency 200 --rate "$rate" --score 80 \
-      --webhook-listen "127.0.0.1:${RECEIVER_PORT}" --emulator "$EMULATOR_URL" --out "$OUT/run2$part.json"
-    if [ -n "$PERF" ]; then
-      kill -INT "$PERF" 2>/dev/null || true
-      wait "$PERF" 2>/dev/null || true
-      perf report -i "$OUT/perf2.data" --stdio --no-children --sort comm,symbol 2>/dev/null |
-        grep -v '^#' | grep -v '^$' | head -60 >"$OUT/perf2.txt" || true
-      log "CPU profile of scenario 2 in $OUT/perf2.txt"
-    fi
-    finish "$OUT/run2$part.json" "$jobs" "$BEFORE" --set "llm_latency_ms=$LATENCY_MS"
-  done
+  run_pipeline "2 pipeline" "$S2_JOBS" 0 1 1
+  run_pipeline "2b pipeline 100/s" "$S2B_JOBS" 100 1 1
 fi
 
 # 3. Backlog: everything submitted with the workers stopped, then the workers started.
@@ -492,6 +598,13 @@ if wants 6; then
   # Per second here: the job count passed to finish is the number of seconds.
   finish "$OUT/run6.json" "$IDLE_SECS" "$BEFORE" --set "per=second"
 fi
+
+# 7–11, each in a file of its own.
+source scripts/bench/open_loop.sh
+source scripts/bench/outside.sh
+source scripts/bench/large_table.sh
+source scripts/bench/scale_out.sh
+source scripts/bench/pooler.sh
 
 echo
 "$BIN/llmflow-loadgen" table "$RESULTS"

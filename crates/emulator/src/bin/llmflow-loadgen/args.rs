@@ -64,6 +64,11 @@ pub struct RunArgs {
     /// Offered submissions per second (0: as fast as `concurrency` allows).
     #[arg(long, default_value_t = 0.0)]
     pub rate: f64,
+    /// Open loop: send each submission at its due time (`i / rate`) whatever the answers'
+    /// latency, with no bound on requests in flight, and time it from that due time, so a slow
+    /// answer cannot delay the next sends (no coordinated omission). Needs `--rate`.
+    #[arg(long, requires = "rate")]
+    pub open_loop: bool,
     /// Adds a line `EMULATOR_SCORE: n` to each job's text (above 50 takes the refine branch).
     #[arg(long)]
     pub score: Option<u8>,
@@ -184,6 +189,11 @@ mod tests {
         assert!(with(&["--jobs", "10", "--concurrency", "0"]).is_err());
         assert!(with(&["--jobs", "ten"]).is_err());
         assert!(with(&["--jobs", "10", "--score", "300"]).is_err());
+        assert!(
+            with(&["--jobs", "10", "--open-loop"]).is_err(),
+            "needs --rate"
+        );
+        assert!(with(&["--jobs", "10", "--rate", "1000", "--open-loop"]).is_ok());
     }
 
     #[test]

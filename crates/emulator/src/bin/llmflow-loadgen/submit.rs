@@ -31,11 +31,30 @@ pub fn job_body(args: &RunArgs, webhook_url: Option<&str>) -> Value {
 
 /// One submission's outcome.
 struct Submitted {
+    /// When it was sent (the start of its job's end-to-end time).
     sent: Instant,
     /// When it was first sent, as wall-clock time (for `--accepted-out`).
     sent_at: SystemTime,
+    /// From its due time (open loop) or its send (closed loop) to the answer.
     latency: Duration,
     job_id: Option<String>,
+}
+
+/// When submission `i` is due at `rate` per second.
+fn due(started: Instant, i: usize, rate: f64) -> Instant {
+    started + Duration::from_secs_f64(i as f64 / rate)
+}
+
+/// What one submission needs.
+struct Submitter<'a> {
+    client: &'a reqwest::Client,
+    url: &'a str,
+    body: &'a Value,
+    api_key: &'a str,
+    /// Retried submissions carry a key of this run, so a retry of an accepted one is the same job.
+    run_id: &'a str,
+    /// How long a failed submission is sent again (0: never).
+    retry_secs: u64,
 }
 
 /// Whether a failed submission is worth sending again: the API was unreachable or failing
@@ -52,6 +71,98 @@ fn unix_ms(at: SystemTime) -> u128 {
     at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis())
 }
 
+impl Submitter<'_> {
+    /// Sends submission `i` now (again while it fails retryably, within `retry_secs`); its
+    /// latency counts from `due`.
+    async fn submit(&self, i: usize, due: Instant) -> Submitted {
+        let sent = Instant::now();
+        let sent_at = SystemTime::now();
+        let retry_until = sent + Duration::from_secs(self.retry_secs);
+        let response = loop {
+            let mut request = self.client.post(self.url).header("X-API-Key", self.api_key);
+            if self.retry_secs > 0 {
+                request = request.header("Idempotency-Key", format!("{}-{i}", self.run_id));
+            }
+            let response = request.json(self.body).send().await;
+            if !retryable(&response) || Instant::now() >= retry_until {
+                break response;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        };
+        let job_id = match response {
+            Ok(r) if r.status().as_u16() == 202 => r
+                .json::<Value>()
+                .await
+                .ok()
+                .and_then(|v| v["job_id"].as_str().map(str::to_owned)),
+            Ok(r) => {
+                warn(&format!("submit answered {}", r.status()));
+                None
+            }
+            Err(e) => {
+                warn(&format!("submit failed: {e}"));
+                None
+            }
+        };
+        Submitted {
+            sent,
+            sent_at,
+            latency: due.min(sent).elapsed(),
+            job_id,
+        }
+    }
+}
+
+/// What the open loop saw besides the submissions.
+#[derive(Default)]
+struct OpenLoop {
+    /// Most submissions awaiting their answer at once.
+    max_in_flight: usize,
+    /// Largest delay between a submission's due time and its send (the load generator's own lag).
+    max_lag_ms: f64,
+}
+
+/// Sends `jobs` submissions at `rate` per second, each at its due time whatever the answers
+/// before it are doing: they run side by side, unbounded.
+async fn open_loop(
+    submitter: &Submitter<'_>,
+    jobs: usize,
+    rate: f64,
+    started: Instant,
+) -> (Vec<Submitted>, OpenLoop) {
+    let mut pending = futures::stream::FuturesUnordered::new();
+    let mut done = Vec::with_capacity(jobs);
+    let mut seen = OpenLoop::default();
+    let mut next = 0;
+    while next < jobs || !pending.is_empty() {
+        let wake = (next < jobs).then(|| due(started, next, rate));
+        tokio::select! {
+            biased;
+            _ = sleep_until_some(wake) => {
+                // Every submission already due goes out now, with its own due time.
+                let now = Instant::now();
+                while next < jobs && due(started, next, rate) <= now {
+                    let at = due(started, next, rate);
+                    seen.max_lag_ms = seen.max_lag_ms.max(ms(now.saturating_duration_since(at)));
+                    pending.push(submitter.submit(next, at));
+                    next += 1;
+                }
+                seen.max_in_flight = seen.max_in_flight.max(pending.len());
+            }
+            Some(submitted) = pending.next(), if !pending.is_empty() => done.push(submitted),
+        }
+    }
+    (done, seen)
+}
+
+/// Sleeps until `at`, or forever without one.
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => futures::future::pending().await,
+    }
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -63,6 +174,9 @@ fn round(value: f64, places: i32) -> f64 {
 
 /// Runs the scenario and returns its measurements as a flat JSON object.
 pub async fn run(args: &RunArgs) -> anyhow::Result<Map<String, Value>> {
+    if args.open_loop && !(args.rate > 0.0 && args.rate.is_finite()) {
+        anyhow::bail!("--open-loop needs a --rate above 0");
+    }
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.concurrency as usize)
         .timeout(Duration::from_secs(60))
@@ -91,7 +205,6 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Map<String, Value>> {
         .as_ref()
         .map(|r| format!("http://{}/hooks/{}", r.addr, args.scenario))
         .or_else(|| args.webhook_url.clone());
-    // Retried submissions carry a key of this run, so a retry of an accepted one is the same job.
     let run_id = uuid::Uuid::now_v7().simple().to_string();
     let body = job_body(args, webhook_url.as_deref());
     let url = format!("{}/api/v1/workflow", args.api.trim_end_matches('/'));
@@ -105,55 +218,39 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Map<String, Value>> {
             _ => None,
         }
     };
-    let submitting = futures::stream::iter(0..args.jobs)
-        .map(|i| {
-            let (client, url, body, run_id) = (&client, &url, &body, &run_id);
-            async move {
-                if args.rate > 0.0 {
-                    let due = started + Duration::from_secs_f64(i as f64 / args.rate);
-                    tokio::time::sleep_until(due.into()).await;
-                }
-                let sent = Instant::now();
-                let sent_at = SystemTime::now();
-                let retry_until = sent + Duration::from_secs(args.retry_secs);
-                let response = loop {
-                    let mut request = client.post(url).header("X-API-Key", &args.api_key);
-                    if args.retry_secs > 0 {
-                        request = request.header("Idempotency-Key", format!("{run_id}-{i}"));
+    let submitter = Submitter {
+        client: &client,
+        url: &url,
+        body: &body,
+        api_key: &args.api_key,
+        run_id: &run_id,
+        retry_secs: args.retry_secs,
+    };
+    let submitter = &submitter;
+    let submitting = async {
+        if args.open_loop {
+            open_loop(submitter, args.jobs, args.rate, started).await
+        } else {
+            let submissions = futures::stream::iter(0..args.jobs)
+                .map(|i| async move {
+                    if args.rate > 0.0 {
+                        tokio::time::sleep_until(due(started, i, args.rate).into()).await;
                     }
-                    let response = request.json(body).send().await;
-                    if !retryable(&response) || Instant::now() >= retry_until {
-                        break response;
-                    }
-                    tokio::time::sleep(Duration::from_millis(250)).await;
-                };
-                let job_id = match response {
-                    Ok(r) if r.status().as_u16() == 202 => r
-                        .json::<Value>()
-                        .await
-                        .ok()
-                        .and_then(|v| v["job_id"].as_str().map(str::to_owned)),
-                    Ok(r) => {
-                        warn(&format!("submit answered {}", r.status()));
-                        None
-                    }
-                    Err(e) => {
-                        warn(&format!("submit failed: {e}"));
-                        None
-                    }
-                };
-                Submitted {
-                    sent,
-                    sent_at,
-                    latency: sent.elapsed(),
-                    job_id,
-                }
-            }
-        })
-        .buffer_unordered(args.concurrency as usize)
-        .collect::<Vec<Submitted>>();
-    let (submissions, probed) = tokio::join!(submitting, probing);
+                    submitter.submit(i, Instant::now()).await
+                })
+                .buffer_unordered(args.concurrency as usize)
+                .collect::<Vec<Submitted>>()
+                .await;
+            (submissions, OpenLoop::default())
+        }
+    };
+    let ((submissions, open), probed) = tokio::join!(submitting, probing);
     let submit_elapsed = started.elapsed();
+    if args.open_loop {
+        out.insert("open_loop".into(), json!(true));
+        out.insert("submits_max_in_flight".into(), json!(open.max_in_flight));
+        out.insert("send_lag_max_ms".into(), json!(round(open.max_lag_ms, 2)));
+    }
     if let Some(probed) = probed {
         let (p50, p99) = probed?;
         out.insert("probe_p50_us".into(), json!(round(p50, 0)));
