@@ -10,7 +10,11 @@
 //! finished step is never run again (DESIGN.md). Buffered rows of pure steps are simply
 //! recomputed.
 
+use std::time::Duration;
+
 use futures::StreamExt;
+
+use llmflow_core::backoff;
 
 use llmflow_core::db::{self, workers};
 use llmflow_core::queue::{self, Band};
@@ -54,6 +58,44 @@ pub(crate) async fn release_all(state: &WorkerState) -> Result<usize, RunError> 
     push_released(state, &released).await;
     Ok(released.len())
 }
+
+/// A job whose run was interrupted (the database or Redis went away mid-run) is handed back
+/// as soon as the database answers again, instead of waiting out `CLAIM_TIMEOUT_SECS`: its
+/// claim released, its id pushed again. Tried for about half a minute (a restarting database);
+/// after that the claim timeout is the backstop. A stopping worker leaves it to `release_all`.
+pub(crate) async fn interrupted(state: &WorkerState, job_id: JobId) {
+    for attempt in 0..INTERRUPTED_TRIES {
+        // A pause first, even when the database answers at once: a job whose runs keep being
+        // interrupted (a query failing every time) comes round again no faster than this.
+        let wait = backoff::exponential(INTERRUPTED_BASE, INTERRUPTED_CAP, attempt, 1.0);
+        tokio::select! {
+            _ = state.draining.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        let released = async {
+            let mut conn = state.pool.get().await.map_err(db::DbError::from)?;
+            workers::release_claim(&mut conn, job_id.0, &state.worker_name).await
+        }
+        .await;
+        match released {
+            Ok(Some(job)) => {
+                tracing::info!(%job_id, "interrupted job handed back");
+                push_released(state, &[job]).await;
+                return;
+            }
+            Ok(None) => return,
+            Err(e) => {
+                tracing::debug!(%job_id, error = %Chain(&e), "interrupted job not handed back yet");
+            }
+        }
+    }
+    tracing::warn!(%job_id, "interrupted job not handed back; its claim will time out");
+}
+
+/// Tries at handing back an interrupted job, 0.5 s apart at first, then up to 4 s: about 30 s.
+const INTERRUPTED_TRIES: u32 = 10;
+const INTERRUPTED_BASE: Duration = Duration::from_millis(500);
+const INTERRUPTED_CAP: Duration = Duration::from_secs(4);
 
 /// Pushes released jobs under their new task ids. A failed push is logged: the job is `queued`
 /// and its task missing from Redis, which the reconciler repairs.

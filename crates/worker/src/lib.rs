@@ -409,6 +409,7 @@ async fn handle(
     // reconciler re-pushes it once its claim lapses. apalis's own retries are not used.
     if let Err(e) = run_job(&state, message.job_id).await {
         tracing::error!(job_id = %message.job_id, error = %Chain(&e), "job run interrupted");
+        handback::interrupted(&state, message.job_id).await;
     }
     Ok(())
 }

@@ -309,6 +309,24 @@ pub async fn release_claims_of(
     .await?)
 }
 
+/// Hands back one job `worker` holds whose run was interrupted (its database went away
+/// mid-run, say): `None` when the job is not, or no longer, this worker's.
+pub async fn release_claim(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    worker: &str,
+) -> Result<Option<Released>, DbError> {
+    Ok(diesel::sql_query(format!(
+        "{RELEASE_SET} AND j.id = $1 AND j.claimed_by = $2 \
+         RETURNING j.id, j.priority, j.queue_task_id AS task_id"
+    ))
+    .bind::<SqlUuid, _>(id)
+    .bind::<Text, _>(worker)
+    .get_result(conn)
+    .await
+    .optional()?)
+}
+
 /// Releases every claim held by a worker without a heartbeat within `lost_after` (killed, cut
 /// off, or stopped without handing its jobs back). A claim younger than `lost_after` is left
 /// alone: its worker may have claimed before its first heartbeat was written.

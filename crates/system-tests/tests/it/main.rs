@@ -6,6 +6,7 @@ mod apps;
 mod cancel;
 mod events;
 mod health;
+mod interrupted;
 mod limits;
 mod pipeline;
 mod plans;

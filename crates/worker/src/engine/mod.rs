@@ -66,6 +66,9 @@ pub async fn run_job(state: &WorkerState, job_id: JobId) -> Result<(), RunError>
         };
         let workflow = match Box::pin(state.workflow(&job.workflow_hash)).await {
             Ok(w) => w,
+            // The database away is no fault of the job: the run is interrupted, and the job
+            // handed back to run again.
+            Err(e @ (RunError::Database(_) | RunError::Queue(_))) => return Err(e),
             Err(e) => {
                 let runner = Runner::new(
                     &state.engine,
