@@ -11,8 +11,8 @@ use uuid::Uuid;
 
 use llmflow_core::db::ending::{self, cost_data, Ending};
 use llmflow_core::db::jobs::{CommitOutcome, Finish, StepBatch};
-use llmflow_core::db::writes::{Change, JobWrite};
 use llmflow_core::db::models::{JobRow, StepRow, UsageRow};
+use llmflow_core::db::writes::{Change, JobWrite};
 use llmflow_core::db::{self, deliveries, PgPool};
 use llmflow_core::queue::{self, DeliveryMessage, DeliveryStorage};
 use llmflow_core::JobStatus;

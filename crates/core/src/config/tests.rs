@@ -403,8 +403,8 @@ fn group_commit_sends_at_once_by_default_and_its_window_and_size_are_bounded() {
     let config = valid_with(json!({})).expect("valid config");
     assert_eq!(config.db_batch_window(), Duration::ZERO);
     assert_eq!(config.db_batch_max, 64);
-    let config = valid_with(json!({"db_batch_window_ms": "2", "db_batch_max": "16"}))
-        .expect("valid config");
+    let config =
+        valid_with(json!({"db_batch_window_ms": "2", "db_batch_max": "16"})).expect("valid config");
     assert_eq!(config.db_batch_window(), Duration::from_millis(2));
     assert_eq!(config.db_batch_max, 16);
     refuses("db_batch_max", json!(0), "at least 1");

@@ -15,8 +15,7 @@ use uuid::Uuid;
 use super::models::{DeliveryRow, JobRow, NewJob, StepRow, UsageRow};
 use super::prepared::Prepared;
 use super::schema::{
-    llm_job_steps, llm_provider_usage, llm_workflow_definitions,
-    llm_workflow_jobs as jobs,
+    llm_job_steps, llm_provider_usage, llm_workflow_definitions, llm_workflow_jobs as jobs,
 };
 use super::DbError;
 use crate::JobStatus;

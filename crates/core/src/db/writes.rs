@@ -556,7 +556,13 @@ mod tests {
     #[test]
     fn a_job_given_twice_is_written_in_consecutive_rounds() {
         let (a, b, c) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
-        let writes = [progress(a), progress(b), progress(a), progress(c), progress(a)];
+        let writes = [
+            progress(a),
+            progress(b),
+            progress(a),
+            progress(c),
+            progress(a),
+        ];
         assert_eq!(rounds(&writes), vec![vec![0, 1, 3], vec![2], vec![4]]);
     }
 }

@@ -116,7 +116,11 @@ async fn a_worker_killed_during_a_group_commit_loses_nothing_acknowledged_and_pa
     // Acknowledged before the kill: every first step, whose output the second call used.
     // Not acknowledged: the finishes, waiting in the writer's window; none of them was written.
     assert_eq!(count(&app, &steps("first")).await, JOBS as i64);
-    assert_eq!(count(&app, &steps("second")).await, 0, "the finishes were pending");
+    assert_eq!(
+        count(&app, &steps("second")).await,
+        0,
+        "the finishes were pending"
+    );
     let ended = "SELECT count(*) AS n FROM llm_workflow_jobs WHERE status <> 'processing'";
     assert_eq!(count(&app, ended).await, 0);
     let usage = "SELECT count(*) AS n FROM llm_provider_usage";

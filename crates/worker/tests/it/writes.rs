@@ -268,7 +268,11 @@ async fn a_lost_claim_and_a_step_recorded_before_write_nothing_of_their_jobs_alo
         ]
     );
     assert_eq!(rows(&mut conn, ids[0]).await, (1, 1, 0));
-    assert_eq!(rows(&mut conn, ids[1]).await, (0, 0, 0), "nothing of a lost claim");
+    assert_eq!(
+        rows(&mut conn, ids[1]).await,
+        (0, 0, 0),
+        "nothing of a lost claim"
+    );
     assert_eq!(
         rows(&mut conn, ids[2]).await,
         (1, 1, 0),
@@ -391,15 +395,14 @@ async fn the_group_commit_works_with_statements_unnamed() {
     for id in &ids {
         assert_eq!(rows(&mut conn, *id).await, (3, 3, 1));
     }
-    let statement: Vec<String> = diesel::sql_query(
-        "SELECT name AS n FROM pg_prepared_statements WHERE name <> ''",
-    )
-    .load::<Named>(&mut conn)
-    .await
-    .expect("prepared statements")
-    .into_iter()
-    .map(|n| n.n)
-    .collect();
+    let statement: Vec<String> =
+        diesel::sql_query("SELECT name AS n FROM pg_prepared_statements WHERE name <> ''")
+            .load::<Named>(&mut conn)
+            .await
+            .expect("prepared statements")
+            .into_iter()
+            .map(|n| n.n)
+            .collect();
     assert!(statement.is_empty(), "nothing kept prepared: {statement:?}");
 }
 
