@@ -311,10 +311,7 @@ async fn a_bad_row_fails_its_own_job_only() {
     for (i, result) in results.iter().enumerate() {
         if i == 3 {
             let error = result.as_ref().expect_err("the bad row's job fails");
-            assert!(
-                format!("{:?}", error).contains("CheckViolation"),
-                "{error:?}"
-            );
+            assert!(format!("{error:?}").contains("CheckViolation"), "{error:?}");
             assert_eq!(rows(&mut conn, ids[i]).await, (0, 0, 0));
         } else {
             assert_eq!(
