@@ -152,6 +152,12 @@ pub struct Config {
     pub stale_job_hours: u64,
     /// PostgreSQL connections per process.
     pub database_pool_size: usize,
+    /// How long the worker's writer waits for more jobs' writes before sending a group commit,
+    /// in milliseconds. 0: it sends what is waiting at once (writes that arrive while a group
+    /// is being written still go out together next).
+    pub db_batch_window_ms: u64,
+    /// Most jobs' writes one group commit carries.
+    pub db_batch_max: usize,
     /// Per-user submit rate limits by tier, given as requests per minute (`default=60,pro=600`;
     /// the tier comes from `X-User-Tier`, else `default`). Empty: no limit.
     #[serde(deserialize_with = "parse::rate_tiers")]
@@ -235,6 +241,8 @@ struct Defaults {
     shutdown_grace_secs: u64,
     stale_job_hours: u64,
     database_pool_size: usize,
+    db_batch_window_ms: u64,
+    db_batch_max: usize,
     log_format: LogFormat,
     workflow_env_allowlist: &'static str,
     external_api_rate_limits: &'static str,
@@ -284,6 +292,8 @@ const DEFAULTS: Defaults = Defaults {
     shutdown_grace_secs: 25,
     stale_job_hours: 72,
     database_pool_size: 16,
+    db_batch_window_ms: 0,
+    db_batch_max: 64,
     log_format: LogFormat::Json,
     workflow_env_allowlist: "APP_BASE_URL",
     external_api_rate_limits: "google_places=10/1,http=20/1",
@@ -295,6 +305,9 @@ const DEFAULTS: Defaults = Defaults {
     stream_token_ttl_secs: 900,
     cors_allowed_origins: "",
 };
+
+/// The longest group-commit window accepted (`DB_BATCH_WINDOW_MS`), in milliseconds.
+const MAX_BATCH_WINDOW_MS: u64 = 5_000;
 
 /// Environment variables read, each mapped to the field of the same name in lower case.
 const ENV_KEYS: &[&str] = &[
@@ -347,7 +360,10 @@ const ENV_KEYS: &[&str] = &[
     "SHUTDOWN_GRACE_SECS",
     "METRICS_ADDR",
     "STALE_JOB_HOURS",
+    "JOB_RETENTION_DAYS",
     "DATABASE_POOL_SIZE",
+    "DB_BATCH_WINDOW_MS",
+    "DB_BATCH_MAX",
     "LOG_FORMAT",
     "OTEL_EXPORTER_OTLP_ENDPOINT",
     "OTEL_SERVICE_NAME",
@@ -546,6 +562,7 @@ impl Config {
             ("worker_concurrency", self.worker_concurrency),
             ("webhook_concurrency", self.webhook_concurrency),
             ("database_pool_size", self.database_pool_size),
+            ("db_batch_max", self.db_batch_max),
             ("llm_http2_streams", self.llm_http2_streams),
         ] {
             if value == 0 {
@@ -599,6 +616,13 @@ impl Config {
             return Err(ConfigError::invalid(
                 "worker_lost_secs",
                 "must be longer than WORKER_HEARTBEAT_SECS",
+            ));
+        }
+        if self.db_batch_window_ms > MAX_BATCH_WINDOW_MS {
+            // Every job's every write would wait this long when the worker is quiet.
+            return Err(ConfigError::invalid(
+                "db_batch_window_ms",
+                format!("must be at most {MAX_BATCH_WINDOW_MS}"),
             ));
         }
         if self.llm_limit_lease_secs == 0 {
@@ -674,6 +698,11 @@ impl Config {
 
     pub fn reconcile_interval(&self) -> Duration {
         Duration::from_secs(self.reconcile_interval_secs.max(1))
+    }
+
+    /// How long the worker's writer gathers writes for a group commit (`DB_BATCH_WINDOW_MS`).
+    pub fn db_batch_window(&self) -> Duration {
+        Duration::from_millis(self.db_batch_window_ms)
     }
 
     pub fn queue_poll_interval(&self) -> Duration {

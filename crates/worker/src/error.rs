@@ -35,6 +35,12 @@ pub enum RunError {
     Claim(#[source] Arc<DbError>),
     #[error("the claim writer has stopped")]
     ClaimWriterStopped,
+    /// The group commit carrying the job's write failed (shared by the jobs of the group when
+    /// the cause was not one job's own row).
+    #[error("writing the job's records failed")]
+    Write(#[source] Arc<DbError>),
+    #[error("the records writer has stopped")]
+    WriterStopped,
     #[error("workflow definition {hash} is missing")]
     MissingDefinition { hash: String },
     #[error("stored workflow definition is invalid: {problems}")]

@@ -17,6 +17,7 @@ pub mod reconciler;
 mod records;
 mod spans;
 mod steps;
+mod writer;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -130,9 +131,17 @@ impl WorkerState {
         let claimer =
             claims::Claimer::start(pool.clone(), worker_name.clone(), config.claim_timeout());
         let events = events::Publisher::start(redis.clone(), config.redis_namespace.clone());
+        let writer = writer::Writer::start(
+            pool.clone(),
+            worker_name.clone(),
+            writer::GroupSettings {
+                window: config.db_batch_window(),
+                max: config.db_batch_max,
+            },
+        );
         let records = records::Records::Database(Box::new(records::Database {
             pool: pool.clone(),
-            worker_name: worker_name.clone(),
+            writer,
             deliveries: deliveries.clone(),
         }));
         let engine = Engine {

@@ -12,10 +12,12 @@ use uuid::Uuid;
 use llmflow_core::db::ending::{self, cost_data, Ending};
 use llmflow_core::db::jobs::{CommitOutcome, Finish, StepBatch};
 use llmflow_core::db::models::{JobRow, StepRow, UsageRow};
+use llmflow_core::db::writes::{Change, JobWrite};
 use llmflow_core::db::{self, deliveries, PgPool};
 use llmflow_core::queue::{self, DeliveryMessage, DeliveryStorage};
 use llmflow_core::JobStatus;
 
+use crate::writer::Writer;
 use crate::RunError;
 
 /// Where a run's step rows, usage and end are written.
@@ -29,8 +31,9 @@ pub(crate) enum Records {
 /// The worker's records: PostgreSQL for rows, Redis for the deliveries they owe.
 pub(crate) struct Database {
     pub(crate) pool: PgPool,
-    /// The claim every write is conditional on.
-    pub(crate) worker_name: String,
+    /// The group commit every step commit and finish goes through, each conditional on this
+    /// worker's claim of its job.
+    pub(crate) writer: Writer,
     pub(crate) deliveries: DeliveryStorage,
 }
 
@@ -108,19 +111,15 @@ impl Records {
         batch: StepBatch,
         current_step: Option<&str>,
         planned_delta: i32,
-    ) -> Result<CommitOutcome, db::DbError> {
+    ) -> Result<CommitOutcome, RunError> {
         match self {
             Records::Database(database) => {
-                let mut conn = database.pool.get().await?;
-                db::jobs::commit_steps(
-                    &mut conn,
-                    job_id,
-                    &database.worker_name,
+                let change = Change::Progress {
                     batch,
-                    current_step,
+                    current_step: current_step.map(str::to_owned),
                     planned_delta,
-                )
-                .await
+                };
+                database.writer.write(JobWrite { job_id, change }).await
             }
             Records::Memory(memory) => {
                 memory.keep(batch);
@@ -217,10 +216,9 @@ impl Database {
             resumed,
             duration_ms,
         } = closing;
-        // The connection first: when thousands of calls end at once, the jobs waiting for one
-        // hold their outputs, not yet their results and webhook payloads.
-        let mut conn = self.pool.get().await?;
         if resumed {
+            // A resumed run's `cost_data` counts the calls of the runs before it.
+            let mut conn = self.pool.get().await?;
             usage = db::jobs::job_usage(&mut conn, job.id).await?;
             usage.extend(batch.usage.iter().cloned());
         }
@@ -246,7 +244,11 @@ impl Database {
             planned_delta,
             deliveries,
         };
-        match db::jobs::finish(&mut conn, job.id, &self.worker_name, finish).await? {
+        let write = JobWrite {
+            job_id: job.id,
+            change: Change::Finish(finish),
+        };
+        match self.writer.write(write).await? {
             CommitOutcome::LostClaim => Ok(None),
             CommitOutcome::Committed { .. } => Ok(Some(Closed {
                 result: result_for_event,

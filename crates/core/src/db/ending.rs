@@ -1,6 +1,6 @@
 //! How jobs end outside a worker's run, and the terminal webhooks every ending owes.
 //!
-//! A job ends `completed` or `failed` in its worker (`jobs::finish`), `cancelled` there or at
+//! A job ends `completed` or `failed` in its worker (`writes::write_group`), `cancelled` there or at
 //! once when it had not started (`cancel`), or `failed` when stale cleanup marks it
 //! (`mark_stale`). Each of these records its terminal webhook (`workflow.completed`,
 //! `workflow.failed`, `workflow.cancelled`) in the same transaction as the ending itself, so

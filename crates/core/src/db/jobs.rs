@@ -7,7 +7,6 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use diesel::dsl::now;
 use diesel::prelude::*;
-use diesel::upsert::on_constraint;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use rust_decimal::Decimal;
 use serde_json::Value;
@@ -16,8 +15,7 @@ use uuid::Uuid;
 use super::models::{DeliveryRow, JobRow, NewJob, StepRow, UsageRow};
 use super::prepared::Prepared;
 use super::schema::{
-    llm_job_steps, llm_provider_usage, llm_webhook_deliveries, llm_workflow_definitions,
-    llm_workflow_jobs as jobs,
+    llm_job_steps, llm_provider_usage, llm_workflow_definitions, llm_workflow_jobs as jobs,
 };
 use super::DbError;
 use crate::JobStatus;
@@ -295,7 +293,8 @@ impl StepBatch {
         self.steps.is_empty() && self.usage.is_empty()
     }
 
-    fn totals(&self) -> (i64, i64, Decimal) {
+    /// Tokens in, tokens out and cost of the batch's LLM calls.
+    pub(crate) fn totals(&self) -> (i64, i64, Decimal) {
         self.usage
             .iter()
             .fold((0, 0, Decimal::ZERO), |(i, o, c), u| {
@@ -318,56 +317,6 @@ pub enum CommitOutcome {
     LostClaim,
 }
 
-/// Writes finished steps and their usage rows, and moves the job's progress and totals, as one
-/// transaction. A step recorded before (by an earlier owner) aborts the whole write, so an LLM
-/// call is never recorded twice.
-pub async fn commit_steps(
-    conn: &mut AsyncPgConnection,
-    id: Uuid,
-    worker: &str,
-    batch: StepBatch,
-    current_step: Option<&str>,
-    planned_delta: i32,
-) -> Result<CommitOutcome, DbError> {
-    let worker = worker.to_owned();
-    let current_step = current_step.map(str::to_owned);
-    conn.transaction(async |conn| {
-        let conn: &AsyncPgConnection = conn;
-        let (input_tokens, output_tokens, cost) = batch.totals();
-        let completed = i32::try_from(batch.steps.len()).unwrap_or(i32::MAX);
-        let update = Prepared(
-            diesel::update(jobs::table.find(id))
-                .filter(owned_status())
-                .filter(jobs::claimed_by.eq(&worker))
-                .set((
-                    jobs::current_step.eq(&current_step),
-                    jobs::steps_completed.eq(jobs::steps_completed + completed),
-                    jobs::steps_planned.eq(jobs::steps_planned + planned_delta),
-                    jobs::total_input_tokens.eq(jobs::total_input_tokens + input_tokens),
-                    jobs::total_output_tokens.eq(jobs::total_output_tokens + output_tokens),
-                    jobs::total_cost_usd.eq(jobs::total_cost_usd + cost),
-                    jobs::heartbeat_at.eq(now),
-                    jobs::updated_at.eq(now),
-                ))
-                .returning(jobs::cancel_requested),
-        )
-        .get_result::<bool>(&mut { conn });
-        // Pipelined: the inserts and the update go out together, in one round trip.
-        let (inserted, cancel_requested) = futures::try_join!(insert_batch(conn, &batch), async {
-            Ok(update.await.optional()?)
-        })?;
-        if !inserted {
-            return Err(Rollback::LostClaim);
-        }
-        match cancel_requested {
-            Some(cancel_requested) => Ok(CommitOutcome::Committed { cancel_requested }),
-            None => Err(Rollback::LostClaim),
-        }
-    })
-    .await
-    .or_else(Rollback::into_outcome)
-}
-
 /// The end of a job: its last steps, its terminal state and result, and the webhook deliveries
 /// it owes, in one transaction.
 #[derive(Debug)]
@@ -379,115 +328,6 @@ pub struct Finish {
     /// Steps added to the path by branches taken since the last commit.
     pub planned_delta: i32,
     pub deliveries: Vec<DeliveryRow>,
-}
-
-/// Finishes a job this worker owns. Returns `LostClaim` (and writes nothing) when it no longer does.
-pub async fn finish(
-    conn: &mut AsyncPgConnection,
-    id: Uuid,
-    worker: &str,
-    finish: Finish,
-) -> Result<CommitOutcome, DbError> {
-    let worker = worker.to_owned();
-    conn.transaction(async |conn| {
-        let conn: &AsyncPgConnection = conn;
-        let (input_tokens, output_tokens, cost) = finish.batch.totals();
-        let completed = i32::try_from(finish.batch.steps.len()).unwrap_or(i32::MAX);
-        let update = Prepared(
-            diesel::update(jobs::table.find(id))
-                .filter(owned_status())
-                .filter(jobs::claimed_by.eq(&worker))
-                .set((
-                    jobs::status.eq(finish.status.as_str()),
-                    jobs::result.eq(&finish.result),
-                    jobs::error_message.eq(&finish.error_message),
-                    jobs::steps_completed.eq(jobs::steps_completed + completed),
-                    jobs::steps_planned.eq(jobs::steps_planned + finish.planned_delta),
-                    jobs::total_input_tokens.eq(jobs::total_input_tokens + input_tokens),
-                    jobs::total_output_tokens.eq(jobs::total_output_tokens + output_tokens),
-                    jobs::total_cost_usd.eq(jobs::total_cost_usd + cost),
-                    jobs::current_step.eq(None::<String>),
-                    jobs::completed_at.eq(now),
-                    jobs::updated_at.eq(now),
-                )),
-        )
-        .execute(&mut { conn });
-        let deliveries = async {
-            if finish.deliveries.is_empty() {
-                return Ok(0);
-            }
-            Prepared(
-                diesel::insert_into(llm_webhook_deliveries::table)
-                    .values(&finish.deliveries)
-                    .on_conflict_do_nothing(),
-            )
-            .execute(&mut { conn })
-            .await
-        };
-        // Pipelined: steps, usage, the job's end and its deliveries go out together, in one
-        // round trip; a step recorded before or a lost claim rolls all of it back.
-        let (inserted, updated, _) = futures::try_join!(
-            insert_batch(conn, &finish.batch),
-            async { Ok(update.await?) },
-            async { Ok(deliveries.await?) },
-        )?;
-        if !inserted || updated != 1 {
-            return Err(Rollback::LostClaim);
-        }
-        Ok(CommitOutcome::Committed {
-            cancel_requested: false,
-        })
-    })
-    .await
-    .or_else(Rollback::into_outcome)
-}
-
-/// Inserts steps (refusing any already recorded) and usage rows, pipelined. False when a step
-/// was recorded before: the caller rolls back.
-async fn insert_batch(conn: &AsyncPgConnection, batch: &StepBatch) -> Result<bool, Rollback> {
-    let steps = async {
-        if batch.steps.is_empty() {
-            return Ok(0);
-        }
-        diesel::insert_into(llm_job_steps::table)
-            .values(&batch.steps)
-            .on_conflict(on_constraint("llm_job_steps_job_id_step_id_key"))
-            .do_nothing()
-            .execute(&mut { conn })
-            .await
-    };
-    let usage = async {
-        if batch.usage.is_empty() {
-            return Ok(0);
-        }
-        diesel::insert_into(llm_provider_usage::table)
-            .values(&batch.usage)
-            .execute(&mut { conn })
-            .await
-    };
-    let (inserted, _) = futures::try_join!(steps, usage)?;
-    Ok(inserted == batch.steps.len())
-}
-
-/// Why a transaction was rolled back.
-enum Rollback {
-    LostClaim,
-    Db(diesel::result::Error),
-}
-
-impl From<diesel::result::Error> for Rollback {
-    fn from(e: diesel::result::Error) -> Self {
-        Rollback::Db(e)
-    }
-}
-
-impl Rollback {
-    fn into_outcome(self) -> Result<CommitOutcome, DbError> {
-        match self {
-            Rollback::LostClaim => Ok(CommitOutcome::LostClaim),
-            Rollback::Db(e) => Err(DbError::Query(e)),
-        }
-    }
 }
 
 /// A job the reconciler looks at: unfinished and not touched for a while.

@@ -13,6 +13,7 @@ pub mod retention;
 pub mod retry;
 pub mod schema;
 pub mod workers;
+pub mod writes;
 
 use diesel::ConnectionError;
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;

@@ -1,4 +1,5 @@
-//! Losing things: Redis wiped, a worker killed mid-job, Redis restarted.
+//! Losing things: Redis wiped, a worker killed mid-job or during a group commit, Redis
+//! restarted.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -8,6 +9,8 @@ use serde_json::json;
 use llmflow_core::db::jobs;
 use llmflow_emulator::ScriptStep;
 
+use crate::processes::WorkerProcess;
+use crate::shutdown::{all_complete_once, count, submit_all, two_step_workflow};
 use crate::support::{wait_until, TestApp};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -81,6 +84,67 @@ async fn a_worker_killed_mid_job_leaves_nothing_stuck_and_pays_nothing_twice() {
             .map(Vec::len),
         Some(2)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_during_a_group_commit_loses_nothing_acknowledged_and_pays_nothing_twice() {
+    const JOBS: usize = 20;
+    let (workflow, dir) = two_step_workflow();
+    let app = TestApp::spawn_api(json!({"workflows_dir": dir})).await;
+    let jobs = submit_all(&app, &workflow, &[0; JOBS]).await;
+    // Each group waits 5 s for more writes: the first steps' commits go out together, and the
+    // jobs' finishes are still waiting in the writer when the worker is killed.
+    let mut first = WorkerProcess::spawn(
+        &app,
+        &[("DB_BATCH_WINDOW_MS", "5000"), ("DB_BATCH_MAX", "1000")],
+    );
+    let steps = |id: &'static str| {
+        format!("SELECT count(*) AS n FROM llm_job_steps WHERE step_id = '{id}'")
+    };
+    wait_until(
+        "every first step committed and every second call answered",
+        Duration::from_secs(60),
+        || async {
+            let stats = app.emulator.stats();
+            let answered = stats.calls == 2 * JOBS as u64 && stats.in_flight == 0;
+            (answered && count(&app, &steps("first")).await == JOBS as i64).then_some(())
+        },
+    )
+    .await;
+    first.kill();
+
+    // Acknowledged before the kill: every first step, whose output the second call used.
+    // Not acknowledged: the finishes, waiting in the writer's window; none of them was written.
+    assert_eq!(count(&app, &steps("first")).await, JOBS as i64);
+    assert_eq!(
+        count(&app, &steps("second")).await,
+        0,
+        "the finishes were pending"
+    );
+    let ended = "SELECT count(*) AS n FROM llm_workflow_jobs WHERE status <> 'processing'";
+    assert_eq!(count(&app, ended).await, 0);
+    let usage = "SELECT count(*) AS n FROM llm_provider_usage";
+    assert_eq!(count(&app, usage).await, JOBS as i64);
+    let transactions = count(
+        &app,
+        "SELECT count(DISTINCT xmin::text) AS n FROM llm_job_steps",
+    )
+    .await;
+    assert!(
+        transactions < JOBS as i64,
+        "{JOBS} jobs' commits written by {transactions} transactions"
+    );
+
+    // Another worker resumes each job at its second step once the killed one counts as lost.
+    let _second = WorkerProcess::spawn(&app, &[]);
+    all_complete_once(&app, JOBS).await;
+    assert_eq!(
+        app.emulator.stats().calls,
+        3 * JOBS as u64,
+        "each first call once; each second call again, its finish never acknowledged"
+    );
+    let doc = app.status(&jobs[0]).await;
+    assert_eq!(doc["status"], "completed");
 }
 
 /// A Redis server of this test's own, so it can be stopped and started again.

@@ -16,7 +16,7 @@ use crate::processes::WorkerProcess;
 use crate::support::{wait_until, TestApp};
 
 /// Two LLM steps; the second waits `input.latency_ms` at the emulator.
-fn two_step_workflow() -> (String, PathBuf) {
+pub(crate) fn two_step_workflow() -> (String, PathBuf) {
     let name = "handback".to_owned();
     let definition = json!({
         "name": name,
@@ -38,7 +38,7 @@ fn two_step_workflow() -> (String, PathBuf) {
 }
 
 /// Submits one job per latency, in order; answers their ids.
-async fn submit_all(app: &TestApp, workflow: &str, latencies: &[u64]) -> Vec<String> {
+pub(crate) async fn submit_all(app: &TestApp, workflow: &str, latencies: &[u64]) -> Vec<String> {
     futures::stream::iter(latencies.iter().enumerate())
         .map(|(n, latency)| {
             app.submit_accepted(json!({
@@ -57,7 +57,7 @@ struct Count {
     n: i64,
 }
 
-async fn count(app: &TestApp, sql: &str) -> i64 {
+pub(crate) async fn count(app: &TestApp, sql: &str) -> i64 {
     let mut conn = app.conn().await;
     diesel::sql_query(sql)
         .get_result::<Count>(&mut conn)
@@ -76,7 +76,7 @@ async fn live_workers(app: &TestApp) -> i64 {
 }
 
 /// Waits (a minute at most) until all `jobs` are completed, then checks none paid twice.
-async fn all_complete_once(app: &TestApp, jobs: usize) {
+pub(crate) async fn all_complete_once(app: &TestApp, jobs: usize) {
     wait_until("every job to complete", Duration::from_secs(60), || async {
         let done = count(
             app,

@@ -174,6 +174,12 @@ impl From<db::DbError> for Stop {
     }
 }
 
+impl From<RunError> for Stop {
+    fn from(e: RunError) -> Self {
+        Stop::Interrupted(e)
+    }
+}
+
 /// What the buffered part of a run has recorded and not yet written.
 #[derive(Default)]
 struct Journal {

@@ -7,3 +7,4 @@ mod config;
 mod run;
 mod shutdown;
 mod support;
+mod writes;

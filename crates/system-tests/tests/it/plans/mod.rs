@@ -29,6 +29,7 @@ use llmflow_core::db::deliveries::{self, AttemptOutcome};
 use llmflow_core::db::jobs::{self, Finish, StepBatch};
 use llmflow_core::db::models::{AttemptRow, NewJob, StepRow, UsageRow};
 use llmflow_core::db::workers::{self, ProcessKind, Registration};
+use llmflow_core::db::writes::{self, Change, JobWrite};
 use llmflow_core::db::{admin, retention};
 use llmflow_core::JobStatus;
 use llmflow_testkit::database::fresh_database;
@@ -412,15 +413,32 @@ fn step(job_id: Uuid, step_id: &str, position: i32) -> (StepRow, UsageRow) {
     (step, usage)
 }
 
+/// One job's write through the worker's group commit (a group of one).
+async fn write(conn: &mut AsyncPgConnection, id: Uuid, change: Change) -> jobs::CommitOutcome {
+    let mut results =
+        writes::write_group(conn, WORKER, &[JobWrite { job_id: id, change }]).await;
+    results
+        .pop()
+        .expect("one answer per write")
+        .expect("the write")
+}
+
 async fn commit_step(conn: &mut AsyncPgConnection, id: Uuid) {
     let (step, usage) = step(id, "analyze", 0);
     let batch = StepBatch {
         steps: vec![step],
         usage: vec![usage],
     };
-    let outcome = jobs::commit_steps(conn, id, WORKER, batch, Some("refine"), 0)
-        .await
-        .expect("step commit");
+    let outcome = write(
+        conn,
+        id,
+        Change::Progress {
+            batch,
+            current_step: Some("refine".to_owned()),
+            planned_delta: 0,
+        },
+    )
+    .await;
     assert_eq!(
         outcome,
         jobs::CommitOutcome::Committed {
@@ -440,11 +458,10 @@ async fn finish(conn: &mut AsyncPgConnection, id: Uuid) -> Uuid {
         json!({"job_id": id}),
     );
     let delivery_id = delivery.id;
-    let outcome = jobs::finish(
+    let outcome = write(
         conn,
         id,
-        WORKER,
-        Finish {
+        Change::Finish(Finish {
             status: JobStatus::Completed,
             result: Some(json!({"text": "done"})),
             error_message: None,
@@ -454,10 +471,9 @@ async fn finish(conn: &mut AsyncPgConnection, id: Uuid) -> Uuid {
             },
             planned_delta: 0,
             deliveries: vec![delivery],
-        },
+        }),
     )
-    .await
-    .expect("finish");
+    .await;
     assert_eq!(
         outcome,
         jobs::CommitOutcome::Committed {
