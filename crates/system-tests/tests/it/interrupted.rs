@@ -21,7 +21,9 @@ async fn execute(app: &TestApp, sql: &str) {
 async fn a_run_the_database_interrupts_is_handed_back_not_failed() {
     // A claim timeout far beyond the test: only the hand-back can make the job run again.
     let mut app = TestApp::spawn_api(json!({"claim_timeout_secs": 600})).await;
-    let job_id = app.submit_bench("interrupt me.\nEMULATOR_SCORE: 90", false).await;
+    let job_id = app
+        .submit_bench("interrupt me.\nEMULATOR_SCORE: 90", false)
+        .await;
     let id: uuid::Uuid = job_id.parse().expect("uuid");
     // The worker's first read of the job's workflow definition fails, as it would with the
     // database restarting: the table it reads is not there.

@@ -43,21 +43,28 @@ const CLAIM_TIMEOUT: Duration = Duration::from_secs(300);
 /// far above reaching a few rows through an index.
 const FINISHED_JOBS: i64 = 30_000;
 
-/// Which index each statement must use. The claim is held to the primary key once the table
-/// has statistics: before its first `ANALYZE`, PostgreSQL takes a never-analysed table for 10
-/// pages, and a generic plan of `id = ANY($1)` (an array it guesses at 10 ids) is a sequential
-/// scan of those; autovacuum's first `ANALYZE` of the table invalidates that plan.
+/// Which index each statement must use. The claim and the group commit are held to the
+/// primary key once the table has statistics: before its first `ANALYZE`, PostgreSQL takes a
+/// never-analysed table for 10 pages, and a generic plan of `id = ANY($1)` (an array it guesses
+/// at 10 ids) or of a join to `unnest($2::uuid[])` is a sequential scan of those; autovacuum's
+/// first `ANALYZE` of the table invalidates that plan.
 fn rules(analysed: bool) -> Rules {
-    let claim: &[&str] = if analysed { &["worker: claim"] } else { &[] };
+    let by_id_once_analysed: &[&str] = if analysed {
+        &["worker: claim", "worker: step commit", "worker: finish"]
+    } else {
+        &[]
+    };
     Rules::default()
-        .only(claim, "llm_workflow_jobs", "llm_workflow_jobs_pkey")
-        // The job row, by id: heartbeats, commits, the finish, the status read, the webhook
-        // claim's reads of the job, every foreign-key check.
+        .only(
+            by_id_once_analysed,
+            "llm_workflow_jobs",
+            "llm_workflow_jobs_pkey",
+        )
+        // The job row, by id: heartbeats, the status read, the webhook claim's reads of the job,
+        // every foreign-key check.
         .only(
             &[
                 "worker: heartbeat",
-                "worker: step commit",
-                "worker: finish",
                 "api: status read",
                 "webhook: claim attempt",
                 "webhook: record attempt",
@@ -415,8 +422,7 @@ fn step(job_id: Uuid, step_id: &str, position: i32) -> (StepRow, UsageRow) {
 
 /// One job's write through the worker's group commit (a group of one).
 async fn write(conn: &mut AsyncPgConnection, id: Uuid, change: Change) -> jobs::CommitOutcome {
-    let mut results =
-        writes::write_group(conn, WORKER, &[JobWrite { job_id: id, change }]).await;
+    let mut results = writes::write_group(conn, WORKER, &[JobWrite { job_id: id, change }]).await;
     results
         .pop()
         .expect("one answer per write")
