@@ -16,7 +16,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Submit jobs, wait for their webhooks, write the measurements as JSON.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Merge outside figures (`--set key=value`) into a run's JSON and print it as one line.
     Report(ReportArgs),
     /// Print a file of JSON lines (from `report`) as a table.
