@@ -13,6 +13,10 @@
 #   BENCH_PERF=1 scripts/bench.sh     also record a flat `perf` CPU profile during scenario 2
 #   BENCH_HTTP2=false scripts/bench.sh provider calls over HTTP/1.1 instead of HTTP/2
 #   DATABASE_STATEMENT_CACHE=false scripts/bench.sh  statements unnamed, as behind a pooler
+#   BENCH_SERVICES_BIN=DIR scripts/bench.sh  llmflow, llmflow-api, -worker and -webhook from DIR
+#                                      (another commit's release build: a before/after run)
+#   BENCH_PG_SETTINGS="-c autovacuum_naptime=1" scripts/bench.sh  extra server settings of the
+#                                      benchmark's own cluster
 #   BENCH_PG=system scripts/bench.sh   the machine's PostgreSQL instead of the benchmark's own
 #                                      cluster (port BENCH_PG_PORT, default 55432), which has
 #                                      pg_stat_statements for statements and rows per job
@@ -51,7 +55,7 @@ while [ $# -gt 0 ]; do
     --latency-ms) shift; LATENCY_MS="${1:?--latency-ms needs a number}" ;;
     --open-rate) shift; OPEN_RATE="${1:?--open-rate needs a number}" ;;
     --preload) shift; PRELOAD="${1:?--preload needs a number}" ;;
-    -h | --help) sed -n '2,37p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,41p' "$0"; exit 0 ;;
     *) die "unknown argument $1 (see --help)" ;;
   esac
   shift
@@ -98,9 +102,10 @@ BENCH_PGDATA="${BENCH_PGDATA:-/tmp/llmflow-bench-pg}"
 STATEMENTS=0
 BENCH_PG_STARTED=0
 start_bench_postgres() {
+  # shellcheck disable=SC2086 # BENCH_PG_SETTINGS is a list of options
   start_own_postgres "$BENCH_PGDATA" "$BENCH_PG_PORT" "$OUT/initdb.log" \
     -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all \
-    -c max_connections=200
+    -c max_connections=200 ${BENCH_PG_SETTINGS:-}
   BENCH_PG_STARTED=1
   PG_PORT=$BENCH_PG_PORT
   PG_ADMIN_URL="postgres://postgres:postgres@${PG_HOST}:${PG_PORT}/postgres"
@@ -125,6 +130,13 @@ log "building release binaries"
 cargo build --release --locked -p llmflow-api -p llmflow-worker -p llmflow-webhook \
   -p llmflow-emulator -p llmflow-cli --bins
 BIN="${CARGO_TARGET_DIR:-target}/release"
+# The services under test (and the migration) may come from another build, e.g. an earlier
+# commit's, for a before/after run on the same machine: the emulator and the load generator
+# stay this checkout's.
+SVC_BIN="${BENCH_SERVICES_BIN:-$BIN}"
+for bin in llmflow llmflow-api llmflow-worker llmflow-webhook; do
+  [ -x "$SVC_BIN/$bin" ] || die "$SVC_BIN/$bin is missing (BENCH_SERVICES_BIN)"
+done
 
 # Plaintext on loopback, as before sslmode was read (the default `prefer` takes TLS when the
 # server offers it, and Debian's cluster does).
@@ -196,7 +208,7 @@ start() { # start NAME ENV=VALUE... -- COMMAND...
 fresh_database() {
   psql "$PG_ADMIN_URL" -q -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null
   psql "$PG_ADMIN_URL" -q -c "CREATE DATABASE $DB" >/dev/null
-  "$BIN/llmflow" migrate >"$OUT/migrate.log" 2>&1 || die "migration failed; see $OUT/migrate.log"
+  "$SVC_BIN/llmflow" migrate >"$OUT/migrate.log" 2>&1 || die "migration failed; see $OUT/migrate.log"
   redis_wipe
 }
 
@@ -215,19 +227,19 @@ start_emulator() { # start_emulator LATENCY_MS [THREADS, default 2]
 }
 
 start_api() {
-  start api "$@" -- "$BIN/llmflow-api"
+  start api "$@" -- "$SVC_BIN/llmflow-api"
   wait_http "http://127.0.0.1:${API_PORT}/api/v1/health" api
 }
 
-start_worker() { start worker "$@" -- "$BIN/llmflow-worker"; }
+start_worker() { start worker "$@" -- "$SVC_BIN/llmflow-worker"; }
 # start_workers N ENV=VALUE...: N worker processes, named worker, worker2, … workerN.
 start_workers() {
   local n=$1 i
   shift
   start_worker "$@"
-  for i in $(seq 2 "$n"); do start "worker$i" "$@" -- "$BIN/llmflow-worker"; done
+  for i in $(seq 2 "$n"); do start "worker$i" "$@" -- "$SVC_BIN/llmflow-worker"; done
 }
-start_webhook() { start webhook "$@" -- "$BIN/llmflow-webhook"; }
+start_webhook() { start webhook "$@" -- "$SVC_BIN/llmflow-webhook"; }
 
 commits() {
   psql "$PG_ADMIN_URL" -tAc "SELECT xact_commit FROM pg_stat_database WHERE datname = '$DB'"

@@ -7,7 +7,7 @@
 # shellcheck shell=bash
 
 if wants 9; then
-  if ! jq -e 'select(.scenario == "2 pipeline")' "$RESULTS" >/dev/null 2>&1; then
+  if ! jq -se 'any(.[]; .scenario == "2 pipeline")' "$RESULTS" >/dev/null 2>&1; then
     run_pipeline "2 pipeline" "$S2_JOBS" 0 1 1
   fi
   log "scenario 9: 200 template jobs through the services, then $S9_PRELOAD copies"

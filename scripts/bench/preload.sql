@@ -17,8 +17,8 @@ $$;
 CREATE TEMP TABLE tmpl AS
   SELECT id, row_number() OVER (ORDER BY id) - 1 AS k
     FROM llm_workflow_jobs WHERE status = 'completed';
-SELECT count(*) AS templates FROM tmpl \gset
-\if :templates
+SELECT count(*) AS templates, count(*) > 0 AS have_templates FROM tmpl \gset
+\if :have_templates
 \else
   \echo 'no completed job to copy'
   SELECT 1 / 0;

@@ -152,11 +152,11 @@ pub struct Config {
     pub stale_job_hours: u64,
     /// PostgreSQL connections per process.
     pub database_pool_size: usize,
-    /// How long the worker's writer waits for more jobs' writes before sending a group commit,
-    /// in milliseconds. 0: it sends what is waiting at once (writes that arrive while a group
+    /// How long a group-commit writer (the worker's jobs' writes, the webhook sender's attempt
+    /// records) waits for more writes before sending a group, in milliseconds. 0: it sends what is waiting at once (writes that arrive while a group
     /// is being written still go out together next).
     pub db_batch_window_ms: u64,
-    /// Most jobs' writes one group commit carries.
+    /// Most writes one group commit carries.
     pub db_batch_max: usize,
     /// Per-user submit rate limits by tier, given as requests per minute (`default=60,pro=600`;
     /// the tier comes from `X-User-Tier`, else `default`). Empty: no limit.
@@ -700,7 +700,7 @@ impl Config {
         Duration::from_secs(self.reconcile_interval_secs.max(1))
     }
 
-    /// How long the worker's writer gathers writes for a group commit (`DB_BATCH_WINDOW_MS`).
+    /// How long a group-commit writer gathers writes (`DB_BATCH_WINDOW_MS`).
     pub fn db_batch_window(&self) -> Duration {
         Duration::from_millis(self.db_batch_window_ms)
     }

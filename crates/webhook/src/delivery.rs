@@ -2,6 +2,7 @@
 //! attempt, and schedule the next one (a new delayed queue message, never a sleep).
 //! Any event type is sent the same way: the payload stored with the delivery is the body.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use apalis::prelude::{TaskBuilder, TaskId, TaskSink};
@@ -11,7 +12,10 @@ use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
 use tracing::Instrument;
 use uuid::Uuid;
 
+use llmflow_core::db::attempt_claims::ClaimRequest;
+use llmflow_core::db::attempt_records::AttemptRecord;
 use llmflow_core::db::deliveries::{self, AttemptOutcome};
+use llmflow_core::db::group::WriterStopped;
 use llmflow_core::db::models::{AttemptRow, DeliveryRow};
 use llmflow_core::db::DbError;
 use llmflow_core::metrics::names;
@@ -55,9 +59,11 @@ impl Trigger {
 #[derive(Debug, thiserror::Error)]
 pub enum DeliveryError {
     #[error("claiming the attempt")]
-    Claim(#[source] DbError),
+    Claim(#[source] Arc<DbError>),
     #[error("recording the attempt")]
-    Record(#[source] DbError),
+    Record(#[source] Arc<DbError>),
+    #[error("the sender is stopping: its attempt recorder has stopped")]
+    RecorderStopped(#[source] WriterStopped),
 }
 
 /// What the receiver (or the network) answered.
@@ -72,22 +78,16 @@ struct Response {
 
 /// Handles one queue message. Returns `Ok` also when the attempt was already made elsewhere.
 pub async fn handle(state: &WebhookState, message: &DeliveryMessage) -> Result<(), DeliveryError> {
-    let claimed = {
-        let mut conn = state
-            .pool
-            .get()
-            .await
-            .map_err(|e| DeliveryError::Claim(e.into()))?;
-        deliveries::claim_attempt(
-            &mut conn,
-            message.delivery_id.0,
-            message.attempt,
-            state.claim_timeout,
-            &state.worker_name,
-        )
+    let claimed = state
+        .recorders
+        .claims
+        .write(ClaimRequest {
+            delivery_id: message.delivery_id.0,
+            attempt: message.attempt,
+        })
         .await
-        .map_err(DeliveryError::Claim)?
-    };
+        .map_err(DeliveryError::RecorderStopped)?
+        .map_err(DeliveryError::Claim)?;
     let Some(claim) = claimed else {
         tracing::debug!(delivery_id = %message.delivery_id, attempt = message.attempt, "attempt already made");
         return Ok(());
@@ -168,16 +168,17 @@ async fn attempt(
         next_retry_at,
         attempted_at,
     };
-    let recorded = {
-        let mut conn = state
-            .pool
-            .get()
-            .await
-            .map_err(|e| DeliveryError::Record(e.into()))?;
-        deliveries::record_attempt(&mut conn, &row, outcome, claim.token)
-            .await
-            .map_err(DeliveryError::Record)?
-    };
+    let recorded = state
+        .recorders
+        .records
+        .write(AttemptRecord {
+            row,
+            outcome,
+            token: claim.token,
+        })
+        .await
+        .map_err(DeliveryError::RecorderStopped)?
+        .map_err(DeliveryError::Record)?;
     if !recorded {
         // This sender was presumed dead and the attempt was claimed again; that claim records.
         tracing::warn!(delivery_id = %delivery.id, attempt, "claim taken over; attempt not recorded");
@@ -231,10 +232,10 @@ async fn hand_back(
             .pool
             .get()
             .await
-            .map_err(|e| DeliveryError::Record(e.into()))?;
+            .map_err(|e| DeliveryError::Record(Arc::new(e.into())))?;
         deliveries::release_attempt(&mut conn, claim.delivery.id, claim.token)
             .await
-            .map_err(DeliveryError::Record)?
+            .map_err(|e| DeliveryError::Record(Arc::new(e)))?
     };
     if released {
         let mut storage = state.deliveries.clone();

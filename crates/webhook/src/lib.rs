@@ -5,6 +5,7 @@
 pub mod classify;
 pub mod client;
 pub mod delivery;
+pub mod recorder;
 pub mod resolver;
 pub mod schedule;
 pub mod signing;
@@ -18,6 +19,7 @@ use secrecy::ExposeSecret;
 use tokio_util::sync::CancellationToken;
 
 use llmflow_core::config::Config;
+use llmflow_core::db::group::GroupSettings;
 use llmflow_core::db::workers::{self, ProcessKind, Registration};
 use llmflow_core::db::{self, DbError, PgPool};
 use llmflow_core::queue::{self, DeliveryMessage, DeliveryStorage, QueueError, Queues};
@@ -63,6 +65,8 @@ pub struct WebhookState {
     pub worker_name: String,
     /// Deliveries being sent by this process now (reported to the worker registry).
     pub in_flight: Arc<AtomicUsize>,
+    /// The group commits of the attempts' claims and records.
+    recorders: recorder::Recorders,
     deliveries: DeliveryStorage,
     /// Cancelled when the sender starts to stop: nothing more is fetched.
     draining: CancellationToken,
@@ -115,8 +119,18 @@ impl WebhookState {
             std::process::id(),
             uuid::Uuid::now_v7().simple()
         );
+        let recorders = recorder::start(
+            pool.clone(),
+            config.claim_timeout(),
+            worker_name.clone(),
+            GroupSettings {
+                window: config.db_batch_window(),
+                max: config.db_batch_max,
+            },
+        );
         Ok(WebhookState {
             claim_timeout: config.claim_timeout(),
+            recorders,
             config,
             pool,
             redis,

@@ -134,7 +134,7 @@ impl WorkerState {
         let writer = writer::Writer::start(
             pool.clone(),
             worker_name.clone(),
-            writer::GroupSettings {
+            llmflow_core::db::group::GroupSettings {
                 window: config.db_batch_window(),
                 max: config.db_batch_max,
             },

@@ -2,9 +2,12 @@
 //! diesel-async speaks the wire protocol itself, so no libpq is linked.
 
 pub mod admin;
+pub mod attempt_claims;
+pub mod attempt_records;
 pub mod connect;
 pub mod deliveries;
 pub mod ending;
+pub mod group;
 pub mod jobs;
 pub mod models;
 pub mod pooler;

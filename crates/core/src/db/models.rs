@@ -134,7 +134,7 @@ pub struct UsageRow {
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(Clone, Debug, Queryable, Selectable, Insertable, serde::Serialize)]
+#[derive(Clone, Debug, Queryable, QueryableByName, Selectable, Insertable, serde::Serialize)]
 #[diesel(table_name = llm_webhook_deliveries)]
 #[diesel(check_for_backend(diesel::pg::Pg))]
 pub struct DeliveryRow {

@@ -6,5 +6,6 @@
 mod classify;
 mod client;
 mod delivery;
+mod groups;
 mod resolver;
 mod support;

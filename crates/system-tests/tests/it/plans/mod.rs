@@ -25,6 +25,8 @@ use rust_decimal::Decimal;
 use serde_json::json;
 use uuid::Uuid;
 
+use llmflow_core::db::attempt_claims::{self, ClaimRequest};
+use llmflow_core::db::attempt_records::{self, AttemptRecord};
 use llmflow_core::db::deliveries::{self, AttemptOutcome};
 use llmflow_core::db::jobs::{self, Finish, StepBatch};
 use llmflow_core::db::models::{AttemptRow, NewJob, StepRow, UsageRow};
@@ -43,14 +45,20 @@ const CLAIM_TIMEOUT: Duration = Duration::from_secs(300);
 /// far above reaching a few rows through an index.
 const FINISHED_JOBS: i64 = 30_000;
 
-/// Which index each statement must use. The claim and the group commit are held to the
-/// primary key once the table has statistics: before its first `ANALYZE`, PostgreSQL takes a
+/// Which index each statement must use. The claims and the group commits (the worker's, and the
+/// webhook sender's claims and records) are held to the primary key once the table has
+/// statistics: before its first `ANALYZE`, PostgreSQL takes a
 /// never-analysed table for 10 pages, and a generic plan of `id = ANY($1)` (an array it guesses
 /// at 10 ids) or of a join to `unnest($2::uuid[])` is a sequential scan of those; autovacuum's
 /// first `ANALYZE` of the table invalidates that plan.
 fn rules(analysed: bool) -> Rules {
     let by_id_once_analysed: &[&str] = if analysed {
         &["worker: claim", "worker: step commit", "worker: finish"]
+    } else {
+        &[]
+    };
+    let deliveries_by_id_once_analysed: &[&str] = if analysed {
+        &["webhook: claim attempt", "webhook: record attempt"]
     } else {
         &[]
     };
@@ -73,7 +81,7 @@ fn rules(analysed: bool) -> Rules {
             "llm_workflow_jobs_pkey",
         )
         .only(
-            &["webhook: claim attempt", "webhook: record attempt"],
+            deliveries_by_id_once_analysed,
             "llm_webhook_deliveries",
             "llm_webhook_deliveries_pkey",
         )
@@ -235,10 +243,16 @@ async fn hot_path(audited: &mut Audited) -> Plans {
         .expect("terminal delivery");
     plans.add(audited.take("api: status read"));
 
-    let claimed = deliveries::claim_attempt(&mut audited.conn, delivery, 1, CLAIM_TIMEOUT, WORKER)
-        .await
-        .expect("claim attempt")
-        .expect("the attempt is due");
+    let request = ClaimRequest {
+        delivery_id: delivery,
+        attempt: 1,
+    };
+    let claimed =
+        attempt_claims::claim_attempts(&mut audited.conn, &[request], CLAIM_TIMEOUT, WORKER)
+            .await
+            .remove(0)
+            .expect("claim attempt")
+            .expect("the attempt is due");
     plans.add(audited.take("webhook: claim attempt"));
     let attempt = AttemptRow {
         id: Uuid::now_v7(),
@@ -257,14 +271,15 @@ async fn hot_path(audited: &mut Audited) -> Plans {
         next_retry_at: None,
         attempted_at: Utc::now(),
     };
-    let recorded = deliveries::record_attempt(
-        &mut audited.conn,
-        &attempt,
-        AttemptOutcome::Delivered,
-        claimed.token,
-    )
-    .await
-    .expect("record attempt");
+    let record = AttemptRecord {
+        row: attempt,
+        outcome: AttemptOutcome::Delivered,
+        token: claimed.token,
+    };
+    let recorded = attempt_records::record_attempts(&mut audited.conn, &[record])
+        .await
+        .remove(0)
+        .expect("record attempt");
     assert!(recorded, "the claim is ours");
     plans.add(audited.take("webhook: record attempt"));
 
