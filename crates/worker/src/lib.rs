@@ -103,7 +103,7 @@ impl WorkerState {
         let pool = db::connect_with(
             config.database_url.expose_secret(),
             config.database_pool_size,
-            config.database_options(),
+            config.database_options().avoiding_seq_scans(),
         )
         .await
         .map_err(StartError::Database)?;

@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use diesel::connection::CacheSize;
 use diesel::ConnectionError;
-use diesel_async::{AsyncConnection, AsyncPgConnection};
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use futures::future::BoxFuture;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
@@ -70,12 +70,23 @@ pub struct ConnectOptions {
     /// Keep statements prepared on the connection between queries. Off behind a transaction-mode
     /// pooler (PgBouncer, Supavisor), where the next query may run on another server connection.
     pub statement_cache: bool,
+    /// `SET enable_seqscan = off` on each connection, for a process whose every query is meant
+    /// to reach its rows through an index (the worker and the webhook sender; the plan audit
+    /// checks their queries). Their hot statements stay prepared, and a prepared statement's
+    /// generic plan made while a table is new and small (before its first `ANALYZE`) is a
+    /// sequential scan that stays on the connection as the table grows: hundreds of rows read
+    /// per job until autovacuum analyses the table (BENCHMARKS.md, issue 18's targets, (b)).
+    /// Applied only with the statement cache on: behind a transaction-mode pooler a session
+    /// setting would reach other clients' sessions, and there every statement is planned
+    /// afresh anyway.
+    pub avoid_seq_scans: bool,
 }
 
 impl Default for ConnectOptions {
     fn default() -> Self {
         ConnectOptions {
             statement_cache: true,
+            avoid_seq_scans: false,
         }
     }
 }
@@ -87,9 +98,21 @@ impl ConnectOptions {
         ConnectOptions {
             statement_cache: statement_cache
                 .unwrap_or(url_port(url) != Some(TRANSACTION_POOLER_PORT)),
+            avoid_seq_scans: false,
+        }
+    }
+
+    /// These options with [`ConnectOptions::avoid_seq_scans`] on.
+    pub fn avoiding_seq_scans(self) -> ConnectOptions {
+        ConnectOptions {
+            avoid_seq_scans: true,
+            ..self
         }
     }
 }
+
+/// The session setting of [`ConnectOptions::avoid_seq_scans`].
+pub const AVOID_SEQ_SCANS: &str = "SET enable_seqscan = off";
 
 /// `DATABASE_URL` taken apart: what tokio-postgres is given, and the TLS settings it does not know.
 #[derive(Debug)]
@@ -176,7 +199,13 @@ pub async fn establish(
         .connect(MakeRustlsConnect::new(tls))
         .await
         .map_err(|e| ConnectionError::BadConnection(describe(&e, &target)))?;
-    AsyncPgConnection::try_from_client_and_connection(client, connection).await
+    let mut conn = AsyncPgConnection::try_from_client_and_connection(client, connection).await?;
+    if options.avoid_seq_scans {
+        conn.batch_execute(AVOID_SEQ_SCANS)
+            .await
+            .map_err(ConnectionError::CouldntSetupConfiguration)?;
+    }
+    Ok(conn)
 }
 
 /// A connection whose statements are sent unnamed (see [`super::pooler`]): the socket is opened

@@ -55,6 +55,7 @@ async fn migrations_run_through_pgbouncer_in_transaction_mode() {
     let url = bouncer.url(name);
     let options = ConnectOptions {
         statement_cache: false,
+        ..ConnectOptions::default()
     };
     let applied = db::run_migrations_with(&url, options)
         .await

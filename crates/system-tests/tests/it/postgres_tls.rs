@@ -141,9 +141,11 @@ async fn migrations_and_the_pool_run_over_verified_tls() {
     for options in [
         ConnectOptions {
             statement_cache: true,
+            ..ConnectOptions::default()
         },
         ConnectOptions {
             statement_cache: false,
+            ..ConnectOptions::default()
         },
     ] {
         let pool = db::connect_with(&url, 2, options)

@@ -374,6 +374,7 @@ async fn the_group_commit_works_with_statements_unnamed() {
         &url,
         ConnectOptions {
             statement_cache: false,
+            ..ConnectOptions::default()
         },
     )
     .await

@@ -34,6 +34,19 @@ impl Audited {
         .await
     }
 
+    /// As [`Audited::open`], in a session set up as the worker's and the webhook sender's are
+    /// (`ConnectOptions::avoid_seq_scans`).
+    pub async fn open_as_services(url: &str, mode: &str) -> Audited {
+        Self::with(
+            url,
+            &format!(
+                "{EXPLAIN_EVERY_STATEMENT} SET plan_cache_mode = '{mode}'; {};",
+                llmflow_core::db::connect::AVOID_SEQ_SCANS
+            ),
+        )
+        .await
+    }
+
     /// Plans with what each node did (rows, pages touched), as `EXPLAIN (ANALYZE, BUFFERS)`.
     pub async fn open_analysing(url: &str) -> Audited {
         Self::with(

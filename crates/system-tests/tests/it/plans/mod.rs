@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use diesel_async::AsyncPgConnection;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use rust_decimal::Decimal;
 use serde_json::json;
 use uuid::Uuid;
@@ -32,7 +32,7 @@ use llmflow_core::db::jobs::{self, Finish, StepBatch};
 use llmflow_core::db::models::{AttemptRow, NewJob, StepRow, UsageRow};
 use llmflow_core::db::workers::{self, ProcessKind, Registration};
 use llmflow_core::db::writes::{self, Change, JobWrite};
-use llmflow_core::db::{admin, retention};
+use llmflow_core::db::{self, admin, retention, ConnectOptions};
 use llmflow_core::JobStatus;
 use llmflow_testkit::database::fresh_database;
 use llmflow_testkit::wait_until;
@@ -127,6 +127,15 @@ async fn every_hot_and_maintenance_query_reaches_its_rows_through_an_index() {
     let mut empty = Audited::open(&url, "force_generic_plan").await;
     let plans = hot_path(&mut empty).await;
     rules(false).check_indexes("empty database, generic plans", &plans, false);
+    // The worker's and the sender's sessions avoid sequential scans: there the claims and the
+    // group commits reach their rows by primary key before any `ANALYZE` too.
+    let mut services = Audited::open_as_services(&url, "force_generic_plan").await;
+    let plans = hot_path(&mut services).await;
+    rules(true).check_indexes(
+        "empty database, generic plans, the services' sessions",
+        &plans,
+        false,
+    );
 
     load::finished_jobs(&url, FINISHED_JOBS).await;
     let mut report = String::new();
@@ -140,6 +149,30 @@ async fn every_hot_and_maintenance_query_reaches_its_rows_through_an_index() {
     }
     // The shapes, for BENCHMARKS.md and for whoever reads a failure.
     println!("{report}");
+}
+
+#[tokio::test]
+async fn the_services_sessions_avoid_sequential_scans_unless_behind_a_pooler() {
+    let url = fresh_database().await;
+    let unnamed = ConnectOptions {
+        statement_cache: false,
+        ..ConnectOptions::default()
+    };
+    for (options, expected) in [
+        (ConnectOptions::default(), "on"),
+        (ConnectOptions::default().avoiding_seq_scans(), "off"),
+        // Behind a transaction-mode pooler a session setting would outlive the client.
+        (unnamed.avoiding_seq_scans(), "on"),
+    ] {
+        let mut conn = db::establish(&url, options).await.expect("connect");
+        let setting: String = diesel::select(diesel::dsl::sql::<diesel::sql_types::Text>(
+            "current_setting('enable_seqscan')",
+        ))
+        .get_result(&mut conn)
+        .await
+        .expect("enable_seqscan");
+        assert_eq!(setting, expected, "{options:?}");
+    }
 }
 
 #[tokio::test]
