@@ -284,7 +284,7 @@ const DEFAULTS: Defaults = Defaults {
     webhook_request_timeout_secs: 15,
     worker_concurrency: 1000,
     webhook_concurrency: 200,
-    queue_poll_ms: 100,
+    queue_poll_ms: 50,
     reconcile_interval_secs: 5,
     claim_timeout_secs: 60,
     worker_heartbeat_secs: 3,
