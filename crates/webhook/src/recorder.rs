@@ -5,13 +5,12 @@
 //! attempt awaits its own claim before it sends, and its own record's commit before its next
 //! attempt is scheduled, as when it wrote alone.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use llmflow_core::db::attempt_claims::{self, ClaimRequest, ClaimResult};
 use llmflow_core::db::attempt_records::{self, AttemptRecord, RecordResult};
-use llmflow_core::db::group::{Group, GroupCommit, GroupSettings};
-use llmflow_core::db::{DbError, PgPool, PooledConn};
+use llmflow_core::db::group::{self, Group, GroupCommit, GroupSettings};
+use llmflow_core::db::PgPool;
 
 /// The attempt claims of one webhook sender process.
 pub struct AttemptClaims {
@@ -25,7 +24,7 @@ impl Group for AttemptClaims {
     type Answer = ClaimResult;
 
     async fn write(&self, requests: Vec<ClaimRequest>) -> Vec<ClaimResult> {
-        match connection(&self.pool, requests.len()).await {
+        match group::connection(&self.pool, requests.len()).await {
             Ok(mut conn) => {
                 attempt_claims::claim_attempts(
                     &mut conn,
@@ -50,22 +49,11 @@ impl Group for AttemptRecords {
     type Answer = RecordResult;
 
     async fn write(&self, records: Vec<AttemptRecord>) -> Vec<RecordResult> {
-        match connection(&self.pool, records.len()).await {
+        match group::connection(&self.pool, records.len()).await {
             Ok(mut conn) => attempt_records::record_attempts(&mut conn, &records).await,
             Err(errors) => errors,
         }
     }
-}
-
-/// A connection for a group of `n`, or the error once for each of them.
-async fn connection<T>(
-    pool: &PgPool,
-    n: usize,
-) -> Result<PooledConn, Vec<Result<T, Arc<DbError>>>> {
-    pool.get().await.map_err(|e| {
-        let error = Arc::new(DbError::from(e));
-        (0..n).map(|_| Err(error.clone())).collect()
-    })
 }
 
 /// The sender's two writers.

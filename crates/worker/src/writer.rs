@@ -6,12 +6,10 @@
 //! its output is used, exactly as when each job wrote alone; a write not yet answered was not
 //! acknowledged to anyone, so a crash loses nothing that was.
 
-use std::sync::Arc;
-
-use llmflow_core::db::group::{Group, GroupCommit, GroupSettings};
+use llmflow_core::db::group::{self, Group, GroupCommit, GroupSettings};
 use llmflow_core::db::jobs::CommitOutcome;
 use llmflow_core::db::writes::{self, JobWrite, WriteResult};
-use llmflow_core::db::{DbError, PgPool};
+use llmflow_core::db::PgPool;
 
 use crate::RunError;
 
@@ -26,12 +24,9 @@ impl Group for JobWrites {
     type Answer = WriteResult;
 
     async fn write(&self, writes: Vec<JobWrite>) -> Vec<WriteResult> {
-        match self.pool.get().await {
+        match group::connection(&self.pool, writes.len()).await {
             Ok(mut conn) => writes::write_group(&mut conn, &self.worker, &writes).await,
-            Err(e) => {
-                let error = Arc::new(DbError::from(e));
-                writes.iter().map(|_| Err(error.clone())).collect()
-            }
+            Err(errors) => errors,
         }
     }
 }

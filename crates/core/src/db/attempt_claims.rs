@@ -23,6 +23,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use super::deliveries::{self, Claim};
+use super::group;
 use super::models::DeliveryRow;
 use super::prepared::Prepared;
 use super::DbError;
@@ -52,26 +53,25 @@ pub async fn claim_attempts(
             .iter()
             .map(|token| Ok(claimed.remove(token)))
             .collect(),
-        Err(DieselError::DatabaseError(..)) if requests.len() > 1 => {
-            let mut answers = Vec::with_capacity(requests.len());
-            for request in requests {
-                let answer = deliveries::claim_attempt(
-                    conn,
-                    request.delivery_id,
-                    request.attempt,
-                    claim_timeout,
-                    sender,
-                )
-                .await
-                .map_err(Arc::new);
-                answers.push(answer);
+        Err(e) => match group::failed_together(e, requests.len()) {
+            Some(answers) => answers,
+            None => {
+                let mut answers = Vec::with_capacity(requests.len());
+                for request in requests {
+                    let answer = deliveries::claim_attempt(
+                        conn,
+                        request.delivery_id,
+                        request.attempt,
+                        claim_timeout,
+                        sender,
+                    )
+                    .await
+                    .map_err(Arc::new);
+                    answers.push(answer);
+                }
+                answers
             }
-            answers
-        }
-        Err(e) => {
-            let error = Arc::new(DbError::Query(e));
-            requests.iter().map(|_| Err(error.clone())).collect()
-        }
+        },
     }
 }
 

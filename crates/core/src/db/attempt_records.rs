@@ -22,6 +22,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use super::deliveries::{self, state, AttemptOutcome};
+use super::group;
 use super::models::AttemptRow;
 use super::prepared::Prepared;
 use super::DbError;
@@ -49,22 +50,21 @@ pub async fn record_attempts(
             .iter()
             .map(|record| Ok(recorded.contains(&record.row.id)))
             .collect(),
-        Err(DieselError::DatabaseError(..)) if records.len() > 1 => {
-            // Refused, so nothing of it was written: each alone finds the bad one.
-            let mut answers = Vec::with_capacity(records.len());
-            for record in records {
-                let answer =
-                    deliveries::record_attempt(conn, &record.row, record.outcome, record.token)
-                        .await
-                        .map_err(Arc::new);
-                answers.push(answer);
+        Err(e) => match group::failed_together(e, records.len()) {
+            Some(answers) => answers,
+            None => {
+                // Refused, so nothing of it was written: each alone finds the bad one.
+                let mut answers = Vec::with_capacity(records.len());
+                for record in records {
+                    let answer =
+                        deliveries::record_attempt(conn, &record.row, record.outcome, record.token)
+                            .await
+                            .map_err(Arc::new);
+                    answers.push(answer);
+                }
+                answers
             }
-            answers
-        }
-        Err(e) => {
-            let error = Arc::new(DbError::Query(e));
-            records.iter().map(|_| Err(error.clone())).collect()
-        }
+        },
     }
 }
 

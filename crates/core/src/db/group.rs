@@ -16,7 +16,10 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use diesel::result::Error as DieselError;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
+
+use super::{DbError, PgPool, PooledConn};
 
 /// How one kind of write is sent as a group.
 pub trait Group: Send + Sync + 'static {
@@ -25,6 +28,31 @@ pub trait Group: Send + Sync + 'static {
 
     /// Writes the group; one answer per write, in order.
     fn write(&self, writes: Vec<Self::Write>) -> impl Future<Output = Vec<Self::Answer>> + Send;
+}
+
+/// A connection for a group of `n` writes, or the error once for each of them.
+pub async fn connection<T>(
+    pool: &PgPool,
+    n: usize,
+) -> Result<PooledConn, Vec<Result<T, Arc<DbError>>>> {
+    pool.get().await.map_err(|e| {
+        let error = Arc::new(DbError::from(e));
+        (0..n).map(|_| Err(error.clone())).collect()
+    })
+}
+
+/// The answers to a group of `n` writes whose one statement failed: `None` when PostgreSQL
+/// refused it (a row broke a constraint, so nothing was written and the caller writes each
+/// alone to find the bad one), else the error for every write (a failure that may have reached
+/// the server is not retried).
+pub fn failed_together<T>(error: DieselError, n: usize) -> Option<Vec<Result<T, Arc<DbError>>>> {
+    match error {
+        DieselError::DatabaseError(..) if n > 1 => None,
+        error => {
+            let error = Arc::new(DbError::Query(error));
+            Some((0..n).map(|_| Err(error.clone())).collect())
+        }
+    }
 }
 
 /// When the writer sends a group.
