@@ -153,8 +153,9 @@ pub struct Config {
     /// PostgreSQL connections per process.
     pub database_pool_size: usize,
     /// How long a group-commit writer (the worker's jobs' writes, the webhook sender's attempt
-    /// records) waits for more writes before sending a group, in milliseconds. 0: it sends what is waiting at once (writes that arrive while a group
-    /// is being written still go out together next).
+    /// claims and records) waits for more writes before sending a group, in milliseconds. 0: it
+    /// sends what is waiting at once (writes that arrive while a group is being written still go
+    /// out together next).
     pub db_batch_window_ms: u64,
     /// Most writes one group commit carries.
     pub db_batch_max: usize,
@@ -700,9 +701,12 @@ impl Config {
         Duration::from_secs(self.reconcile_interval_secs.max(1))
     }
 
-    /// How long a group-commit writer gathers writes (`DB_BATCH_WINDOW_MS`).
-    pub fn db_batch_window(&self) -> Duration {
-        Duration::from_millis(self.db_batch_window_ms)
+    /// When a group-commit writer sends a group (`DB_BATCH_WINDOW_MS`, `DB_BATCH_MAX`).
+    pub fn group_commit(&self) -> crate::db::group::GroupSettings {
+        crate::db::group::GroupSettings {
+            window: Duration::from_millis(self.db_batch_window_ms),
+            max: self.db_batch_max,
+        }
     }
 
     pub fn queue_poll_interval(&self) -> Duration {

@@ -19,7 +19,6 @@ use secrecy::ExposeSecret;
 use tokio_util::sync::CancellationToken;
 
 use llmflow_core::config::Config;
-use llmflow_core::db::group::GroupSettings;
 use llmflow_core::db::workers::{self, ProcessKind, Registration};
 use llmflow_core::db::{self, DbError, PgPool};
 use llmflow_core::queue::{self, DeliveryMessage, DeliveryStorage, QueueError, Queues};
@@ -61,7 +60,6 @@ pub struct WebhookState {
     pub schedule: RetrySchedule,
     /// `LLM_WEBHOOK_SECRET`, then `LLM_WEBHOOK_SECRET_PREVIOUS` during rotation.
     pub default_keys: Vec<SigningKey>,
-    pub claim_timeout: Duration,
     pub worker_name: String,
     /// Deliveries being sent by this process now (reported to the worker registry).
     pub in_flight: Arc<AtomicUsize>,
@@ -123,13 +121,9 @@ impl WebhookState {
             pool.clone(),
             config.claim_timeout(),
             worker_name.clone(),
-            GroupSettings {
-                window: config.db_batch_window(),
-                max: config.db_batch_max,
-            },
+            config.group_commit(),
         );
         Ok(WebhookState {
-            claim_timeout: config.claim_timeout(),
             recorders,
             config,
             pool,

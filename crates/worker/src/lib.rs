@@ -131,14 +131,8 @@ impl WorkerState {
         let claimer =
             claims::Claimer::start(pool.clone(), worker_name.clone(), config.claim_timeout());
         let events = events::Publisher::start(redis.clone(), config.redis_namespace.clone());
-        let writer = writer::Writer::start(
-            pool.clone(),
-            worker_name.clone(),
-            llmflow_core::db::group::GroupSettings {
-                window: config.db_batch_window(),
-                max: config.db_batch_max,
-            },
-        );
+        let writer =
+            writer::Writer::start(pool.clone(), worker_name.clone(), config.group_commit());
         let records = records::Records::Database(Box::new(records::Database {
             pool: pool.clone(),
             writer,

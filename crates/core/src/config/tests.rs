@@ -401,12 +401,12 @@ fn liveness_and_shutdown_grace_have_defaults_and_a_lost_worker_outlasts_a_heartb
 #[test]
 fn group_commit_sends_at_once_by_default_and_its_window_and_size_are_bounded() {
     let config = valid_with(json!({})).expect("valid config");
-    assert_eq!(config.db_batch_window(), Duration::ZERO);
-    assert_eq!(config.db_batch_max, 64);
+    assert_eq!(config.group_commit().window, Duration::ZERO);
+    assert_eq!(config.group_commit().max, 64);
     let config =
         valid_with(json!({"db_batch_window_ms": "2", "db_batch_max": "16"})).expect("valid config");
-    assert_eq!(config.db_batch_window(), Duration::from_millis(2));
-    assert_eq!(config.db_batch_max, 16);
+    assert_eq!(config.group_commit().window, Duration::from_millis(2));
+    assert_eq!(config.group_commit().max, 16);
     refuses("db_batch_max", json!(0), "at least 1");
     refuses("db_batch_window_ms", json!(60_000), "at most 5000");
     refuses("db_batch_window_ms", json!("soon"), "DB_BATCH_WINDOW_MS");
